@@ -1,0 +1,492 @@
+"""``helm.toolkit.fluxcd.io/v2``: HelmRelease.
+
+Mirrors helm-controller's ``api/v2``. The same schema is also served as
+``v2beta1``/``v2beta2`` (no conversion webhook): real-world YAML still uses the
+beta versions, and the fields that matter are the same. Go-side defaults (timeout
+5m, max history 5, persistent client, remediation strategy) are properties here.
+"""
+
+# fluxd.api._schema.field is a dataclass field specifier, not a mutable default.
+# ruff: noqa: RUF009
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fluxd.api._meta import (
+    Image,
+    JSON6902Patch,
+    KubeConfigReference,
+    LocalObjectReference,
+    NamespacedObjectReference,
+    Patch,
+    Selector,
+)
+from fluxd.api._schema import DURATION_PATTERN, Rule, field, parse_duration
+
+__all__ = [
+    "CrossNamespaceObjectReference",
+    "DriftDetection",
+    "Filter",
+    "HelmChartTemplate",
+    "HelmChartTemplateObjectMeta",
+    "HelmChartTemplateSpec",
+    "HelmChartTemplateVerification",
+    "HelmReleaseSourceReference",
+    "HelmReleaseSpec",
+    "IgnoreRule",
+    "Install",
+    "InstallRemediation",
+    "Kustomize",
+    "PostRenderer",
+    "Rollback",
+    "Test",
+    "Uninstall",
+    "Upgrade",
+    "UpgradeRemediation",
+    "ValuesReference",
+]
+
+_ACTION_TIMEOUT_DOC = (
+    "Timeout of each Kubernetes operation of this action; spec.timeout when not set."
+)
+_CRDS = ("Skip", "Create", "CreateReplace")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CrossNamespaceObjectReference:
+    """The source (HelmRepository, GitRepository or Bucket) the chart comes from."""
+
+    api_version: str | None = field("apiVersion", "API version of the referent.")
+    kind: str = field(
+        "kind",
+        "Kind of the referent.",
+        required=True,
+        enum=("HelmRepository", "GitRepository", "Bucket"),
+    )
+    name: str = field("name", "Name of the referent.", required=True, min_length=1, max_length=253)
+    namespace: str | None = field(
+        "namespace",
+        "Namespace of the referent; the HelmRelease's namespace when not set.",
+        min_length=1,
+        max_length=63,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class HelmReleaseSourceReference:
+    """A source object that directly provides the chart artifact."""
+
+    api_version: str | None = field("apiVersion", "API version of the referent.")
+    kind: str = field(
+        "kind", "Kind of the referent.", required=True, enum=("OCIRepository", "HelmChart")
+    )
+    name: str = field("name", "Name of the referent.", required=True, min_length=1, max_length=253)
+    namespace: str | None = field(
+        "namespace",
+        "Namespace of the referent; the HelmRelease's namespace when not set.",
+        min_length=1,
+        max_length=63,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ValuesReference:
+    """A ConfigMap or Secret key holding values, and where to merge them."""
+
+    kind: str = field("kind", "Kind of the referent.", required=True, enum=("Secret", "ConfigMap"))
+    name: str = field(
+        "name",
+        "Name of the referent, in the HelmRelease's namespace.",
+        required=True,
+        min_length=1,
+        max_length=253,
+    )
+    values_key: str | None = field(
+        "valuesKey",
+        "Data key holding the values; 'values.yaml' when not set.",
+        max_length=253,
+        pattern=r"^[\-._a-zA-Z0-9]+$",
+    )
+    target_path: str | None = field(
+        "targetPath",
+        "Dot path the single value is set at; merged at the root when not set.",
+        max_length=250,
+        pattern=r"^([a-zA-Z0-9_\-.\\\/]|\[[0-9]{1,5}\])+$",
+    )
+    optional: bool = field(
+        "optional", "Ignore a missing referent (other errors still fail).", default=False
+    )
+
+    @property
+    def key(self) -> str:
+        return self.values_key or "values.yaml"
+
+
+@dataclass(frozen=True, kw_only=True)
+class HelmChartTemplateVerification:
+    """Signature verification of an OCI chart."""
+
+    provider: str = field(
+        "provider", "Signing technology.", schema_default="cosign", enum=("cosign", "notation")
+    )
+    secret_ref: LocalObjectReference | None = field(
+        "secretRef", "Secret with the trusted public keys."
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class HelmChartTemplateObjectMeta:
+    """Labels and annotations of the generated HelmChart."""
+
+    labels: Mapping[str, str] = field("labels", "Labels of the HelmChart.", default={})
+    annotations: Mapping[str, str] = field(
+        "annotations", "Annotations of the HelmChart.", default={}
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class HelmChartTemplateSpec:
+    """Template of the HelmChart spec fluxd creates for this release."""
+
+    chart: str = field(
+        "chart",
+        "Chart name, or path within a Git/Bucket source.",
+        required=True,
+        min_length=1,
+        max_length=2048,
+    )
+    version: str = field(
+        "version",
+        "Semver range of the chart version (HelmRepository sources only).",
+        schema_default="*",
+    )
+    source_ref: CrossNamespaceObjectReference = field(
+        "sourceRef", "Source holding the chart.", required=True
+    )
+    interval: str | None = field(
+        "interval",
+        "How often the source is checked; the release interval when not set.",
+        pattern=DURATION_PATTERN,
+    )
+    reconcile_strategy: str = field(
+        "reconcileStrategy",
+        "New chart artifact on a new version, or on every source revision.",
+        schema_default="ChartVersion",
+        enum=("ChartVersion", "Revision"),
+    )
+    values_files: tuple[str, ...] = field(
+        "valuesFiles", "Values files in the source merged in order, last wins.", default=()
+    )
+    values_file: str | None = field(
+        "valuesFile", "Deprecated: a values file merged before valuesFiles."
+    )
+    ignore_missing_values_files: bool = field(
+        "ignoreMissingValuesFiles", "Skip values files that do not exist.", default=False
+    )
+    verify: HelmChartTemplateVerification | None = field(
+        "verify", "Signature verification (OCI sources only)."
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class HelmChartTemplate:
+    """The HelmChart fluxd creates in the source's namespace for this release."""
+
+    metadata: HelmChartTemplateObjectMeta | None = field(
+        "metadata", "Labels and annotations of the HelmChart."
+    )
+    spec: HelmChartTemplateSpec = field("spec", "Spec of the HelmChart.", required=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class IgnoreRule:
+    """JSON pointers excluded from drift detection."""
+
+    paths: tuple[str, ...] = field("paths", "JSON pointers (RFC 6901) to ignore.", required=True)
+    target: Selector | None = field("target", "Objects the rule applies to; all when not set.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DriftDetection:
+    """Whether and how cluster state is compared with the release manifest."""
+
+    mode: str | None = field(
+        "mode",
+        "'enabled' corrects drift, 'warn' reports it, 'disabled' (default) ignores it.",
+        enum=("enabled", "warn", "disabled"),
+    )
+    ignore: tuple[IgnoreRule, ...] = field("ignore", "Changes to ignore.", default=())
+
+    @property
+    def effective_mode(self) -> str:
+        return self.mode or "disabled"
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstallRemediation:
+    """What to do when an install fails."""
+
+    retries: int = field(
+        "retries", "Retries before giving up; negative means unlimited.", default=0
+    )
+    ignore_test_failures: bool | None = field(
+        "ignoreTestFailures", "Do not remediate failed tests; test.ignoreFailures when not set."
+    )
+    remediate_last_failure: bool | None = field(
+        "remediateLastFailure", "Remediate the last failure too; false when not set."
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Install:
+    """Configuration of Helm install actions."""
+
+    timeout: str | None = field("timeout", _ACTION_TIMEOUT_DOC, pattern=DURATION_PATTERN)
+    remediation: InstallRemediation | None = field(
+        "remediation", "Remediation of failed installs; none by default."
+    )
+    disable_wait: bool = field("disableWait", "Do not wait for resources.", default=False)
+    disable_wait_for_jobs: bool = field(
+        "disableWaitForJobs", "Do not wait for Jobs to complete.", default=False
+    )
+    disable_hooks: bool = field("disableHooks", "Do not run hooks.", default=False)
+    disable_open_api_validation: bool = field(
+        "disableOpenAPIValidation",
+        "Skip OpenAPI validation of rendered manifests.",
+        default=False,
+    )
+    replace: bool = field(
+        "replace", "Reuse the name of a deleted release kept in history.", default=False
+    )
+    skip_crds: bool = field("skipCRDs", "Deprecated: use crds: Skip.", default=False)
+    crds: str | None = field(
+        "crds", "CRD policy: 'Create' (default) installs new CRDs only.", enum=_CRDS
+    )
+    create_namespace: bool = field(
+        "createNamespace", "Create the target namespace if missing.", default=False
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpgradeRemediation:
+    """What to do when an upgrade fails."""
+
+    retries: int = field(
+        "retries", "Retries before giving up; negative means unlimited.", default=0
+    )
+    ignore_test_failures: bool | None = field(
+        "ignoreTestFailures", "Do not remediate failed tests; test.ignoreFailures when not set."
+    )
+    remediate_last_failure: bool | None = field(
+        "remediateLastFailure", "Remediate the last failure too; true if retries > 0 when not set."
+    )
+    strategy: str | None = field(
+        "strategy",
+        "Remediation: 'rollback' (default) or 'uninstall'.",
+        enum=("rollback", "uninstall"),
+    )
+
+    @property
+    def effective_strategy(self) -> str:
+        return self.strategy or "rollback"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Upgrade:
+    """Configuration of Helm upgrade actions."""
+
+    timeout: str | None = field("timeout", _ACTION_TIMEOUT_DOC, pattern=DURATION_PATTERN)
+    remediation: UpgradeRemediation | None = field(
+        "remediation", "Remediation of failed upgrades; none by default."
+    )
+    disable_wait: bool = field("disableWait", "Do not wait for resources.", default=False)
+    disable_wait_for_jobs: bool = field(
+        "disableWaitForJobs", "Do not wait for Jobs to complete.", default=False
+    )
+    disable_hooks: bool = field("disableHooks", "Do not run hooks.", default=False)
+    disable_open_api_validation: bool = field(
+        "disableOpenAPIValidation",
+        "Skip OpenAPI validation of rendered manifests.",
+        default=False,
+    )
+    force: bool = field("force", "Force resource updates by replacement.", default=False)
+    preserve_values: bool = field(
+        "preserveValues", "Reuse the last release's values (not declarative).", default=False
+    )
+    cleanup_on_fail: bool = field(
+        "cleanupOnFail", "Delete resources created by a failed upgrade.", default=False
+    )
+    crds: str | None = field("crds", "CRD policy: 'Skip' (default) leaves CRDs alone.", enum=_CRDS)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Filter:
+    """Selects a Helm test by name."""
+
+    name: str = field("name", "Name of the test.", required=True, min_length=1, max_length=253)
+    exclude: bool = field("exclude", "Exclude the test instead of selecting it.", default=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Test:
+    """Configuration of Helm test actions."""
+
+    enable: bool = field("enable", "Run tests after install and upgrade.", default=False)
+    timeout: str | None = field("timeout", _ACTION_TIMEOUT_DOC, pattern=DURATION_PATTERN)
+    ignore_failures: bool = field(
+        "ignoreFailures", "Do not remediate when tests fail.", default=False
+    )
+    filters: tuple[Filter, ...] = field("filters", "Tests to run or exclude.", default=())
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rollback:
+    """Configuration of Helm rollback actions."""
+
+    timeout: str | None = field("timeout", _ACTION_TIMEOUT_DOC, pattern=DURATION_PATTERN)
+    disable_wait: bool = field("disableWait", "Do not wait for resources.", default=False)
+    disable_wait_for_jobs: bool = field(
+        "disableWaitForJobs", "Do not wait for Jobs to complete.", default=False
+    )
+    disable_hooks: bool = field("disableHooks", "Do not run hooks.", default=False)
+    recreate: bool = field("recreate", "Restart pods where applicable.", default=False)
+    force: bool = field("force", "Force resource updates by replacement.", default=False)
+    cleanup_on_fail: bool = field(
+        "cleanupOnFail", "Delete resources created by a failed rollback.", default=False
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Uninstall:
+    """Configuration of Helm uninstall actions."""
+
+    timeout: str | None = field("timeout", _ACTION_TIMEOUT_DOC, pattern=DURATION_PATTERN)
+    disable_hooks: bool = field("disableHooks", "Do not run hooks.", default=False)
+    keep_history: bool = field(
+        "keepHistory", "Keep the release history (mark as uninstalled).", default=False
+    )
+    disable_wait: bool = field("disableWait", "Do not wait for deletion.", default=False)
+    deletion_propagation: str = field(
+        "deletionPropagation",
+        "Propagation policy of deletes.",
+        schema_default="background",
+        enum=("background", "foreground", "orphan"),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Kustomize:
+    """A kustomize post-renderer."""
+
+    patches: tuple[Patch, ...] = field(
+        "patches", "Strategic merge and JSON 6902 patches with target selectors.", default=()
+    )
+    patches_strategic_merge: tuple[Any, ...] = field(
+        "patchesStrategicMerge", "Deprecated: strategic merge patches; use patches.", default=()
+    )
+    patches_json6902: tuple[JSON6902Patch, ...] = field(
+        "patchesJson6902", "Deprecated: JSON 6902 patches; use patches.", default=()
+    )
+    images: tuple[Image, ...] = field("images", "Image name, tag and digest overrides.", default=())
+
+
+@dataclass(frozen=True, kw_only=True)
+class PostRenderer:
+    """One post-renderer applied to the rendered chart."""
+
+    kustomize: Kustomize | None = field("kustomize", "Kustomize post-renderer.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class HelmReleaseSpec:
+    """Desired state of a HelmRelease: which chart, which values, how to install it."""
+
+    __rules__ = (
+        Rule(
+            cel="(has(self.chart) && !has(self.chartRef)) || "
+            "(!has(self.chart) && has(self.chartRef))",
+            message="either chart or chartRef must be set",
+            check=lambda s: (s.chart is None) != (s.chart_ref is None),
+        ),
+    )
+
+    chart: HelmChartTemplate | None = field(
+        "chart", "Template of the HelmChart to create; exclusive with chartRef."
+    )
+    chart_ref: HelmReleaseSourceReference | None = field(
+        "chartRef", "OCIRepository or HelmChart providing the chart; exclusive with chart."
+    )
+    interval: str = field(
+        "interval", "How often to reconcile the release.", required=True, pattern=DURATION_PATTERN
+    )
+    kube_config: KubeConfigReference | None = field(
+        "kubeConfig", "Kubeconfig of a remote cluster to release into."
+    )
+    suspend: bool = field("suspend", "Suspend reconciliation of this object.", default=False)
+    release_name: str | None = field(
+        "releaseName",
+        "Helm release name; '[targetNamespace-]name' when not set.",
+        min_length=1,
+        max_length=53,
+    )
+    target_namespace: str | None = field(
+        "targetNamespace",
+        "Namespace to release into; the HelmRelease's namespace when not set.",
+        min_length=1,
+        max_length=63,
+    )
+    storage_namespace: str | None = field(
+        "storageNamespace",
+        "Namespace of the Helm storage; the HelmRelease's when not set.",
+        min_length=1,
+        max_length=63,
+    )
+    depends_on: tuple[NamespacedObjectReference, ...] = field(
+        "dependsOn", "HelmReleases that must be ready first.", default=()
+    )
+    timeout: str | None = field(
+        "timeout",
+        "Timeout of each Kubernetes operation of a Helm action; 5m when not set.",
+        pattern=DURATION_PATTERN,
+    )
+    max_history: int | None = field(
+        "maxHistory", "Release versions Helm keeps; 0 is unlimited, 5 when not set."
+    )
+    service_account_name: str | None = field(
+        "serviceAccountName", "ServiceAccount to impersonate.", min_length=1, max_length=253
+    )
+    persistent_client: bool | None = field(
+        "persistentClient", "Reuse one Kubernetes client per reconcile; true when not set."
+    )
+    drift_detection: DriftDetection | None = field(
+        "driftDetection", "Detection and correction of cluster drift."
+    )
+    install: Install | None = field("install", "Install action configuration.")
+    upgrade: Upgrade | None = field("upgrade", "Upgrade action configuration.")
+    test: Test | None = field("test", "Test action configuration.")
+    rollback: Rollback | None = field("rollback", "Rollback action configuration.")
+    uninstall: Uninstall | None = field("uninstall", "Uninstall action configuration.")
+    values_from: tuple[ValuesReference, ...] = field(
+        "valuesFrom",
+        "ConfigMaps and Secrets with values, merged in order before values.",
+        default=(),
+    )
+    values: Any = field("values", "Inline chart values, merged last.")
+    post_renderers: tuple[PostRenderer, ...] = field(
+        "postRenderers", "Post-renderers applied in order.", default=()
+    )
+
+    @property
+    def timeout_seconds(self) -> float:
+        return parse_duration(self.timeout) if self.timeout else 300.0
+
+    @property
+    def effective_max_history(self) -> int:
+        return 5 if self.max_history is None else self.max_history
+
+    @property
+    def uses_persistent_client(self) -> bool:
+        return True if self.persistent_client is None else self.persistent_client

@@ -1,0 +1,397 @@
+"""The thin JSON layer over ``kubernetes_asyncio``'s ``ApiClient``.
+
+``kubernetes_asyncio`` contributes configuration loading (kubeconfig, exec plugins,
+in-cluster service accounts), TLS and authentication; every request goes through
+``ApiClient.call_api`` with ``_preload_content=False`` so fluxd reads the raw aiohttp
+response itself and gets plain dicts, never generated model objects. Errors are raised as
+:class:`ApiError`, a subclass of ``kubernetes_asyncio``'s ``ApiException`` that also carries
+the decoded ``Status`` (reason, message) the API server sent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import aiohttp
+from kubernetes_asyncio.client import ApiClient, Configuration
+from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.config import ConfigException, load_incluster_config, load_kube_config
+
+import fluxd
+from fluxd.kube.resources import Resource
+
+__all__ = [
+    "ApiError",
+    "PatchType",
+    "connect",
+    "create",
+    "delete",
+    "get",
+    "kubeconfig_available",
+    "list_page",
+    "open_response",
+    "patch",
+    "patch_metadata",
+    "patch_status",
+    "replace",
+    "request",
+]
+
+PatchType = Literal["merge", "json", "strategic", "apply"]
+
+_CONTENT_TYPES: dict[PatchType, str] = {
+    "merge": "application/merge-patch+json",
+    "json": "application/json-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "apply": "application/apply-patch+yaml",
+}
+_SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+# A bounded default so that a hung API server cannot wedge a reconciler forever.
+DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=60, connect=10)
+
+
+class ApiError(ApiException):
+    """A non-2xx answer from the API server.
+
+    ``status`` is the HTTP status, ``reason`` the ``Status.reason`` (``NotFound``,
+    ``Conflict``, ``Expired``...) when the server sent one, ``message`` its human text.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        message: str,
+        *,
+        method: str = "",
+        path: str = "",
+        body: bytes | None = None,
+    ) -> None:
+        super().__init__(status=status, reason=reason)
+        self.message = message
+        self.method = method
+        self.path = path
+        self.body = body
+
+    @classmethod
+    def from_status(
+        cls, status: int, payload: bytes, *, method: str = "", path: str = ""
+    ) -> ApiError:
+        """Build from an HTTP status and a body that is usually a ``metav1.Status``."""
+        reason, message = "", payload.decode("utf-8", "replace").strip()
+        try:
+            doc = json.loads(payload)
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict):
+            reason = str(doc.get("reason") or "")
+            message = str(doc.get("message") or message)
+        return cls(status, reason, message, method=method, path=path, body=payload)
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+    @property
+    def already_exists(self) -> bool:
+        return self.status == 409 and self.reason == "AlreadyExists"
+
+    @property
+    def gone(self) -> bool:
+        """The resourceVersion asked for is too old: relist."""
+        return self.status == 410 or self.reason in ("Expired", "Gone")
+
+    def __str__(self) -> str:
+        where = f"{self.method} {self.path}: " if self.path else ""
+        reason = f" {self.reason}" if self.reason else ""
+        return f"{where}HTTP {self.status}{reason}: {self.message}"
+
+
+def _kubeconfig_paths(kubeconfig: str | None) -> list[Path]:
+    if kubeconfig:
+        return [Path(kubeconfig).expanduser()]
+    env = os.environ.get("KUBECONFIG", "")
+    if env:
+        return [Path(p).expanduser() for p in env.split(os.pathsep) if p]
+    return [Path.home() / ".kube" / "config"]
+
+
+def _in_cluster() -> bool:
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and _SERVICE_ACCOUNT_TOKEN.is_file()
+
+
+def kubeconfig_available(kubeconfig: str | None = None) -> bool:
+    """Whether :func:`connect` has anything to connect with, without connecting.
+
+    True when the given file, a file named by ``$KUBECONFIG`` or ``~/.kube/config``
+    exists, or when running in a pod with a service account token.
+    """
+    return any(p.is_file() for p in _kubeconfig_paths(kubeconfig)) or _in_cluster()
+
+
+async def connect(kubeconfig: str | None = None, *, context: str | None = None) -> ApiClient:
+    """An ``ApiClient`` for the cluster; the caller closes it (``async with`` or ``close()``).
+
+    Uses ``kubeconfig`` when given, else ``$KUBECONFIG`` (``:``-separated files are
+    merged) or ``~/.kube/config``, else the in-cluster service account.
+    """
+    config = Configuration()
+    paths = [p for p in _kubeconfig_paths(kubeconfig) if p.is_file()]
+    if kubeconfig and not paths:
+        raise ConfigException(f"kubeconfig {kubeconfig!r} does not exist")
+    if paths:
+        await load_kube_config(
+            config_file=os.pathsep.join(str(p) for p in paths),
+            context=context,
+            client_configuration=config,
+            persist_config=False,
+        )
+    elif _in_cluster():
+        load_incluster_config(client_configuration=config)  # type: ignore[no-untyped-call]
+    else:
+        raise ConfigException(
+            "no kubeconfig found (looked at $KUBECONFIG and ~/.kube/config) and not "
+            "running in a pod: pass --kubeconfig or set KUBECONFIG"
+        )
+    api = ApiClient(configuration=config)
+    api.user_agent = f"fluxd/{fluxd.__version__}"
+    return api
+
+
+async def open_response(
+    api: ApiClient,
+    method: str,
+    path: str,
+    *,
+    query: Mapping[str, str] | None = None,
+    body: Any = None,
+    content_type: str = "application/json",
+    http_timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+) -> aiohttp.ClientResponse:
+    """Send a request and return the open 2xx response; the caller must close it.
+
+    Raises :class:`ApiError` for any other status (the error body is read and the
+    response closed here).
+    """
+    resp: aiohttp.ClientResponse = await api.call_api(
+        path,
+        method,
+        query_params=list((query or {}).items()),
+        header_params={"Accept": "application/json", "Content-Type": content_type},
+        body=body,
+        auth_settings=["BearerToken"],
+        _preload_content=False,
+        _request_timeout=http_timeout,
+    )
+    if 200 <= resp.status < 300:
+        return resp
+    try:
+        payload = await resp.read()
+    finally:
+        resp.close()
+    raise ApiError.from_status(resp.status, payload, method=method, path=path)
+
+
+async def request(
+    api: ApiClient,
+    method: str,
+    path: str,
+    *,
+    query: Mapping[str, str] | None = None,
+    body: Any = None,
+    content_type: str = "application/json",
+    http_timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+) -> dict[str, Any]:
+    """One request, its JSON answer decoded (``{}`` for an empty body)."""
+    resp = await open_response(
+        api,
+        method,
+        path,
+        query=query,
+        body=body,
+        content_type=content_type,
+        http_timeout=http_timeout,
+    )
+    try:
+        payload = await resp.read()
+    finally:
+        resp.release()
+    if not payload:
+        return {}
+    doc = json.loads(payload)
+    return doc if isinstance(doc, dict) else {"items": doc}
+
+
+async def get(
+    api: ApiClient, resource: Resource, namespace: str | None, name: str
+) -> dict[str, Any]:
+    """GET one object; :class:`ApiError` with ``not_found`` when it does not exist."""
+    return await request(api, "GET", resource.path(namespace, name))
+
+
+async def list_page(
+    api: ApiClient,
+    resource: Resource,
+    namespace: str | None = None,
+    *,
+    label_selector: str | None = None,
+    field_selector: str | None = None,
+    limit: int = 500,
+    continue_token: str | None = None,
+) -> dict[str, Any]:
+    """One page of a LIST: the ``*List`` object with ``items`` and ``metadata.continue``."""
+    query: dict[str, str] = {"limit": str(limit)}
+    if label_selector:
+        query["labelSelector"] = label_selector
+    if field_selector:
+        query["fieldSelector"] = field_selector
+    if continue_token:
+        query["continue"] = continue_token
+    return await request(api, "GET", resource.path(namespace), query=query)
+
+
+async def create(
+    api: ApiClient,
+    resource: Resource,
+    obj: Mapping[str, Any],
+    *,
+    namespace: str | None = None,
+    field_manager: str | None = None,
+) -> dict[str, Any]:
+    """POST a new object; the namespace defaults to ``obj.metadata.namespace``."""
+    ns = namespace or (obj.get("metadata") or {}).get("namespace")
+    query = {"fieldManager": field_manager} if field_manager else None
+    return await request(api, "POST", resource.path(ns), query=query, body=dict(obj))
+
+
+async def replace(
+    api: ApiClient,
+    resource: Resource,
+    obj: Mapping[str, Any],
+    *,
+    subresource: str | None = None,
+) -> dict[str, Any]:
+    """PUT a whole object; ``metadata.resourceVersion`` in it makes the write conditional
+    (409 Conflict when the object changed since it was read)."""
+    meta = obj.get("metadata") or {}
+    path = resource.path(meta.get("namespace"), meta["name"], subresource)
+    return await request(api, "PUT", path, body=dict(obj))
+
+
+async def patch(
+    api: ApiClient,
+    resource: Resource,
+    namespace: str | None,
+    name: str,
+    body: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    *,
+    patch_type: PatchType = "merge",
+    subresource: str | None = None,
+    field_manager: str | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """PATCH an object (or a subresource such as ``status``).
+
+    ``patch_type="apply"`` is server-side apply and needs ``field_manager``; ``force``
+    takes over fields owned by other managers.
+    """
+    query: dict[str, str] = {}
+    if field_manager:
+        query["fieldManager"] = field_manager
+    if force:
+        query["force"] = "true"
+    payload = list(body) if isinstance(body, Sequence) else dict(body)
+    return await request(
+        api,
+        "PATCH",
+        resource.path(namespace, name, subresource),
+        query=query,
+        body=payload,
+        content_type=_CONTENT_TYPES[patch_type],
+    )
+
+
+async def patch_status(
+    api: ApiClient,
+    resource: Resource,
+    namespace: str | None,
+    name: str,
+    status: Mapping[str, Any],
+    *,
+    resource_version: str | None = None,
+) -> dict[str, Any]:
+    """JSON merge patch of the ``status`` subresource: ``{"status": status}``.
+
+    Merge patch semantics apply: ``None`` values delete fields, lists (``conditions``)
+    are replaced whole. With ``resource_version`` the patch fails with 409 Conflict if
+    the object changed since it was read.
+    """
+    body: dict[str, Any] = {"status": dict(status)}
+    if resource_version is not None:
+        body["metadata"] = {"resourceVersion": resource_version}
+    return await patch(api, resource, namespace, name, body, subresource="status")
+
+
+async def patch_metadata(
+    api: ApiClient,
+    resource: Resource,
+    namespace: str | None,
+    name: str,
+    *,
+    finalizers: Sequence[str] | None = None,
+    annotations: Mapping[str, str | None] | None = None,
+    labels: Mapping[str, str | None] | None = None,
+    resource_version: str | None = None,
+) -> dict[str, Any]:
+    """Merge patch of ``metadata``: finalizers (the whole list), annotations and labels
+    (``None`` removes a key).
+
+    Finalizer lists are replaced whole, so pass the ``resource_version`` they were
+    computed from: a concurrent change then fails with 409 Conflict instead of being
+    overwritten.
+    """
+    meta: dict[str, Any] = {}
+    if finalizers is not None:
+        meta["finalizers"] = list(finalizers)
+    if annotations is not None:
+        meta["annotations"] = dict(annotations)
+    if labels is not None:
+        meta["labels"] = dict(labels)
+    if resource_version is not None:
+        meta["resourceVersion"] = resource_version
+    return await patch(api, resource, namespace, name, {"metadata": meta})
+
+
+async def delete(
+    api: ApiClient,
+    resource: Resource,
+    namespace: str | None,
+    name: str,
+    *,
+    propagation_policy: Literal["Foreground", "Background", "Orphan"] | None = None,
+    resource_version: str | None = None,
+    missing_ok: bool = True,
+) -> dict[str, Any] | None:
+    """DELETE an object; ``None`` when it was already gone (and ``missing_ok``).
+
+    ``resource_version`` is a precondition: 409 Conflict if the object changed.
+    """
+    body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
+    if propagation_policy:
+        body["propagationPolicy"] = propagation_policy
+    if resource_version is not None:
+        body["preconditions"] = {"resourceVersion": resource_version}
+    try:
+        return await request(api, "DELETE", resource.path(namespace, name), body=body)
+    except ApiError as exc:
+        if exc.not_found and missing_ok:
+            return None
+        raise

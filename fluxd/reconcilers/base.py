@@ -1,0 +1,311 @@
+"""The reconcile driver every kind shares: finalizer, suspend, conditions, status, events.
+
+A kind's reconciler is a short ordered list of steps (fetch -> build -> apply ...). It
+reads the object, does its work, records what it produced on the context (status fields,
+the Ready message, events) and raises :class:`ReconcileError` with a Flux reason when a
+step fails. Everything around that is the same for every kind, and lives here:
+
+1. an object that is gone is forgotten; one being deleted runs the kind's ``finalize``
+   and then loses fluxd's finalizer (``finalizers.fluxcd.io``, Flux's own, so objects
+   keep working across a swap between Flux and fluxd);
+2. ``spec.suspend: true`` skips the work and keeps the last status;
+3. ``Reconciling`` is set before work on a new generation, so ``kubectl get`` shows progress;
+4. success sets ``Ready=True`` and removes ``Reconciling``/``Stalled``; a retryable error
+   sets ``Ready=False`` with the error's reason and ``Reconciling=ProgressingWithRetry``;
+   an error that retrying cannot fix sets ``Stalled`` and waits for a spec change;
+5. the status is patched through the status subresource in a ``finally``, shielded from
+   cancellation, so every exit leaves an honest condition; ``observedGeneration`` and
+   ``lastHandledReconcileAt`` follow Flux's rules;
+6. a Warning Event for each failure, metrics for each outcome.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Final
+
+import anyio
+import structlog
+
+from fluxd import conditions
+from fluxd.api import KindInfo, SpecError
+from fluxd.metrics import Metrics
+from fluxd.objectkey import ObjectKey
+from fluxd.reconcilers.objects import EventType, ObjectApi
+from fluxd.scheduler import Outcome
+from fluxd.timeparse import parse_duration
+
+__all__ = [
+    "FINALIZER",
+    "REQUESTED_AT_ANNOTATION",
+    "Context",
+    "ReconcileDriver",
+    "ReconcileError",
+    "Reconciler",
+]
+
+FINALIZER: Final = "finalizers.fluxcd.io"
+REQUESTED_AT_ANNOTATION: Final = "reconcile.fluxcd.io/requestedAt"
+
+log = structlog.get_logger(__name__)
+
+class ReconcileError(Exception):
+    """A step failed; ``reason`` is Flux's (``GitOperationFailed``, ``BuildFailed``...).
+
+    ``condition`` names a negative-polarity condition (``FetchFailed``...) to set True
+    while the failure lasts. ``stalled`` means retrying cannot help until the spec changes.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        *,
+        condition: str | None = None,
+        stalled: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.condition = condition
+        self.stalled = stalled
+        self.retry_after = retry_after
+
+
+@dataclass
+class Context:
+    """What one reconcile of one object works on; the driver turns it into status."""
+
+    key: ObjectKey
+    obj: dict[str, Any]
+    spec: Any
+    status: dict[str, Any]
+    log: structlog.stdlib.BoundLogger
+    ready_reason: str = "Succeeded"
+    ready_message: str = ""
+    events: list[tuple[EventType, str, str, dict[str, str]]] = field(default_factory=list)
+
+    @property
+    def generation(self) -> int:
+        return int(self.obj["metadata"].get("generation", 0))
+
+    def event(
+        self,
+        type_: EventType,
+        reason: str,
+        message: str,
+        annotations: Mapping[str, str] | None = None,
+    ) -> None:
+        """Queue an Event; the driver records it after the status is written."""
+        self.events.append((type_, reason, message, dict(annotations or {})))
+
+
+class Reconciler(ABC):
+    """One kind's steps. Subclasses set ``kind`` and implement ``reconcile``."""
+
+    kind: ClassVar[KindInfo[Any]]
+    #: Failure conditions (negative polarity, e.g. ``FetchFailed``) removed on success.
+    negative_conditions: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    async def reconcile(self, ctx: Context) -> None:
+        """Make the world match ``ctx.spec``; raise :class:`ReconcileError` on failure."""
+
+    async def finalize(self, obj: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Clean up what the object owns before it is deleted (default: nothing)."""
+
+    def forget(self, key: ObjectKey) -> None:  # noqa: B027 - optional hook
+        """Drop in-memory state of a deleted object (default: nothing)."""
+
+    def interval(self, spec: Any) -> float:
+        """Seconds until the next periodic reconcile (``spec.interval``)."""
+        return parse_duration(spec.interval)
+
+
+class ReconcileDriver:
+    """Runs a :class:`Reconciler` for one key at a time, as the scheduler's handler."""
+
+    def __init__(
+        self,
+        reconciler: Reconciler,
+        *,
+        objects: ObjectApi,
+        metrics: Metrics,
+        status_timeout: float = 10.0,
+    ) -> None:
+        self.reconciler = reconciler
+        self.kind = reconciler.kind
+        self.objects = objects
+        self.metrics = metrics
+        self.status_timeout = status_timeout
+
+    async def __call__(self, key: ObjectKey) -> Outcome:
+        obj = self.objects.cached(self.kind, key.namespace, key.name)
+        if obj is None:
+            self.reconciler.forget(key)
+            self.metrics.forget(key)
+            return Outcome.idle()
+        metadata = obj["metadata"]
+        bound = log.bind(kind=key.kind, namespace=key.namespace, name=key.name)
+        if metadata.get("deletionTimestamp"):
+            return await self._delete(key, obj, bound)
+        suspended = bool((obj.get("spec") or {}).get("suspend"))
+        self.metrics.set_state(
+            key,
+            ready=_ready_label(obj.get("status") or {}),
+            suspended=suspended,
+            revision=_revision(obj.get("status") or {}),
+        )
+        if suspended:
+            bound.info("reconciliation is suspended for this object")
+            return Outcome.idle()
+        if FINALIZER not in (metadata.get("finalizers") or []):
+            await self.objects.add_finalizer(self.kind, obj, FINALIZER)
+        return await self._reconcile(key, obj, bound)
+
+    async def _delete(
+        self, key: ObjectKey, obj: dict[str, Any], bound: structlog.stdlib.BoundLogger
+    ) -> Outcome:
+        if FINALIZER in (obj["metadata"].get("finalizers") or []):
+            try:
+                await self.reconciler.finalize(obj)
+            except ReconcileError as error:
+                bound.warning("finalization failed", reason=error.reason, error=error.message)
+                await self.objects.record_event(obj, "Warning", error.reason, error.message)
+                return Outcome.failure()
+            await self.objects.remove_finalizer(self.kind, obj, FINALIZER)
+        self.reconciler.forget(key)
+        self.metrics.forget(key)
+        bound.info("object deleted, finalized")
+        return Outcome.idle()
+
+    async def _reconcile(
+        self, key: ObjectKey, obj: dict[str, Any], bound: structlog.stdlib.BoundLogger
+    ) -> Outcome:
+        original = obj.get("status") or {}
+        status = copy.deepcopy(original)
+        generation = int(obj["metadata"].get("generation", 0))
+        requested_at = (obj["metadata"].get("annotations") or {}).get(REQUESTED_AT_ANNOTATION)
+        started = time.monotonic()
+        result = "failure"
+        ctx: Context | None = None
+        outcome = Outcome.failure()
+        try:
+            try:
+                spec = self.kind.parse_spec(obj)
+            except SpecError as error:
+                raise ReconcileError("InvalidSpec", str(error), stalled=True) from error
+            ctx = Context(key=key, obj=obj, spec=spec, status=status, log=bound)
+            if status.get("observedGeneration") != generation:
+                previous = status.get("observedGeneration", -1)
+                conditions.mark_reconciling(
+                    status,
+                    "Progressing",
+                    f"processing object: new generation {previous} -> {generation}",
+                    generation=generation,
+                )
+                conditions.mark_unknown(
+                    status,
+                    conditions.READY,
+                    "Progressing",
+                    "reconciliation in progress",
+                    generation=generation,
+                )
+                await self._patch_status(obj, original, status)
+                original = copy.deepcopy(status)
+            await self.reconciler.reconcile(ctx)
+            for type_ in (conditions.RECONCILING, conditions.STALLED):
+                conditions.delete(status, type_)
+            for type_ in self.reconciler.negative_conditions:
+                conditions.delete(status, type_)
+            conditions.mark_true(
+                status,
+                conditions.READY,
+                ctx.ready_reason,
+                ctx.ready_message,
+                generation=generation,
+            )
+            status["observedGeneration"] = generation
+            result = "success"
+            outcome = Outcome.success(self.reconciler.interval(spec))
+        except ReconcileError as error:
+            self._mark_failed(status, error, generation)
+            bound.error("reconciliation failed", reason=error.reason, error=error.message)
+            result = "stalled" if error.stalled else "failure"
+            outcome = Outcome.idle() if error.stalled else Outcome.failure(error.retry_after)
+            if ctx is not None:
+                ctx.event("Warning", error.reason, error.message)
+            else:
+                await self.objects.record_event(obj, "Warning", error.reason, error.message)
+        except Exception as error:  # a bug must not leave a stale Ready=True behind
+            bound.exception("reconciliation crashed")
+            self._mark_failed(
+                status,
+                ReconcileError("ReconciliationFailed", f"internal error: {error}"),
+                generation,
+            )
+        finally:
+            if requested_at is not None:
+                status["lastHandledReconcileAt"] = requested_at
+            with anyio.CancelScope(shield=True), anyio.move_on_after(self.status_timeout):
+                await self._patch_status(obj, original, status)
+                for type_, reason, message, annotations in ctx.events if ctx else []:
+                    await self.objects.record_event(obj, type_, reason, message, annotations)
+            self.metrics.observe_reconcile(key, time.monotonic() - started, result)
+            self.metrics.set_state(
+                key, ready=_ready_label(status), suspended=False, revision=_revision(status)
+            )
+        return outcome
+
+    @staticmethod
+    def _mark_failed(status: dict[str, Any], error: ReconcileError, generation: int) -> None:
+        if error.condition:
+            conditions.mark_true(
+                status, error.condition, error.reason, error.message, generation=generation
+            )
+        conditions.mark_false(
+            status, conditions.READY, error.reason, error.message, generation=generation
+        )
+        if error.stalled:
+            conditions.mark_stalled(status, error.reason, error.message, generation=generation)
+            status["observedGeneration"] = generation
+        else:
+            conditions.mark_reconciling(
+                status, "ProgressingWithRetry", error.message, generation=generation
+            )
+
+    async def _patch_status(
+        self, obj: dict[str, Any], original: dict[str, Any], status: dict[str, Any]
+    ) -> None:
+        patch = status_patch(original, status)
+        if patch:
+            await self.objects.patch_status(self.kind, obj, patch)
+
+
+def status_patch(original: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch turning ``original`` into ``desired`` at the top level.
+
+    Lists (conditions) are replaced whole, which is what merge patch does anyway; a key that
+    disappeared becomes ``None`` so the API server removes it. Empty when nothing changed,
+    so a no-op reconcile writes nothing.
+    """
+    patch: dict[str, Any] = {
+        name: value for name, value in desired.items() if original.get(name) != value
+    }
+    patch.update({name: None for name in original if name not in desired})
+    return patch
+
+
+def _ready_label(status: Mapping[str, Any]) -> str:
+    condition = conditions.get(status, conditions.READY)
+    return condition["status"] if condition else "Unknown"
+
+
+def _revision(status: Mapping[str, Any]) -> str:
+    artifact = status.get("artifact") or {}
+    return str(artifact.get("revision") or status.get("lastAppliedRevision") or "")

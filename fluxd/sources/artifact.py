@@ -1,0 +1,170 @@
+"""The artifact a source reconciler produces: a file tree plus its Flux-style tarball.
+
+In-process consumers (kustomize, helm) read `Artifact.files` directly; the tarball
+exists for the HTTP artifact server and for the `status.artifact` fields, which keep
+Flux's contract:
+
+- `path`: `<kind lowercased>/<namespace>/<name>/<file name>`. For a GitRepository the
+  file name is `<commit hex>.tar.gz` (source-controller `NewArtifactFor(kind, obj,
+  revision, fmt.Sprintf("%s.tar.gz", commit.Hash))`), e.g.
+  `gitrepository/flux-system/podinfo/4d6f...e1.tar.gz`.
+- `url`: `http://<storage host>/<path>`; when the configured base already carries a
+  scheme (`http://` or `https://`) it is used as is (source-controller `SetArtifactURL`).
+- `digest`: `sha256:<hex>` of the `.tar.gz` bytes; `size`: their length.
+- `lastUpdateTime`: when the tarball was built, RFC 3339 in UTC with seconds precision.
+
+The tarball is built like source-controller's `Storage.Archive`: entries in the order of
+Go's `filepath.Walk` (a `.` entry for the root, then depth-first, names sorted within
+each directory, directories before their contents), uid/gid 0, empty user and group
+names, zero mtime, mode 0o750 for directories, 0o600 for files and 0o700 for
+executables (fluxcd/pkg `artifact/storage` since 2025), gzip without a timestamp. The
+same tree therefore always yields the same bytes and digest within one zlib build; the
+bytes are not identical to Flux's, since Go's deflate encoder differs from zlib's.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import tarfile
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+
+__all__ = ["Artifact", "artifact_path", "artifact_url", "build_tarball", "make_artifact"]
+
+DIR_MODE = 0o750
+FILE_MODE = 0o600
+EXEC_MODE = 0o700
+_GZIP_LEVEL = 6  # Go's gzip.DefaultCompression
+
+
+@dataclass(frozen=True)
+class Artifact:
+    revision: str
+    digest: str
+    size: int
+    path: str
+    url: str
+    last_update_time: datetime
+    files: Mapping[str, bytes] = field(repr=False, compare=False)
+    tarball: bytes = field(repr=False, compare=False)
+
+    def to_status(self) -> dict[str, object]:
+        """The `status.artifact` object, field names and formats as Flux writes them."""
+        return {
+            "path": self.path,
+            "url": self.url,
+            "revision": self.revision,
+            "digest": self.digest,
+            "lastUpdateTime": self.last_update_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "size": self.size,
+        }
+
+
+def artifact_path(*, kind: str, namespace: str, name: str, file_name: str) -> str:
+    return f"{kind.lower()}/{namespace}/{name}/{file_name}"
+
+
+def artifact_url(base_url: str, path: str) -> str:
+    base = base_url.rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        base = f"http://{base}"
+    return f"{base}/{path.lstrip('/')}"
+
+
+def build_tarball(files: Mapping[str, bytes], *, executables: Collection[str] = ()) -> bytes:
+    """A deterministic `.tar.gz` of `files` (relative `/`-separated path -> content)."""
+    paths = {path: _split_path(path) for path in files}
+    unknown = set(executables) - paths.keys()
+    if unknown:
+        raise ValueError(f"executables not among the files: {sorted(unknown)}")
+    entries: dict[tuple[str, ...], str | None] = {}
+    for path, parts in paths.items():
+        for depth in range(1, len(parts)):
+            prefix = parts[:depth]
+            if entries.get(prefix) is not None:
+                raise ValueError(f"{'/'.join(prefix)!r} is both a file and a directory")
+            entries[prefix] = None
+        if parts in entries:
+            raise ValueError(f"{path!r} is both a file and a directory")
+        entries[parts] = path
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(_header(".", tarfile.DIRTYPE, DIR_MODE, 0))
+        # Sorting component tuples reproduces filepath.Walk's lexical depth-first order.
+        for parts in sorted(entries):
+            source = entries[parts]
+            name = "/".join(parts)
+            if source is None:
+                tar.addfile(_header(name, tarfile.DIRTYPE, DIR_MODE, 0))
+                continue
+            content = files[source]
+            mode = EXEC_MODE if source in executables else FILE_MODE
+            tar.addfile(_header(name, tarfile.REGTYPE, mode, len(content)), io.BytesIO(content))
+    return gzip.compress(raw.getvalue(), compresslevel=_GZIP_LEVEL, mtime=0)
+
+
+def make_artifact(
+    *,
+    kind: str,
+    namespace: str,
+    name: str,
+    revision: str,
+    files: Mapping[str, bytes],
+    base_url: str,
+    file_name: str | None = None,
+    executables: Collection[str] = (),
+    now: datetime | None = None,
+) -> Artifact:
+    """Build the tarball and every `status.artifact` field for `files`.
+
+    `file_name` defaults to `<hex>.tar.gz` with the hex digest that ends `revision`
+    (`main@sha1:<hex>` -> the commit), or the tarball's own digest when the revision
+    has none.
+    """
+    frozen = MappingProxyType(dict(sorted(files.items())))
+    tarball = build_tarball(frozen, executables=executables)
+    digest_hex = hashlib.sha256(tarball).hexdigest()
+    if file_name is None:
+        file_name = f"{_revision_hex(revision) or digest_hex}.tar.gz"
+    path = artifact_path(kind=kind, namespace=namespace, name=name, file_name=file_name)
+    when = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    return Artifact(
+        revision=revision,
+        digest=f"sha256:{digest_hex}",
+        size=len(tarball),
+        path=path,
+        url=artifact_url(base_url, path),
+        last_update_time=when,
+        files=frozen,
+        tarball=tarball,
+    )
+
+
+def _revision_hex(revision: str) -> str | None:
+    _, sep, tail = revision.rpartition(":")
+    if sep and tail and all(c in "0123456789abcdef" for c in tail):
+        return tail
+    return None
+
+
+def _split_path(path: str) -> tuple[str, ...]:
+    parts = tuple(path.split("/"))
+    if not path or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"artifact file path must be relative and normalised: {path!r}")
+    return parts
+
+
+def _header(name: str, kind: bytes, mode: int, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.mode = mode
+    info.size = size
+    info.mtime = 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info

@@ -1,0 +1,67 @@
+"""The shared, in-memory artifact cache: what sources produce and everything else reads.
+
+In Flux the source-controller writes tarballs to disk and other controllers download them
+over HTTP. In fluxd every kind lives in one process, so a source's artifact (the file tree
+and its tarball) is handed over by reference: a Kustomization reads ``files`` straight from
+here. The HTTP server serves the same entries to in-cluster consumers that expect Flux's
+``status.artifact.url``.
+
+Storing an artifact whose revision or digest differs from the previous one notifies the
+listeners (the scheduler's reverse index), which wake the dependents at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fluxd.objectkey import ObjectKey
+from fluxd.sources.artifact import Artifact
+
+__all__ = ["ArtifactCache"]
+
+Listener = Callable[[ObjectKey, Artifact], None]
+
+
+class ArtifactCache:
+    """Artifacts by the key of the source object that produced them."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[ObjectKey, Artifact] = {}
+        self._by_path: dict[str, Artifact] = {}
+        self._listeners: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call ``listener(key, artifact)`` whenever a source gets a new artifact."""
+        self._listeners.append(listener)
+
+    def get(self, key: ObjectKey) -> Artifact | None:
+        return self._by_key.get(key)
+
+    def by_path(self, path: str) -> Artifact | None:
+        """The artifact whose ``status.artifact.path`` is ``path`` (for the HTTP server)."""
+        return self._by_path.get(path)
+
+    def put(self, key: ObjectKey, artifact: Artifact) -> bool:
+        """Store ``artifact`` for ``key``; True (and listeners told) when it is new."""
+        previous = self._by_key.get(key)
+        self._by_key[key] = artifact
+        if previous is not None:
+            self._by_path.pop(previous.path, None)
+        self._by_path[artifact.path] = artifact
+        changed = previous is None or (previous.revision, previous.digest) != (
+            artifact.revision,
+            artifact.digest,
+        )
+        if changed:
+            for listener in self._listeners:
+                listener(key, artifact)
+        return changed
+
+    def remove(self, key: ObjectKey) -> None:
+        """Forget the artifact of a deleted source."""
+        previous = self._by_key.pop(key, None)
+        if previous is not None:
+            self._by_path.pop(previous.path, None)
+
+    def __len__(self) -> int:
+        return len(self._by_key)

@@ -1,0 +1,198 @@
+"""A running fluxd for each test, scoped to a namespace of its own on the real API server.
+
+Each test gets a fresh namespace and a :class:`~fluxd.manager.Daemon` that watches only
+that namespace, so tests cannot see each other's objects. The daemon runs in-process
+(same event loop as the test) and is stopped gracefully at teardown, after the test's
+Flux objects were deleted while it still ran, so finalizers are honoured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+from kubernetes_asyncio.client import ApiClient
+
+from fluxd import conditions
+from fluxd.api import GIT_REPOSITORY, KindInfo
+from fluxd.kube import client
+from fluxd.kube.resources import NAMESPACES, SECRETS
+from fluxd.manager import Daemon, Options
+from fluxd.reconcilers.objects import resource_of
+from tests.gitservers import free_port
+
+WAIT_TIMEOUT = 30.0
+
+
+@dataclass
+class Fluxd:
+    """The daemon under test and helpers to drive and observe it like a user would."""
+
+    daemon: Daemon
+    api: ApiClient
+    namespace: str
+
+    async def create(self, kind: KindInfo[Any], name: str, spec: dict[str, Any]) -> None:
+        await client.create(
+            self.api,
+            resource_of(kind),
+            {
+                "apiVersion": kind.api_version,
+                "kind": kind.kind,
+                "metadata": {"name": name, "namespace": self.namespace},
+                "spec": spec,
+            },
+        )
+
+    async def get(self, kind: KindInfo[Any], name: str) -> dict[str, Any]:
+        return await client.get(self.api, resource_of(kind), self.namespace, name)
+
+    async def patch(self, kind: KindInfo[Any], name: str, body: dict[str, Any]) -> None:
+        await client.patch(self.api, resource_of(kind), self.namespace, name, body)
+
+    async def delete(self, kind: KindInfo[Any], name: str) -> None:
+        await client.delete(self.api, resource_of(kind), self.namespace, name)
+
+    async def secret(self, name: str, data: dict[str, str | bytes]) -> None:
+        string_data = {k: v.decode() if isinstance(v, bytes) else v for k, v in data.items()}
+        await client.create(
+            self.api,
+            SECRETS,
+            {"metadata": {"name": name, "namespace": self.namespace}, "stringData": string_data},
+        )
+
+    async def wait_for(
+        self,
+        kind: KindInfo[Any],
+        name: str,
+        predicate: Callable[[dict[str, Any]], bool],
+        what: str,
+        timeout: float = WAIT_TIMEOUT,
+    ) -> dict[str, Any]:
+        """Poll the API server (as ``kubectl wait`` would) until ``predicate`` holds."""
+        last: dict[str, Any] = {}
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    try:
+                        last = await self.get(kind, name)
+                    except client.ApiError as error:
+                        if not error.not_found:
+                            raise
+                        last = {}
+                    if last and predicate(last):
+                        return last
+                    await asyncio.sleep(0.1)
+        except TimeoutError:
+            status = (last.get("status") or {}) if last else "object not found"
+            raise AssertionError(
+                f"{kind.kind} {self.namespace}/{name}: {what} not seen in {timeout:.0f}s; "
+                f"last status: {status}"
+            ) from None
+
+    async def wait_gone(self, kind: KindInfo[Any], name: str) -> None:
+        """Wait until the object no longer exists (its finalizers were released)."""
+        async with asyncio.timeout(WAIT_TIMEOUT):
+            while True:
+                try:
+                    await self.get(kind, name)
+                except client.ApiError as error:
+                    if error.not_found:
+                        return
+                    raise
+                await asyncio.sleep(0.05)
+
+    async def wait_ready(self, kind: KindInfo[Any], name: str) -> dict[str, Any]:
+        return await self.wait_for(kind, name, lambda o: is_ready_now(o), "Ready=True")
+
+    async def wait_not_ready(self, kind: KindInfo[Any], name: str, reason: str) -> dict[str, Any]:
+        return await self.wait_for(
+            kind, name, lambda o: ready_reason(o) == ("False", reason), f"Ready=False/{reason}"
+        )
+
+    async def events_for(self, name: str) -> list[dict[str, Any]]:
+        found = await client.request(
+            self.api,
+            "GET",
+            f"/api/v1/namespaces/{self.namespace}/events",
+            query={"fieldSelector": f"involvedObject.name={name}"},
+        )
+        items: list[dict[str, Any]] = found.get("items", [])
+        return items
+
+    async def metrics(self) -> str:
+        host, port = self.daemon.addresses["probes"]
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://{host}:{port}/metrics") as response,
+        ):
+            return await response.text()
+
+    async def fetch_artifact(self, url: str) -> bytes:
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            assert response.status == 200, f"GET {url}: {response.status}"
+            return await response.read()
+
+
+def ready_reason(obj: dict[str, Any]) -> tuple[str, str] | None:
+    ready = conditions.get(obj.get("status") or {}, conditions.READY)
+    return (ready["status"], ready["reason"]) if ready else None
+
+
+def is_ready_now(obj: dict[str, Any]) -> bool:
+    """Ready=True for the current generation (not a leftover from the previous spec)."""
+    status = obj.get("status") or {}
+    return conditions.is_ready(status) and status.get("observedGeneration") == obj["metadata"].get(
+        "generation"
+    )
+
+
+@pytest.fixture
+async def namespace(api_client: ApiClient) -> AsyncIterator[str]:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    await client.create(api_client, NAMESPACES, {"metadata": {"name": name}})
+    yield name
+    await client.delete(api_client, NAMESPACES, None, name)
+
+
+@pytest.fixture
+async def fluxd(api_client: ApiClient, namespace: str) -> AsyncIterator[Fluxd]:
+    artifact_port = free_port()
+    options = Options(
+        metrics_addr="127.0.0.1:0",
+        artifact_addr=f"127.0.0.1:{artifact_port}",
+        artifact_base_url=f"http://127.0.0.1:{artifact_port}",
+        watch_namespace=namespace,
+        grace_period=5,
+    )
+    daemon = Daemon(api_client, options)
+    task = asyncio.create_task(daemon.run(), name="fluxd under test")
+    async with asyncio.timeout(WAIT_TIMEOUT):
+        while not (daemon.addresses.get("probes") and daemon.ready()):
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.02)
+    running = Fluxd(daemon, api_client, namespace)
+    try:
+        yield running
+    finally:
+        await _delete_flux_objects(running)
+        daemon.shutdown()
+        async with asyncio.timeout(WAIT_TIMEOUT):
+            await task
+
+
+async def _delete_flux_objects(running: Fluxd) -> None:
+    """Delete the test's GitRepositories and wait until fluxd has released them."""
+    resource = resource_of(GIT_REPOSITORY)
+    listed = await client.list_page(running.api, resource, running.namespace)
+    for item in listed.get("items", []):
+        await client.delete(running.api, resource, running.namespace, item["metadata"]["name"])
+    async with asyncio.timeout(WAIT_TIMEOUT):
+        while (await client.list_page(running.api, resource, running.namespace)).get("items"):
+            await asyncio.sleep(0.05)

@@ -1,0 +1,116 @@
+"""Ref selection, revision strings and secret hygiene of fluxd.sources.git (no network)."""
+
+from __future__ import annotations
+
+import pytest
+
+from fluxd.sources.git import GitAuth, GitError, GitRef, _Missing, _select, format_revision
+from fluxd.sources.git_transport import open_client, redact_url
+
+C1 = b"1" * 40
+C2 = b"2" * 40
+TAG_OBJ = b"a" * 40
+REFS: dict[bytes, bytes | None] = {
+    b"HEAD": C2,
+    b"refs/heads/master": C2,
+    b"refs/heads/main": C1,
+    b"refs/heads/main-old": C2,
+    b"refs/tags/v1.0.0": TAG_OBJ,
+    b"refs/tags/v1.0.0^{}": C1,
+    b"refs/tags/v1.2.0": C2,
+    b"refs/tags/v2.0.0-rc.1": C2,
+    b"refs/pull/1/head": C1,
+}
+
+
+@pytest.mark.parametrize(
+    ("ref", "name", "target", "full"),
+    [
+        (GitRef(), "master", C2, b"refs/heads/master"),
+        (GitRef(branch="main"), "main", C1, b"refs/heads/main"),
+        (GitRef(tag="v1.0.0"), "v1.0.0", TAG_OBJ, b"refs/tags/v1.0.0"),
+        (GitRef(semver="^1"), "v1.2.0", C2, b"refs/tags/v1.2.0"),
+        (GitRef(semver="~1.0"), "v1.0.0", TAG_OBJ, b"refs/tags/v1.0.0"),
+        (GitRef(name="refs/pull/1/head"), "refs/pull/1/head", C1, b"refs/pull/1/head"),
+        (GitRef(name="refs/heads/main"), "main", C1, b"refs/heads/main"),
+        (GitRef(name="refs/tags/v1.2.0"), "v1.2.0", C2, b"refs/tags/v1.2.0"),
+        (GitRef(branch="main", commit="C" * 40), "main", b"c" * 40, None),
+        (GitRef(commit="c" * 40), "", b"c" * 40, None),
+        (GitRef(branch="main", tag="v1.2.0"), "v1.2.0", C2, b"refs/tags/v1.2.0"),
+        (GitRef(tag="v1.2.0", semver="~1.0"), "v1.0.0", TAG_OBJ, b"refs/tags/v1.0.0"),
+        (GitRef(semver="^1", name="refs/pull/1/head"), "refs/pull/1/head", C1, b"refs/pull/1/head"),
+    ],
+)
+def test_select_follows_flux_precedence(
+    ref: GitRef, name: str, target: bytes, full: bytes | None
+) -> None:
+    selection = _select(REFS, ref)
+    assert (selection.name, selection.target, selection.ref) == (name, target, full)
+
+
+def test_commit_without_branch_wants_every_branch_tip() -> None:
+    selection = _select(REFS, GitRef(commit="c" * 40))
+    assert set(selection.wants) == {C1, C2}
+
+
+def test_branch_match_is_exact_not_prefix() -> None:
+    assert _select(REFS, GitRef(branch="main")).target == C1
+    with pytest.raises(_Missing, match="couldn't find remote ref 'refs/heads/mai'"):
+        _select(REFS, GitRef(branch="mai"))
+
+
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        (GitRef(tag="v3"), "couldn't find remote ref 'refs/tags/v3'"),
+        (GitRef(semver=">=5"), "no tag matches semver range '>=5'"),
+        (GitRef(semver="bogus"), "invalid semver constraint 'bogus'"),
+        (GitRef(branch="gone", commit="c" * 40), "couldn't find remote ref 'refs/heads/gone'"),
+    ],
+)
+def test_select_missing(ref: GitRef, message: str) -> None:
+    with pytest.raises(_Missing, match=message):
+        _select(REFS, ref)
+
+
+def test_revision_format() -> None:
+    assert format_revision("main", "ab" * 20) == f"main@sha1:{'ab' * 20}"
+    assert format_revision("refs/pull/1/head", "ab" * 20) == f"refs/pull/1/head@sha1:{'ab' * 20}"
+    assert format_revision("", "ab" * 20) == f"sha1:{'ab' * 20}"
+
+
+def test_ref_descriptions_for_messages() -> None:
+    assert GitRef().describe() == "branch 'master'"
+    assert GitRef(branch="main", commit="abc").describe() == "commit 'abc' on branch 'main'"
+    assert GitRef(semver="^1", tag="x").describe() == "semver range '^1'"
+
+
+def test_urls_in_messages_lose_credentials() -> None:
+    assert redact_url("https://bob:hunter2@git.example.com/r.git") == (
+        "https://git.example.com/r.git"
+    )
+    assert redact_url("ssh://git@host:2222/r.git") == "ssh://git@host:2222/r.git"
+    assert redact_url("https://git.example.com/r.git") == "https://git.example.com/r.git"
+
+
+def test_auth_repr_hides_secrets() -> None:
+    auth = GitAuth(username="bob", password="hunter2", bearer_token="tok", identity=b"KEY")
+    text = repr(auth)
+    assert "hunter2" not in text
+    assert "tok" not in text.replace("bearer_token", "")
+    assert "KEY" not in text
+    assert "password" in text
+
+
+@pytest.mark.parametrize(
+    ("url", "reason", "words"),
+    [
+        ("ftp://host/r.git", "URLInvalid", "unsupported git URL scheme 'ftp'"),
+        ("https:///r.git", "URLInvalid", "no host"),
+    ],
+)
+def test_bad_urls(url: str, reason: str, words: str) -> None:
+    with pytest.raises(GitError) as err:
+        open_client(url, GitAuth(), 1)
+    assert err.value.reason == reason
+    assert words in err.value.message
