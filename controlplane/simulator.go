@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/component-base/version"
 	"k8s.io/utils/ptr"
 )
 
@@ -73,7 +74,7 @@ func (s *simulator) registerNode(ctx context.Context) error {
 				{Type: corev1.NodeHostName, Address: s.node},
 			},
 			NodeInfo: corev1.NodeSystemInfo{
-				KubeletVersion:          "v1.35.4",
+				KubeletVersion:          version.Get().GitVersion, // stamped by the build
 				ContainerRuntimeVersion: "fluxd-simulator://1",
 				OperatingSystem:         "linux",
 				Architecture:            "amd64",

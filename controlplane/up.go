@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -30,6 +31,8 @@ func up(args []string) error {
 	fs := flag.NewFlagSet("up", flag.ExitOnError)
 	dataDir := fs.String("data-dir", "", "directory for etcd data, PKI, logs and the kubeconfig (required)")
 	nodeName := fs.String("node-name", "fluxd-node", "name of the simulated node")
+	watchStdin := fs.Bool("exit-on-stdin-close", false,
+		"shut down when stdin reaches EOF, i.e. when the launching process dies, even by SIGKILL")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -43,6 +46,9 @@ func up(args []string) error {
 	began := time.Now()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if *watchStdin {
+		ctx = stopOnStdinEOF(ctx)
+	}
 
 	pki, err := writePKI(dir)
 	if err != nil {
@@ -59,6 +65,7 @@ func up(args []string) error {
 		return fmt.Errorf("starting etcd: %w", err)
 	}
 	defer etcd.Close()
+	etcdReady := time.Since(began)
 
 	kubeconfig := filepath.Join(dir, "kubeconfig")
 	if err := writeKubeconfig(kubeconfig, "https://127.0.0.1:"+apiPort, pki); err != nil {
@@ -83,6 +90,10 @@ func up(args []string) error {
 			"--service-cluster-ip-range=10.0.0.0/24",
 			"--authorization-mode=RBAC",
 			"--allow-privileged=true",
+			// The apiserver would publish its own address, 127.0.0.1, as the
+			// endpoint of Service "kubernetes"; Endpoints validation rejects
+			// loopback addresses, so that reconciler only logs errors here.
+			"--endpoint-reconciler-type=none",
 			"--profiling=false",
 		}},
 		{name: "kube-controller-manager", args: []string{
@@ -138,6 +149,7 @@ func up(args []string) error {
 	}); err != nil {
 		return err
 	}
+	apiReady := time.Since(began)
 	sim := &simulator{client: client, node: *nodeName}
 	if err := sim.registerNode(waitCtx); err != nil {
 		return fmt.Errorf("registering node %s: %w", *nodeName, err)
@@ -154,8 +166,9 @@ func up(args []string) error {
 	}); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "fluxd-controlplane: ready in %.2fs (apiserver https://127.0.0.1:%s)\n",
-		time.Since(began).Seconds(), apiPort)
+	fmt.Fprintf(os.Stderr, "fluxd-controlplane: ready in %.2fs (etcd %.2fs, apiserver /readyz %.2fs; "+
+		"apiserver https://127.0.0.1:%s)\n",
+		time.Since(began).Seconds(), etcdReady.Seconds(), apiReady.Seconds(), apiPort)
 	fmt.Printf("ready %s\n", kubeconfig)
 	cancel() // start-up is over; the watcher goroutine above must not report later exits as start-up failures
 
@@ -165,6 +178,18 @@ func up(args []string) error {
 	case name := <-exited:
 		return fmt.Errorf("%s exited; see %s", name, filepath.Join(dir, "logs", name+".log"))
 	}
+}
+
+// stopOnStdinEOF returns a context cancelled once stdin is closed. The launcher
+// holds the write end of that pipe and never writes, so EOF means it is gone
+// and nobody will ever stop this cluster otherwise.
+func stopOnStdinEOF(parent context.Context) context.Context {
+	ctx, cancel := context.WithCancel(parent)
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		cancel()
+	}()
+	return ctx
 }
 
 // poll calls check every 100ms until it returns true, an error, or ctx ends.

@@ -10,6 +10,7 @@ cluster with kubectl; the daemon keeps running until Ctrl-C.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -122,8 +123,13 @@ def run_local(options: Options) -> int:
 
 
 def _loopback(address: str) -> str:
+    """Bind the demo to loopback, on a concrete port so artifact URLs can name it."""
     host, _, port = address.rpartition(":")
-    return address if host else f"127.0.0.1:{port}"
+    if port == "0":
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = str(probe.getsockname()[1])
+    return f"{host or '127.0.0.1'}:{port}"
 
 
 async def _demo(kubeconfig: Path, url: str, options: Options) -> None:

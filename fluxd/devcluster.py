@@ -21,8 +21,10 @@ module starts that real thing without Docker, kind or a kubelet:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
+import re
 import select
 import shutil
 import signal
@@ -32,10 +34,28 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
-__all__ = ["ControlPlaneError", "LocalControlPlane", "ensure_binary"]
+import anyio
+from ruamel.yaml import YAML
+
+from fluxd.kube import client
+from fluxd.kube.resources import Resource
+
+__all__ = [
+    "CRD_DIR",
+    "ControlPlaneError",
+    "LocalControlPlane",
+    "cache_root",
+    "ensure_binary",
+    "install_crds",
+]
 
 _SOURCE_DIR = Path(__file__).resolve().parent.parent / "controlplane"
+#: The generated CRDs (``python -m fluxd.api.generate``) that a fresh cluster needs.
+CRD_DIR = Path(__file__).resolve().parent.parent / "manifests" / "crds"
+_CRD_ESTABLISH_TIMEOUT = 60.0
+_CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
 _BINARY_NAME = "fluxd-controlplane"
 _COMPONENT_LOGS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 
@@ -44,7 +64,8 @@ class ControlPlaneError(RuntimeError):
     """The local control plane could not be built or did not come up."""
 
 
-def _cache_root() -> Path:
+def cache_root() -> Path:
+    """Where built artifacts are cached: ``$FLUXD_CACHE_DIR``, else the XDG cache."""
     explicit = os.environ.get("FLUXD_CACHE_DIR")
     if explicit:
         return Path(explicit)
@@ -52,9 +73,9 @@ def _cache_root() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "fluxd"
 
 
-def _source_digest(source: Path) -> str:
-    """Hash everything that decides the binary's content: go.mod, go.sum and the Go files."""
-    digest = hashlib.sha256()
+def _source_digest(source: Path, ldflags: str) -> str:
+    """Hash everything that decides the binary's content: go.mod, go.sum, Go files, ldflags."""
+    digest = hashlib.sha256(ldflags.encode() + b"\0")
     files = [source / "go.mod", source / "go.sum", *sorted(source.rglob("*.go"))]
     for path in files:
         digest.update(path.relative_to(source).as_posix().encode() + b"\0")
@@ -73,37 +94,64 @@ def _go() -> str:
     return found
 
 
+def _version_ldflags(source: Path) -> str:
+    """``-X`` flags that stamp the Kubernetes version, as Kubernetes' own build does.
+
+    Without them ``/version`` reports ``v0.0.0-master``, which breaks every client that
+    compares server versions (Helm's ``kubeVersion`` constraints, ``.Capabilities``).
+    """
+    match = re.search(
+        r"^\s*k8s\.io/kubernetes (v(\d+)\.(\d+)\.\d+)\s*$", (source / "go.mod").read_text(), re.M
+    )
+    if match is None:
+        raise ControlPlaneError(f"no k8s.io/kubernetes requirement in {source / 'go.mod'}")
+    version, major, minor = match.groups()
+    values = {"gitVersion": version, "gitMajor": major, "gitMinor": minor, "gitTreeState": "clean"}
+    return " ".join(
+        f"-X {package}.{name}={value}"
+        for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+        for name, value in values.items()
+    )
+
+
 def ensure_binary() -> Path:
     """Return the path of the cached ``fluxd-controlplane`` binary, building it if needed."""
     if not (_SOURCE_DIR / "go.mod").is_file():
         raise ControlPlaneError(f"control-plane sources not found at {_SOURCE_DIR}")
-    target_dir = _cache_root() / "controlplane" / _source_digest(_SOURCE_DIR)
+    ldflags = f"-s -w {_version_ldflags(_SOURCE_DIR)}"
+    target_dir = cache_root() / "controlplane" / _source_digest(_SOURCE_DIR, ldflags)
     binary = target_dir / _BINARY_NAME
     if binary.is_file():
         return binary
     target_dir.mkdir(parents=True, exist_ok=True)
+    # Parallel test sessions would each spend minutes on the same build: the first
+    # one builds, the others wait on the lock and then find the binary.
+    with (target_dir / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not binary.is_file():
+            _build(binary, ldflags)
+    return binary
+
+
+def _build(binary: Path, ldflags: str) -> None:
     print(
-        f"fluxd: building {_BINARY_NAME} into {target_dir} "
+        f"fluxd: building {binary} "
         "(the first build downloads and compiles Kubernetes; this takes minutes)",
         file=sys.stderr,
         flush=True,
     )
     # Build next to the target and rename: a build killed half-way leaves only a
     # temp directory behind, never a truncated binary at the cached path.
-    with tempfile.TemporaryDirectory(dir=target_dir, prefix=".build-") as tmp:
-        partial = Path(tmp) / _BINARY_NAME
+    with tempfile.TemporaryDirectory(dir=binary.parent, prefix=".build-") as tmp:
+        partial = Path(tmp) / binary.name
+        command = [_go(), "build", "-trimpath", f"-ldflags={ldflags}", "-o", str(partial), "."]
         result = subprocess.run(
-            [_go(), "build", "-trimpath", "-ldflags=-s -w", "-o", str(partial), "."],
-            cwd=_SOURCE_DIR,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            check=False,
+            command, cwd=_SOURCE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False
         )
         if result.returncode != 0:
             output = result.stdout.decode(errors="replace")[-4000:]
             raise ControlPlaneError(f"go build in {_SOURCE_DIR} failed:\n{output}")
         partial.replace(binary)
-    return binary
 
 
 def _tail(path: Path, lines: int = 25) -> str:
@@ -161,10 +209,12 @@ class LocalControlPlane:
     def _start(self, binary: Path, data_dir: Path) -> None:
         with (data_dir / "up.log").open("wb") as log:
             # A new session makes "up" and the components it re-executes one process
-            # group, so _stop can signal all of them at once.
+            # group, so _stop can signal all of them at once. stdin is a pipe this
+            # process never writes to: if it dies without _stop (SIGKILL), the pipe
+            # closes and "up" shuts the cluster down by itself.
             self._proc = subprocess.Popen(
-                [str(binary), "up", "--data-dir", str(data_dir)],
-                stdin=subprocess.DEVNULL,
+                [str(binary), "up", "--exit-on-stdin-close", "--data-dir", str(data_dir)],
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
                 start_new_session=True,
@@ -200,8 +250,9 @@ class LocalControlPlane:
         proc, self._proc = self._proc, None
         if proc is not None:
             _terminate_group(proc)
-            if proc.stdout is not None:
-                proc.stdout.close()
+            for pipe in (proc.stdin, proc.stdout):
+                if pipe is not None:
+                    pipe.close()
         self._kubeconfig = None
         if self._requested_dir is None and self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
@@ -218,3 +269,43 @@ def _terminate_group(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def install_crds(kubeconfig: Path) -> None:
+    """Create or replace every CRD in :data:`CRD_DIR`; return once each is Established."""
+    yaml = YAML(typ="safe")
+    crds = [
+        doc
+        for path in sorted(CRD_DIR.glob("*.yaml"))
+        for doc in yaml.load_all(path)
+        if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition"
+    ]
+    anyio.run(_install_crds, kubeconfig, crds)
+
+
+async def _install_crds(kubeconfig: Path, crds: list[dict[str, Any]]) -> None:
+    api = await client.connect(str(kubeconfig))
+    try:
+        for crd in crds:
+            try:
+                await client.create(api, _CRDS, crd)
+            except client.ApiError as error:
+                if not error.already_exists:
+                    raise
+                live = await client.get(api, _CRDS, None, crd["metadata"]["name"])
+                version = live["metadata"]["resourceVersion"]
+                metadata = {**crd["metadata"], "resourceVersion": version}
+                await client.replace(api, _CRDS, {**crd, "metadata": metadata})
+        with anyio.fail_after(_CRD_ESTABLISH_TIMEOUT):
+            for crd in crds:
+                name = crd["metadata"]["name"]
+                # A one-off wait at start-up: polling is simpler than a watch here.
+                while not _established(await client.get(api, _CRDS, None, name)):  # noqa: ASYNC110
+                    await anyio.sleep(0.1)
+    finally:
+        await api.close()
+
+
+def _established(crd: dict[str, Any]) -> bool:
+    conditions = (crd.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)

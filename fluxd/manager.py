@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -106,6 +107,8 @@ class Daemon:
         self._leading = False
         self._lead_done = anyio.Event()
         self.addresses: dict[str, tuple[str, int]] = {}
+        #: Unique per process start, as client-go's: two replicas on one host never clash.
+        self.identity = f"{socket.gethostname()}_{uuid.uuid4()}"
 
     def _wake_dependents(self, source: ObjectKey, artifact: Artifact) -> None:
         woken = self.scheduler.wake_dependents(source)
@@ -120,10 +123,16 @@ class Daemon:
     def _artifact_base_url(self) -> str:
         if self.options.artifact_base_url:
             return self.options.artifact_base_url.rstrip("/")
-        port = self.options.artifact_addr.rpartition(":")[2]
-        return f"http://fluxd.{_runtime_namespace()}.svc.cluster.local.:{port}"
+        # The fluxd Service maps port 80 to the artifact listener, as Flux's
+        # source-controller Service does, so URLs carry no port.
+        return f"http://fluxd.{_runtime_namespace()}.svc.cluster.local."
 
     # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def leading(self) -> bool:
+        """Whether this instance currently runs the scheduler (always, without election)."""
+        return self._leading
 
     def ready(self) -> bool:
         """All informers have delivered their first list."""
@@ -182,7 +191,7 @@ class Daemon:
                 self.api,
                 namespace=self.options.leader_election_namespace or _runtime_namespace(),
                 name=self.options.leader_election_id,
-                identity=f"{socket.gethostname()}_{os.getpid()}",
+                identity=self.identity,
             )
             await elector.run(self._lead)
         finally:

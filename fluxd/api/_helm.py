@@ -7,7 +7,6 @@ beta versions, and the fields that matter are the same. Go-side defaults (timeou
 """
 
 # fluxd.api._schema.field is a dataclass field specifier, not a mutable default.
-# ruff: noqa: RUF009
 
 from __future__ import annotations
 

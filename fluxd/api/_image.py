@@ -5,7 +5,6 @@ The same schema is served as ``v1beta2``, which most existing YAML still uses.
 """
 
 # fluxd.api._schema.field is a dataclass field specifier, not a mutable default.
-# ruff: noqa: RUF009
 
 from __future__ import annotations
 

@@ -6,7 +6,6 @@ are exposed as properties so every reconciler resolves them the same way.
 """
 
 # fluxd.api._schema.field is a dataclass field specifier, not a mutable default.
-# ruff: noqa: RUF009
 
 from __future__ import annotations
 

@@ -8,7 +8,6 @@ because fluxd writes status as plain JSON patches.
 """
 
 # fluxd.api._schema.field is a dataclass field specifier, not a mutable default.
-# ruff: noqa: RUF009
 
 from __future__ import annotations
 

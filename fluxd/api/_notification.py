@@ -6,7 +6,6 @@ status subresource on them anyway so it can report a broken reference.
 """
 
 # fluxd.api._schema.field is a dataclass field specifier, not a mutable default.
-# ruff: noqa: RUF009
 
 from __future__ import annotations
 

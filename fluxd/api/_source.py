@@ -7,7 +7,6 @@ reconcilers do not re-derive Flux's precedence rules.
 """
 
 # fluxd.api._schema.field is a dataclass field specifier, not a mutable default.
-# ruff: noqa: RUF009
 
 from __future__ import annotations
 

@@ -227,7 +227,9 @@ async def request(
     if not payload:
         return {}
     doc = json.loads(payload)
-    return doc if isinstance(doc, dict) else {"items": doc}
+    if not isinstance(doc, dict):
+        raise ValueError(f"{method} {path}: expected a JSON object, got {type(doc).__name__}")
+    return doc
 
 
 async def get(

@@ -166,7 +166,7 @@ class EventRecorder:
                     reason=reason,
                     error=str(exc),
                 )
-            count = series.count
+            count = max(series.count, 1)  # 1 when even the first write failed
         record = RecordedEvent(
             involved_object=ref,
             type=type,

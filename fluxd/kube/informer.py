@@ -192,6 +192,7 @@ class Informer:
             self._store[key] = self._prepare(obj)
 
     async def run(self) -> None:
+        """List, then watch, until cancelled; failures are logged and retried."""
         while True:
             try:
                 if self._resource_version is None:
@@ -207,14 +208,17 @@ class Informer:
                 self._resource_version = None
                 continue
             except ApiError as exc:
-                if exc.gone:
+                # A 410 while listing (an expired continue token) is retried like any
+                # other failure, so that a server that keeps answering 410 is not hammered.
+                if exc.gone and self._resource_version is not None:
                     self._log.info("resourceVersion expired, relisting", error=str(exc))
                     self._resource_version = None
                     continue
                 delay = self._backoff.next_delay()
                 self._log.warning(self._failure(), error=str(exc), retry_in=round(delay, 2))
-            except (aiohttp.ClientError, OSError, ValueError) as exc:
-                # OSError covers TimeoutError; ValueError a truncated or non-JSON line.
+            except Exception as exc:
+                # Connection errors, timeouts, a truncated line: like client-go's reflector,
+                # an informer never gives up; it retries until cancelled.
                 delay = self._backoff.next_delay()
                 self._log.warning(
                     self._failure(), error=f"{type(exc).__name__}: {exc}", retry_in=round(delay, 2)

@@ -37,7 +37,7 @@ from fluxd.metrics import Metrics
 from fluxd.objectkey import ObjectKey
 from fluxd.reconcilers.objects import EventType, ObjectApi
 from fluxd.scheduler import Outcome
-from fluxd.timeparse import parse_duration
+from fluxd.api import parse_duration
 
 __all__ = [
     "FINALIZER",

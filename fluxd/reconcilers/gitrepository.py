@@ -34,7 +34,7 @@ from fluxd.sources.artifact import Artifact, make_artifact
 from fluxd.sources.cache import ArtifactCache
 from fluxd.sources.ignore import select_files
 from fluxd.sources.verify import VerificationError, verify_signature
-from fluxd.timeparse import parse_duration
+from fluxd.api import parse_duration
 
 __all__ = ["GitRepositoryReconciler"]
 

@@ -106,6 +106,14 @@ async def test_deployment_rolls_out_and_scales(
     await wait_for("deployment web to roll out its new template", rolled_out)
 
 
+async def test_reports_a_real_kubernetes_version(api_client: client.ApiClient) -> None:
+    # Clients gate features on this (Helm's kubeVersion); v0.0.0-master would fail them.
+    info = await client.VersionApi(api_client).get_code()
+    assert info.git_version.startswith(f"v{info.major}.{info.minor}.")
+    assert int(info.major) == 1
+    assert int(info.minor) >= 30
+
+
 async def test_crd_round_trip(api_client: client.ApiClient, namespace: str) -> None:
     ext = client.ApiextensionsV1Api(api_client)
     group = f"t{uuid.uuid4().hex[:8]}.fluxd.test"
@@ -160,8 +168,10 @@ async def test_crd_round_trip(api_client: client.ApiClient, namespace: str) -> N
         )
         assert created["metadata"]["generation"] == 1
 
+        # A list body goes out as a JSON patch, the client's default for custom objects.
+        status_patch = [{"op": "add", "path": "/status", "value": {"phase": "Done"}}]
         await custom.patch_namespaced_custom_object_status(
-            group, "v1", namespace, "widgets", "w", {"status": {"phase": "Done"}}
+            group, "v1", namespace, "widgets", "w", status_patch
         )
         fetched = await custom.get_namespaced_custom_object(group, "v1", namespace, "widgets", "w")
         assert fetched["spec"] == {"size": 2}

@@ -3,14 +3,13 @@
 Real-world Flux YAML (the seed examples) must be accepted as written, and invalid
 specs must be rejected with a message that names the field -- the same field the
 Python parser names, so a user sees one story whether the API server or fluxd
-caught the mistake.
+caught the mistake. Each test works in the per-test ``namespace`` fixture, so the
+fixed seed names never collide with other tests.
 """
 
 from __future__ import annotations
 
 import copy
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +28,6 @@ SEEDS = Path(__file__).resolve().parents[1] / "fixtures" / "seeds"
 def _seed_documents() -> list[dict[str, Any]]:
     yaml = YAML(typ="safe")
     return [doc for path in sorted(SEEDS.glob("*.yaml")) for doc in yaml.load_all(path)]
-
-
-@pytest.fixture
-async def namespace(api_client: client.ApiClient) -> AsyncIterator[str]:
-    """A namespace of its own, so fixed seed names never collide with other tests."""
-    name = f"api-crds-{uuid.uuid4().hex[:8]}"
-    core = client.CoreV1Api(api_client)
-    await core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield name
-    await core.delete_namespace(name)
 
 
 async def _create(api: client.ApiClient, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:

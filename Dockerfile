@@ -1,0 +1,13 @@
+# The fluxd image referenced by manifests/install.yaml and the Helm chart.
+# One process; runs as a non-root user; no git or ssh binaries needed (dulwich, paramiko).
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY fluxd ./fluxd
+RUN pip install --no-cache-dir --prefix=/install .
+
+FROM python:3.11-slim
+COPY --from=build /install /usr/local
+USER 65534:65534
+ENTRYPOINT ["fluxd"]
+CMD ["run"]

@@ -1,0 +1,402 @@
+"""Reading a build's inputs: the files map, kustomization files, resource files.
+
+A build sees one source artifact as a map of posix paths (relative to the artifact root)
+to bytes, and nothing else: there is no disk, no network, no home directory. Paths in a
+kustomization are resolved against the kustomization's directory and may climb with
+``../`` anywhere inside the artifact (Flux builds with kustomize's load restrictions off),
+never above its root.
+
+Kustomization files are checked the way kustomize checks them (unknown fields, kind and
+apiVersion), and deprecated fields are folded into their successors as kustomize 5.7
+does (``bases`` into ``resources``, ``imageTags`` into ``images``). What fluxd will not
+do is refused here, before anything runs: remote resources, helm charts.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fluxd.kustomize._model import KustomizeError, Resource
+from fluxd.kustomize._yaml import load_documents
+
+__all__ = [
+    "KUSTOMIZATION_FILE_NAMES",
+    "Files",
+    "Kustomization",
+    "ReadFile",
+    "generate_kustomization",
+    "load_resources",
+    "looks_remote",
+    "read_kustomization",
+]
+
+#: Reads a file named relative to a kustomization's directory (what the stages get).
+ReadFile = Callable[[str], bytes]
+
+KUSTOMIZATION_FILE_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+
+KUSTOMIZATION_API_VERSION = "kustomize.config.k8s.io/v1beta1"
+COMPONENT_API_VERSION = "kustomize.config.k8s.io/v1alpha1"
+
+#: Top-level fields of kustomize 5.7's Kustomization type; anything else is an error.
+_KNOWN_FIELDS = frozenset(
+    {
+        "apiVersion",
+        "kind",
+        "metadata",
+        "openapi",
+        "namePrefix",
+        "nameSuffix",
+        "namespace",
+        "commonLabels",
+        "labels",
+        "commonAnnotations",
+        "patchesStrategicMerge",
+        "patchesJson6902",
+        "patches",
+        "images",
+        "replacements",
+        "replicas",
+        "vars",
+        "sortOptions",
+        "resources",
+        "components",
+        "crds",
+        "bases",
+        "configMapGenerator",
+        "secretGenerator",
+        "helmGlobals",
+        "helmCharts",
+        "helmChartInflationGenerator",
+        "generatorOptions",
+        "configurations",
+        "generators",
+        "transformers",
+        "validators",
+        "buildMetadata",
+    }
+)
+
+_LIST_FIELDS = (
+    "resources",
+    "bases",
+    "components",
+    "crds",
+    "configurations",
+    "generators",
+    "transformers",
+    "validators",
+)
+
+_STRING_FIELDS = ("apiVersion", "kind", "namePrefix", "nameSuffix", "namespace")
+_STRING_MAP_FIELDS = ("commonLabels", "commonAnnotations")
+
+_REMOTE = re.compile(
+    r"^(?:[a-z][a-z0-9+.-]*://|git::|git@|(?:www\.)?(?:github\.com|gitlab\.com|bitbucket\.org)/)",
+    re.IGNORECASE,
+)
+
+
+def looks_remote(reference: str) -> bool:
+    """Whether kustomize would fetch ``reference`` over the network (URL, git repo)."""
+    return bool(_REMOTE.match(reference)) or "?ref=" in reference or "//" in reference
+
+
+class Files:
+    """The source artifact: a read-only map of normalized posix paths to contents."""
+
+    def __init__(self, files: Mapping[str, bytes]) -> None:
+        self._files: dict[str, bytes] = {}
+        self._dirs: set[str] = {"."}
+        for raw, content in files.items():
+            path = posixpath.normpath(raw.lstrip("/")) if raw else "."
+            if path == "." or path.startswith("../"):
+                raise KustomizeError(f"invalid path {raw!r} in the source artifact")
+            self._files[path] = content
+            parent = posixpath.dirname(path)
+            while parent:
+                self._dirs.add(parent)
+                parent = posixpath.dirname(parent)
+
+    def is_file(self, path: str) -> bool:
+        return path in self._files
+
+    def is_dir(self, path: str) -> bool:
+        return path in self._dirs
+
+    def read(self, path: str) -> bytes:
+        try:
+            return self._files[path]
+        except KeyError:
+            raise KustomizeError(f"file {path!r} not found") from None
+
+    def children(self, directory: str) -> list[str]:
+        """Names directly inside ``directory``, sorted as Go's filepath.Walk visits them."""
+        prefix = "" if directory == "." else directory + "/"
+        names = {
+            path[len(prefix) :].split("/", 1)[0]
+            for path in (*self._files, *self._dirs)
+            if path.startswith(prefix) and path != directory and path != "."
+        }
+        return sorted(names, key=lambda name: name.encode())
+
+    def walk_files(self, directory: str) -> Iterator[str]:
+        """Files under ``directory``, depth first in lexical order."""
+        for name in self.children(directory):
+            path = join(directory, name)
+            if self.is_dir(path):
+                yield path
+                yield from self.walk_files(path)
+            else:
+                yield path
+
+
+def join(directory: str, name: str) -> str:
+    return posixpath.normpath(posixpath.join(directory, name))
+
+
+def resolve(directory: str, reference: str, *, kustomization_file: str, field: str) -> str:
+    """``reference`` relative to ``directory``; refuses to leave the artifact root."""
+    if reference.startswith("/"):
+        raise KustomizeError(
+            f"absolute path {reference!r} is not allowed: paths are relative to the"
+            " kustomization and must stay inside the source artifact",
+            file=kustomization_file,
+            field=field,
+        )
+    path = join(directory, reference)
+    if path == ".." or path.startswith("../"):
+        raise KustomizeError(
+            f"path {reference!r} points outside the source artifact root",
+            file=kustomization_file,
+            field=field,
+        )
+    return path
+
+
+@dataclass
+class Kustomization:
+    """A kustomization file, checked and with deprecated fields folded in."""
+
+    directory: str
+    file: str
+    data: dict[str, Any]
+
+    @property
+    def is_component(self) -> bool:
+        return self.data.get("kind") == "Component"
+
+    def paths(self, field: str) -> list[str]:
+        value = self.data.get(field) or []
+        return [str(entry) for entry in value]
+
+
+def read_kustomization(files: Files, directory: str) -> Kustomization | None:
+    """The kustomization file of ``directory``, or None when it has none."""
+    found = [
+        join(directory, name)
+        for name in KUSTOMIZATION_FILE_NAMES
+        if files.is_file(join(directory, name))
+    ]
+    if not found:
+        return None
+    if len(found) > 1:
+        raise KustomizeError(
+            f"Found multiple kustomization files under: {directory}"
+            f" ({', '.join(posixpath.basename(path) for path in found)}); keep only one"
+        )
+    file = found[0]
+    raw = files.read(file)
+    # kustomize renames the deprecated field textually, before parsing.
+    raw = raw.replace(b"imageTags:", b"images:")
+    documents = load_documents(raw, source=file)
+    if len(documents) > 1:
+        raise KustomizeError("a kustomization file must hold one YAML document", file=file)
+    if not documents:
+        raise KustomizeError(f"{posixpath.basename(file)} is empty", file=file)
+    return Kustomization(directory, file, _normalize(documents[0], file))
+
+
+def _json_type(value: Any) -> str:
+    """What Go's encoding/json calls a decoded YAML value, for kustomize's messages."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "string"
+
+
+def _check_types(data: dict[str, Any], file: str) -> None:
+    def fail(value: Any, field: str, expected: str) -> KustomizeError:
+        return KustomizeError(
+            f"invalid Kustomization: json: cannot unmarshal {_json_type(value)} into Go struct"
+            f" field Kustomization.{field} of type {expected}",
+            file=file,
+            field=field,
+        )
+
+    for field in _STRING_FIELDS:
+        value = data.get(field)
+        if value is not None and not isinstance(value, str):
+            raise fail(value, field, "string")
+    for field in _STRING_MAP_FIELDS:
+        value = data.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise fail(value, field, "map[string]string")
+        for entry in value.values():
+            if entry is not None and not isinstance(entry, str):
+                raise fail(entry, field, "string")
+
+
+def _normalize(data: Any, file: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise KustomizeError("invalid Kustomization: expected a YAML map", file=file)
+    for key in data:
+        if key not in _KNOWN_FIELDS:
+            raise KustomizeError(f'invalid Kustomization: json: unknown field "{key}"', file=file)
+    _check_types(data, file)
+    kind = data.get("kind") or ""
+    if kind not in ("", "Kustomization", "Component"):
+        raise KustomizeError("kind should be Kustomization or Component", file=file, field="kind")
+    api_version = data.get("apiVersion") or ""
+    required = COMPONENT_API_VERSION if kind == "Component" else KUSTOMIZATION_API_VERSION
+    if api_version and api_version != required:
+        raise KustomizeError(
+            f"apiVersion for {kind or 'Kustomization'} should be {required}",
+            file=file,
+            field="apiVersion",
+        )
+    for field in _LIST_FIELDS:
+        value = data.get(field)
+        if value is not None and not isinstance(value, list):
+            raise KustomizeError(f"{field} must be a list", file=file, field=field)
+    for field in ("helmCharts", "helmChartInflationGenerator", "helmGlobals"):
+        if data.get(field):
+            raise KustomizeError(
+                f"{field} is not supported yet: render the chart with a HelmRelease instead",
+                file=file,
+                field=field,
+            )
+    normalized = dict(data)
+    bases = normalized.pop("bases", None) or []
+    if bases:
+        normalized["resources"] = [*(normalized.get("resources") or []), *bases]
+    return normalized
+
+
+def generate_kustomization(files: Files, directory: str) -> Kustomization:
+    """Flux's rule for a directory without a kustomization: list its manifests.
+
+    Every ``.yaml``/``.yml`` file below ``directory`` becomes a resource, in lexical walk
+    order; a subdirectory holding a kustomization file is listed as a directory instead of
+    being walked. A YAML file that is not Kubernetes objects fails the build, as in Flux.
+    """
+    resources: list[str] = []
+    for path in _walk(files, directory):
+        relative = posixpath.relpath(path, directory)
+        if files.is_dir(path):
+            resources.append(relative)
+            continue
+        for obj in load_documents(files.read(path), source=path):
+            _check_object(obj, path)
+        resources.append(relative)
+    file = join(directory, KUSTOMIZATION_FILE_NAMES[0])
+    data = {
+        "apiVersion": KUSTOMIZATION_API_VERSION,
+        "kind": "Kustomization",
+        "resources": resources,
+    }
+    return Kustomization(directory, file, data)
+
+
+def _walk(files: Files, directory: str) -> Iterator[str]:
+    for name in files.children(directory):
+        path = join(directory, name)
+        if files.is_dir(path):
+            if read_kustomization(files, path) is not None:
+                yield path
+            else:
+                yield from _walk(files, path)
+        elif posixpath.splitext(name)[1] in (".yaml", ".yml"):
+            yield path
+
+
+def _check_object(obj: Any, path: str) -> None:
+    if not isinstance(obj, dict) or not isinstance(obj.get("metadata"), dict):
+        raise KustomizeError(
+            f"failed to decode Kubernetes YAML from {path}: missing Resource metadata"
+        )
+    if not obj.get("kind"):
+        raise KustomizeError(f"failed to decode Kubernetes YAML from {path}: missing kind")
+
+
+def load_resources(files: Files, path: str) -> list[Resource]:
+    """The objects in a resource file (multi-document; ``*List`` kinds are unpacked)."""
+    resources: list[Resource] = []
+    for document in load_documents(files.read(path), source=path):
+        for obj in _unpack_lists(document, path):
+            _stringify_annotations(obj)
+            resources.append(Resource(obj=obj, origin=path))
+    return resources
+
+
+def _stringify_annotations(obj: dict[str, Any]) -> None:
+    """Annotation values become strings on load, as kustomize re-sets them as a string map.
+
+    (``1`` turns into ``"1"``, ``true`` into ``"true"``, ``null`` into ``"null"``. A float
+    is printed back from its value, so ``1.50`` becomes ``"1.5"`` where kustomize keeps the
+    text as written.)
+    """
+    annotations = obj["metadata"].get("annotations")
+    if not isinstance(annotations, dict):
+        return
+    for key, value in annotations.items():
+        if isinstance(value, str):
+            continue
+        if value is None:
+            annotations[key] = "null"
+        elif isinstance(value, bool):
+            annotations[key] = "true" if value else "false"
+        elif isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+            annotations[key] = str(int(value))
+        elif isinstance(value, int | float):
+            annotations[key] = repr(value)
+
+
+def _unpack_lists(obj: Any, path: str) -> Iterator[dict[str, Any]]:
+    if obj is None:
+        return
+    if not isinstance(obj, dict):
+        raise KustomizeError("missing Resource metadata", file=path)
+    kind = str(obj.get("kind") or "")
+    if not isinstance(obj.get("metadata"), dict) and not kind.endswith("List"):
+        raise KustomizeError("missing Resource metadata", file=path)
+    if kind.endswith("List") and isinstance(obj.get("items"), list):
+        for item in obj["items"]:
+            yield from _unpack_lists(item, path)
+        return
+    if not kind:
+        raise KustomizeError(
+            f"missing kind in object {_describe(obj)}: every object needs apiVersion and kind",
+            file=path,
+        )
+    if not (obj.get("metadata") or {}).get("name"):
+        raise KustomizeError(f"missing metadata.name in object {_describe(obj)}", file=path)
+    yield obj
+
+
+def _describe(obj: Mapping[str, Any]) -> str:
+    metadata = obj.get("metadata") or {}
+    parts = [str(obj.get("apiVersion") or ""), str(obj.get("kind") or "")]
+    name = str(metadata.get("name") or "")
+    return "/".join(part for part in parts if part) + (f" {name}" if name else "")

@@ -1,0 +1,220 @@
+"""Patch targets: which resources a kustomize ``target`` selector picks.
+
+A selector has ``group``, ``version``, ``kind`` (compared exactly), ``name`` and
+``namespace`` (regular expressions, anchored at both ends as kustomize anchors them, so
+``name: web`` does not pick ``web2``), and ``labelSelector`` / ``annotationSelector`` in
+Kubernetes label selector syntax: ``a=b``, ``a==b``, ``a!=b``, ``a in (x,y)``,
+``a notin (x,y)``, ``a``, ``!a``, ``a>1``, ``a<1``, joined by commas. Empty parts match
+everything.
+
+Like kustomize, a resource is picked when its *original* name (before prefixes,
+suffixes and hashes) or its current name matches, and likewise for the namespace; an
+object without a namespace is in ``default`` for this purpose.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fluxd.kustomize._model import KustomizeError, Resource
+
+__all__ = ["Selector", "parse_label_selector"]
+
+_FIELDS = frozenset(
+    {"group", "version", "kind", "name", "namespace", "labelSelector", "annotationSelector"}
+)
+_DEFAULT_NAMESPACE = "default"
+
+LabelMatcher = Callable[[Mapping[str, Any]], bool]
+
+
+@dataclass(frozen=True)
+class Selector:
+    """A parsed ``target``."""
+
+    group: str = ""
+    version: str = ""
+    kind: str = ""
+    name: str = ""
+    namespace: str = ""
+    label_selector: str = ""
+    annotation_selector: str = ""
+
+    @classmethod
+    def from_config(cls, target: Any, *, file: str, field: str) -> Selector:
+        """A selector from a kustomization's ``target`` map; errors name file and field."""
+        if not isinstance(target, Mapping):
+            raise KustomizeError("a patch target must be a map", file=file, field=field)
+        unknown = sorted(str(key) for key in target if key not in _FIELDS)
+        if unknown:
+            raise KustomizeError(
+                f"unknown field(s) {', '.join(unknown)} in a patch target; known are "
+                f"{', '.join(sorted(_FIELDS))}",
+                file=file,
+                field=field,
+            )
+        values = {key: "" if value is None else str(value) for key, value in target.items()}
+        selector = cls(
+            group=values.get("group", ""),
+            version=values.get("version", ""),
+            kind=values.get("kind", ""),
+            name=values.get("name", ""),
+            namespace=values.get("namespace", ""),
+            label_selector=values.get("labelSelector", ""),
+            annotation_selector=values.get("annotationSelector", ""),
+        )
+        try:
+            selector.compile()
+        except ValueError as exc:
+            raise KustomizeError(f"invalid patch target: {exc}", file=file, field=field) from exc
+        return selector
+
+    def compile(self) -> Callable[[Resource], bool]:
+        """A predicate over resources; ValueError for a bad regex or label selector."""
+        name = _anchored(self.name, "name")
+        namespace = _anchored(self.namespace, "namespace")
+        labels = parse_label_selector(self.label_selector)
+        annotations = parse_label_selector(self.annotation_selector)
+
+        def matches(resource: Resource) -> bool:
+            obj = resource.obj
+            group, _, version = str(obj.get("apiVersion") or "").rpartition("/")
+            if self.group and self.group != group:
+                return False
+            if self.version and self.version != version:
+                return False
+            if self.kind and self.kind != obj.get("kind"):
+                return False
+            metadata = obj.get("metadata") or {}
+            if namespace is not None and not any(
+                namespace.fullmatch(candidate or _DEFAULT_NAMESPACE)
+                for candidate in (
+                    resource.original_namespace,
+                    str(metadata.get("namespace") or ""),
+                )
+            ):
+                return False
+            if name is not None and not any(
+                name.fullmatch(candidate) for candidate in (resource.original_name, resource.name)
+            ):
+                return False
+            return labels(metadata.get("labels") or {}) and annotations(
+                metadata.get("annotations") or {}
+            )
+
+        return matches
+
+    def select(self, resources: list[Resource]) -> list[Resource]:
+        """The resources this selector picks, in order."""
+        matches = self.compile()
+        return [resource for resource in resources if matches(resource)]
+
+
+def _anchored(pattern: str, what: str) -> re.Pattern[str] | None:
+    if not pattern:
+        return None
+    try:
+        return re.compile(f"(?:{pattern})")
+    except re.error as exc:
+        raise ValueError(f"{what} {pattern!r} is not a valid regular expression: {exc}") from exc
+
+
+# --- label selectors ---------------------------------------------------------------------
+
+_TOKEN = re.compile(r"\s*(!=|==|=|!|,|\(|\)|<|>|[^\s!=,()<>]+)")
+_KEY = re.compile(
+    r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+
+
+def parse_label_selector(text: str) -> LabelMatcher:
+    """A predicate over a label (or annotation) map; ValueError for bad syntax."""
+    tokens: list[str] = _TOKEN.findall(text)
+    if "".join(tokens) != re.sub(r"\s+", "", text):
+        raise ValueError(f"cannot parse label selector {text!r}")
+    requirements: list[LabelMatcher] = []
+    position = 0
+
+    def take() -> str:
+        nonlocal position
+        if position >= len(tokens):
+            raise ValueError(f"label selector {text!r} ends too early")
+        position += 1
+        return tokens[position - 1]
+
+    def peek() -> str:
+        return tokens[position] if position < len(tokens) else ""
+
+    while position < len(tokens):
+        requirements.append(_requirement(take, peek, text))
+        if position < len(tokens) and take() != ",":
+            raise ValueError(f"expected ',' in label selector {text!r}")
+    return lambda labels: all(requirement(labels) for requirement in requirements)
+
+
+def _requirement(take: Callable[[], str], peek: Callable[[], str], text: str) -> LabelMatcher:
+    if peek() == "!":
+        take()
+        key = _key(take(), text)
+        return lambda labels: key not in labels
+    key = _key(take(), text)
+    operator = peek()
+    if operator in ("", ","):
+        return lambda labels: key in labels
+    take()
+    if operator in ("=", "=="):
+        value = _value(peek(), text, take)
+        return lambda labels: key in labels and str(labels[key]) == value
+    if operator == "!=":
+        value = _value(peek(), text, take)
+        return lambda labels: key not in labels or str(labels[key]) != value
+    if operator in (">", "<"):
+        raw = take()
+        try:
+            bound = int(raw)
+        except ValueError as exc:
+            raise ValueError(f"{raw!r} is not an integer in label selector {text!r}") from exc
+        return lambda labels: _compare(labels.get(key), bound, operator)
+    if operator in ("in", "notin"):
+        if take() != "(":
+            raise ValueError(f"expected '(' after {operator} in label selector {text!r}")
+        values: set[str] = set()
+        while True:
+            token = take()
+            if token == ")":
+                break
+            if token == ",":
+                continue
+            values.add(_value(token, text))
+        if operator == "in":
+            return lambda labels: key in labels and str(labels[key]) in values
+        return lambda labels: key not in labels or str(labels[key]) not in values
+    raise ValueError(f"unknown operator {operator!r} in label selector {text!r}")
+
+
+def _key(token: str, text: str) -> str:
+    if not _KEY.fullmatch(token):
+        raise ValueError(f"invalid label key {token!r} in label selector {text!r}")
+    return token
+
+
+def _value(token: str, text: str, take: Callable[[], str] | None = None) -> str:
+    """A value token; an empty value (``a=``) is allowed, as in Kubernetes."""
+    if token in ("", ",", ")"):
+        return ""
+    if token in ("(", "!", "=", "==", "!=", "<", ">"):
+        raise ValueError(f"unexpected {token!r} in label selector {text!r}")
+    if take is not None:
+        take()
+    return str(token)
+
+
+def _compare(value: Any, bound: int, operator: str) -> bool:
+    try:
+        number = int(str(value))
+    except ValueError:
+        return False
+    return number > bound if operator == ">" else number < bound
