@@ -54,9 +54,9 @@ def push(repo: MemoryRepo, number: int) -> str:
     return commit.id.decode()
 
 
-async def wait_for_revision(api: Any, name: str, sha: str, timeout: float = 120) -> None:
+async def wait_for_revision(api: Any, name: str, sha: str) -> None:
     resource = resource_of(GIT_REPOSITORY)
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(120):
         while True:
             obj = await client.get(api, resource, NAMESPACE, name)
             revision = ((obj.get("status") or {}).get("artifact") or {}).get("revision", "")
@@ -65,7 +65,9 @@ async def wait_for_revision(api: Any, name: str, sha: str, timeout: float = 120)
             await asyncio.sleep(0.005)
 
 
-async def series(api: Any, repo: MemoryRepo, url: str, *, name: str, runs: int, trigger: bool) -> list[float]:
+async def series(
+    api: Any, repo: MemoryRepo, url: str, *, name: str, runs: int, trigger: bool
+) -> list[float]:
     resource = resource_of(GIT_REPOSITORY)
     interval = "1h" if trigger else "2s"
     await client.create(
@@ -112,13 +114,15 @@ async def measure(kubeconfig: str, url: str, repo: MemoryRepo, runs: int) -> Non
             await task
     finally:
         await api.close()
+    report("push -> status, requestedAt trigger", triggered)
+    report("push -> status, interval 2s, no trigger", polled)
+
+
+def report(what: str, seconds: list[float]) -> None:
+    milliseconds = sorted(value * 1000 for value in seconds)
     print(
-        f"push -> status with requestedAt trigger: median {statistics.median(triggered) * 1000:.0f} ms"
-        f" over {runs} runs (min {min(triggered) * 1000:.0f}, max {max(triggered) * 1000:.0f})"
-    )
-    print(
-        f"push -> status with interval 2s, no trigger: median {statistics.median(polled) * 1000:.0f} ms"
-        f" over {runs} runs"
+        f"{what}: median {statistics.median(milliseconds):.0f} ms over {len(milliseconds)} runs "
+        f"(min {milliseconds[0]:.0f}, max {milliseconds[-1]:.0f})"
     )
 
 

@@ -13,19 +13,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client import ApiClient
 
 from fluxd.devcluster import LocalControlPlane, install_crds
+from fluxd.kube.client import connect
 
 pytest_plugins = ["tests.gitservers"]
-
-
-async def _api_client(kubeconfig: Path) -> client.ApiClient:
-    # A Configuration of its own: load_kube_config without one would change the
-    # process-wide default that other clients in the same test might rely on.
-    configuration = client.Configuration()
-    await config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
-    return client.ApiClient(configuration)
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +36,10 @@ def kubeconfig() -> Iterator[Path]:
 
 
 @pytest.fixture
-async def api_client(kubeconfig: Path) -> AsyncIterator[client.ApiClient]:
-    """A kubernetes_asyncio ApiClient for the session's cluster, closed after the test."""
-    async with await _api_client(kubeconfig) as api:
+async def api_client(kubeconfig: Path) -> AsyncIterator[ApiClient]:
+    """An API client (fluxd's own connection code) for the session's cluster."""
+    api = await connect(str(kubeconfig))
+    try:
         yield api
+    finally:
+        await api.close()

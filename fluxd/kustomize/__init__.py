@@ -38,9 +38,11 @@ def build(
     ``files`` maps posix paths relative to the artifact root to their contents; nothing
     outside it can be read. Returns the output objects in ``kubectl kustomize`` order.
 
-    ``generate_missing`` builds a directory without a kustomization file as Flux does (a
-    generated one listing every manifest below it); without it that is an error, as in
-    ``kubectl kustomize``. ``flux_spec`` is a Flux Kustomization's ``spec`` (camelCase):
+    ``generate_missing`` builds as Flux's kustomize-controller does: a directory without
+    a kustomization file gets a generated one listing every manifest below it (without it
+    that is an error, as in ``kubectl kustomize``), and unknown top-level fields of the
+    top kustomization are dropped rather than refused, since Flux rewrites that file
+    before kustomize reads it. ``flux_spec`` is a Flux Kustomization's ``spec`` (camelCase):
     its ``targetNamespace``, ``namePrefix``, ``nameSuffix``, ``patches``, ``images`` and
     ``components`` are folded into the top kustomization before the build.
     """

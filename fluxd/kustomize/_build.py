@@ -540,6 +540,7 @@ def _is_local_config(resource: Resource) -> bool:
 
 
 def _finalize(obj: dict[str, Any]) -> dict[str, Any]:
+    _loader.stringify_annotations(obj)
     metadata = obj.get("metadata")
     if isinstance(metadata, dict) and "annotations" in metadata:
         annotations = metadata["annotations"]
@@ -611,7 +612,9 @@ def build_files(
         raise KustomizeError(
             f"path {path!r} is not a directory in the source artifact: check spec.path"
         )
-    root = _loader.read_kustomization(files, directory)
+    # Flux rewrites the top kustomization before kustomize reads it (see read_kustomization).
+    flux_mode = generate_missing or flux_spec is not None
+    root = _loader.read_kustomization(files, directory, flux_rewrite=flux_mode)
     if root is None:
         if not generate_missing:
             _Builder(files).kustomization(directory, referrer=None)

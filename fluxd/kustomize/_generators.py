@@ -316,7 +316,7 @@ def _check_keys(obj: Mapping[str, Any], *, ctx: _Context, where: str) -> None:
     for field_name in ("data", "binaryData"):
         for key in obj.get(field_name) or {}:
             # A Timestamp is a str subclass: only a plain str is a string key.
-            if key == "<<" or type(_resolve_plain(key)) is not str:
+            if not isinstance(key, str) or key == "<<" or type(_resolve_plain(key)) is not str:
                 raise KustomizeError(
                     f"key {key!r} of {obj['kind']} {obj['metadata']['name']} reads as a "
                     "non-string in YAML, which kustomize cannot write as a generated key; "

@@ -32,6 +32,8 @@ __all__ = [
     "load_resources",
     "looks_remote",
     "read_kustomization",
+    "resolve",
+    "stringify_annotations",
 ]
 
 #: Reads a file named relative to a kustomization's directory (what the stages get).
@@ -195,8 +197,15 @@ class Kustomization:
         return [str(entry) for entry in value]
 
 
-def read_kustomization(files: Files, directory: str) -> Kustomization | None:
-    """The kustomization file of ``directory``, or None when it has none."""
+def read_kustomization(
+    files: Files, directory: str, *, flux_rewrite: bool = False
+) -> Kustomization | None:
+    """The kustomization file of ``directory``, or None when it has none.
+
+    ``flux_rewrite`` reads it the way kustomize-controller does for the top kustomization:
+    Flux decodes it leniently and writes it back before kustomize sees it, so unknown
+    top-level fields (``imageTags`` included) vanish instead of failing the build.
+    """
     found = [
         join(directory, name)
         for name in KUSTOMIZATION_FILE_NAMES
@@ -211,14 +220,18 @@ def read_kustomization(files: Files, directory: str) -> Kustomization | None:
         )
     file = found[0]
     raw = files.read(file)
-    # kustomize renames the deprecated field textually, before parsing.
-    raw = raw.replace(b"imageTags:", b"images:")
+    if not flux_rewrite:
+        # kustomize renames the deprecated field textually, before parsing.
+        raw = raw.replace(b"imageTags:", b"images:")
     documents = load_documents(raw, source=file)
     if len(documents) > 1:
         raise KustomizeError("a kustomization file must hold one YAML document", file=file)
     if not documents:
         raise KustomizeError(f"{posixpath.basename(file)} is empty", file=file)
-    return Kustomization(directory, file, _normalize(documents[0], file))
+    data = documents[0]
+    if flux_rewrite and isinstance(data, dict):
+        data = {key: value for key, value in data.items() if key in _KNOWN_FIELDS}
+    return Kustomization(directory, file, _normalize(data, file))
 
 
 def _json_type(value: Any) -> str:
@@ -247,6 +260,14 @@ def _check_types(data: dict[str, Any], file: str) -> None:
         value = data.get(field)
         if value is not None and not isinstance(value, str):
             raise fail(value, field, "string")
+    for field in _LIST_FIELDS:
+        value = data.get(field)
+        if value is not None and not isinstance(value, list):
+            raise fail(value, field, "[]string")
+    for field in _LIST_FIELDS:
+        for entry in data.get(field) or []:
+            if not isinstance(entry, str):
+                raise fail(entry, field, "string")
     for field in _STRING_MAP_FIELDS:
         value = data.get(field)
         if value is None:
@@ -276,10 +297,6 @@ def _normalize(data: Any, file: str) -> dict[str, Any]:
             file=file,
             field="apiVersion",
         )
-    for field in _LIST_FIELDS:
-        value = data.get(field)
-        if value is not None and not isinstance(value, list):
-            raise KustomizeError(f"{field} must be a list", file=file, field=field)
     for field in ("helmCharts", "helmChartInflationGenerator", "helmGlobals"):
         if data.get(field):
             raise KustomizeError(
@@ -345,19 +362,23 @@ def load_resources(files: Files, path: str) -> list[Resource]:
     resources: list[Resource] = []
     for document in load_documents(files.read(path), source=path):
         for obj in _unpack_lists(document, path):
-            _stringify_annotations(obj)
+            stringify_annotations(obj)
             resources.append(Resource(obj=obj, origin=path))
     return resources
 
 
-def _stringify_annotations(obj: dict[str, Any]) -> None:
-    """Annotation values become strings on load, as kustomize re-sets them as a string map.
+def stringify_annotations(obj: dict[str, Any]) -> None:
+    """Annotation values become strings, as kustomize re-sets them as a string map.
+
+    Kustomize does it on load and again when it strips its build annotations at the end,
+    so a number a replacement or var wrote into an annotation comes out quoted too.
 
     (``1`` turns into ``"1"``, ``true`` into ``"true"``, ``null`` into ``"null"``. A float
     is printed back from its value, so ``1.50`` becomes ``"1.5"`` where kustomize keeps the
     text as written.)
     """
-    annotations = obj["metadata"].get("annotations")
+    metadata = obj.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
     if not isinstance(annotations, dict):
         return
     for key, value in annotations.items():

@@ -189,31 +189,44 @@ class _Walker:
             node = patch if directive == "replace" else dest
         if not isinstance(node, list):
             return CLEAR
-        sources = (patch, node)  # kustomize merges with the patch's elements first
+        # The patch's elements come first (kustomize merges with "prepend").
+        sources = [source for source in (patch, node) if isinstance(source, list)]
         keys = at.strategy.keys
-        if keys:
-            return self._merge_keyed(sources, keys, node, at)
-        return self._merge_scalars(sources, node, at)
-
-    def _merge_keyed(
-        self, sources: tuple[Any, list[Any]], keys: tuple[str, ...], node: list[Any], at: _Position
-    ) -> Any:
-        patch = sources[0]
         values: list[tuple[str, ...]] = []
-        for source in sources:
-            if not isinstance(source, list):
-                continue
-            for element in source:
-                found = tuple(_key_text(element, key) for key in keys)
-                if found not in values:
-                    values.append(found)
+        if keys:
+            for source in sources:
+                for element in source:
+                    found = tuple(_key_text(element, key) for key in keys)
+                    if found not in values:
+                        values.append(found)
+        else:
+            keys = ("",)
+            for source in sources:
+                for item in source:
+                    if (_text(item),) not in values:
+                        values.append((_text(item),))
+        return self._set_elements(values, keys, node, patch, at)
+
+    def _set_elements(
+        self,
+        values: list[tuple[str, ...]],
+        keys: tuple[str, ...],
+        node: list[Any],
+        patch: Any,
+        at: _Position,
+    ) -> Any:
+        """Walk every element value, collect the results, then fold the object's in."""
+        if len(keys) > 1:
+            values = _unify(values)
         merged: list[Any] = []
+        valid_keys = keys
         element_at = at.element()
         for value in values:
-            valid_keys, valid_values = _valid_keys(value, keys)
+            valid_keys, valid_values = _valid_keys(values, value, keys)
+            lookup_keys, lookup_values = _valid_keys([value], value, keys)
             val = self.walk(
-                _find_element(node, valid_keys, valid_values),
-                _find_element(patch, valid_keys, valid_values),
+                _find_element(node, lookup_keys, lookup_values),
+                _find_element(patch, lookup_keys, lookup_values),
                 element_at,
             )
             if val is CLEAR or val is ABSENT or val is None or val == {}:
@@ -221,36 +234,12 @@ class _Walker:
                 continue
             if isinstance(val, dict):
                 for key, key_value in zip(valid_keys, valid_values, strict=True):
-                    val.setdefault(key, key_value)
+                    if key not in val and key_value:
+                        val[key] = key_value
             _set_element(merged, val, valid_keys, valid_values, at)
         if not values:
             return node
-        if len(keys) > 1:
-            # Elements keyed by several fields are all in ``merged`` already.
-            return merged
-        result = node
-        for _ in values:
-            result = _append_elements(merged, result, keys[0], at)
-        return result
-
-    def _merge_scalars(self, sources: tuple[Any, list[Any]], node: list[Any], at: _Position) -> Any:
-        patch = sources[0]
-        values: list[str] = []
-        for source in sources:
-            if isinstance(source, list):
-                for item in source:
-                    if _text(item) not in values:
-                        values.append(_text(item))
-        merged: list[Any] = []
-        element_at = at.element()
-        for value in values:
-            val = self.walk(_find_scalar(node, value), _find_scalar(patch, value), element_at)
-            if val is CLEAR or val is ABSENT or val is None or val == {}:
-                _set_element(node, None, ("",), (value,), at)
-                continue
-            _set_element(merged, val, ("",), (value,), at)
-        for item in list(node):
-            _set_element(merged, item, ("",), (_text(item),), at)
+        _fold_in(merged, node, valid_keys, at)
         return merged
 
 
@@ -312,18 +301,59 @@ def _key_text(element: Any, key: str) -> str:
 
 
 def _valid_keys(
-    values: tuple[str, ...], keys: tuple[str, ...]
+    values_list: list[tuple[str, ...]], values: tuple[str, ...], keys: tuple[str, ...]
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The keys whose values are set; all of them when none is."""
-    pairs = [(key, value) for key, value in zip(keys, values, strict=True) if value]
-    if not pairs:
+    """The keys set (non-empty) in any of ``values_list``, with ``values``' values for them.
+
+    When no key is set anywhere, all keys and values are kept.
+    """
+    used = {keys[i] for found in values_list for i, value in enumerate(found) if value}
+    if not used:
         return keys, values
-    return tuple(key for key, _ in pairs), tuple(value for _, value in pairs)
+    positions = [i for i, key in enumerate(keys) if key in used]
+    return tuple(keys[i] for i in positions), tuple(values[i] for i in positions)
+
+
+def _unify(values_list: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """Pair up multi-key values that agree where both are set (80/"" and 80/TCP).
+
+    Both entries of a compatible pair take the combined value, so an element without a
+    protocol and one with it count as the same element, as in kyaml.
+    """
+    result = list(values_list)
+    for i in range(len(result)):
+        first = result[i]
+        for j in range(len(result)):
+            combined = _combine(first, result[j])
+            if combined is not None:
+                result[i] = result[j] = combined
+    return result
+
+
+def _combine(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...] | None:
+    if len(first) != len(second):
+        return None
+    shared = False
+    combined: list[str] = []
+    for left, right in zip(first, second, strict=True):
+        if left == right:
+            shared = True
+            combined.append(left)
+        elif left and right:
+            return None
+        else:
+            combined.append(left or right)
+    return tuple(combined) if shared else None
 
 
 def _find_element(source: Any, keys: tuple[str, ...], values: tuple[str, ...]) -> Any:
-    """The first map element whose key fields hold exactly these values."""
+    """The first element whose key fields hold exactly these values (scalars for "")."""
     if not isinstance(source, list):
+        return ABSENT
+    if keys == ("",):
+        for item in source:
+            if (_text(item) if not isinstance(item, dict | list) else "") == values[0]:
+                return item
         return ABSENT
     for element in source:
         if isinstance(element, dict) and all(
@@ -331,15 +361,6 @@ def _find_element(source: Any, keys: tuple[str, ...], values: tuple[str, ...]) -
             for key, value in zip(keys, values, strict=True)
         ):
             return element
-    return ABSENT
-
-
-def _find_scalar(source: Any, value: str) -> Any:
-    if not isinstance(source, list):
-        return ABSENT
-    for item in source:
-        if _text(item) == value:
-            return item
     return ABSENT
 
 
@@ -393,15 +414,25 @@ def _set_element(
         target.append(element)
 
 
-def _append_elements(target: list[Any], source: list[Any], key: str, at: _Position) -> list[Any]:
-    """kyaml's appendListNode: put ``source``'s elements into ``target``, returns it."""
+def _fold_in(target: list[Any], source: list[Any], keys: tuple[str, ...], at: _Position) -> None:
+    """kyaml's appendListNode: set each of ``source``'s elements into ``target``.
+
+    Single-key elements replace their match in place or are appended; multi-key ones
+    replace their matches by one copy at the end; elements lacking a key are appended.
+    """
     for element in list(source):
+        if keys == ("",):
+            text = _text(element) if not isinstance(element, dict | list) else ""
+            _set_element(target, element, keys, (text,), at)
+            continue
         if element is not None and not isinstance(element, dict):
             raise KustomizeError(f"a merge list holds a {_describe(element)} at {at.where}")
-        values: tuple[str, ...] = ()
-        if isinstance(element, dict) and key in element:
-            values = (_text(element[key]),)
-        else:
-            target.append(element)
-        _set_element(target, element, (key,), values, at)
-    return target
+        values: list[str] = []
+        for key in keys:
+            if not isinstance(element, dict) or key not in element:
+                target.append(element)
+                continue
+            values.append(_text(element[key]))
+        if len(keys) > 1:
+            _set_element(target, None, keys, tuple(values), at)
+        _set_element(target, element, keys, tuple(values), at)

@@ -425,12 +425,20 @@ def load_documents(data: bytes, *, source: str) -> list[dict[str, Any]]:
                 )
             objects.extend(_expand_lists(document, source))
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
+        # A scanner error's context is where the broken token began (an unclosed quote):
+        # the line to look at. A parser's context is the enclosing collection: too wide.
+        scanning = isinstance(exc, yaml.scanner.ScannerError) and exc.context_mark is not None
+        mark = exc.context_mark if scanning else exc.problem_mark
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = exc.problem or str(exc)
         if exc.context:
             problem = f"{problem} ({exc.context})"
         raise KustomizeError(f"invalid YAML in {source}{where}: {problem}") from exc
+    except yaml.reader.ReaderError as exc:
+        raise KustomizeError(
+            f"invalid YAML in {source}: {exc.reason} at byte {exc.position} "
+            "(is the file UTF-8 text?)"
+        ) from exc
     except yaml.YAMLError as exc:
         raise KustomizeError(f"invalid YAML in {source}: {exc}") from exc
     return objects

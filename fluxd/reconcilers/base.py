@@ -32,12 +32,11 @@ import anyio
 import structlog
 
 from fluxd import conditions
-from fluxd.api import KindInfo, SpecError
+from fluxd.api import KindInfo, SpecError, parse_duration
 from fluxd.metrics import Metrics
 from fluxd.objectkey import ObjectKey
 from fluxd.reconcilers.objects import EventType, ObjectApi
 from fluxd.scheduler import Outcome
-from fluxd.api import parse_duration
 
 __all__ = [
     "FINALIZER",
@@ -52,6 +51,7 @@ FINALIZER: Final = "finalizers.fluxcd.io"
 REQUESTED_AT_ANNOTATION: Final = "reconcile.fluxcd.io/requestedAt"
 
 log = structlog.get_logger(__name__)
+
 
 class ReconcileError(Exception):
     """A step failed; ``reason`` is Flux's (``GitOperationFailed``, ``BuildFailed``...).
@@ -232,6 +232,12 @@ class ReconcileDriver:
             )
             status["observedGeneration"] = generation
             result = "success"
+            bound.info(
+                "reconciliation finished",
+                revision=_revision(status),
+                message=ctx.ready_message,
+                seconds=round(time.monotonic() - started, 3),
+            )
             outcome = Outcome.success(self.reconciler.interval(spec))
         except ReconcileError as error:
             self._mark_failed(status, error, generation)

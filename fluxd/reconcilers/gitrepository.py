@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from fluxd import conditions
-from fluxd.api import GIT_REPOSITORY, KindInfo
+from fluxd.api import GIT_REPOSITORY, KindInfo, parse_duration
 from fluxd.objectkey import ObjectKey
 from fluxd.reconcilers.base import Context, ReconcileError, Reconciler
 from fluxd.reconcilers.objects import ObjectApi, SecretNotFound
@@ -34,7 +34,6 @@ from fluxd.sources.artifact import Artifact, make_artifact
 from fluxd.sources.cache import ArtifactCache
 from fluxd.sources.ignore import select_files
 from fluxd.sources.verify import VerificationError, verify_signature
-from fluxd.api import parse_duration
 
 __all__ = ["GitRepositoryReconciler"]
 
@@ -98,13 +97,9 @@ class GitRepositoryReconciler(Reconciler):
             for inc_key, artifact, from_path, to_path in includes
         )
         current = self.cache.get(ctx.key)
-        if current is not None and ref.commit is None:
-            try:
-                _, sha = await git.resolve(spec.url, ref, auth, timeout)
-            except git.GitError as error:
-                raise self._fetch_error(error) from error
-            recipe = _Recipe(sha, spec.ignore, include_ids, verify_mode)
-            if self._recipes.get(ctx.key) == recipe:
+        if current is not None:
+            sha = ref.commit or await self._remote_sha(spec.url, ref, auth, timeout)
+            if self._recipes.get(ctx.key) == _Recipe(sha, spec.ignore, include_ids, verify_mode):
                 self._report(ctx, current, spec)
                 return
         try:
@@ -136,6 +131,15 @@ class GitRepositoryReconciler(Reconciler):
             )
         self._recipes[ctx.key] = _Recipe(commit.sha, spec.ignore, include_ids, verify_mode)
         self._report(ctx, artifact, spec)
+
+    async def _remote_sha(
+        self, url: str, ref: git.GitRef, auth: git.GitAuth, time_limit: float
+    ) -> str:
+        try:
+            _, sha = await git.resolve(url, ref, auth, time_limit)
+        except git.GitError as error:
+            raise self._fetch_error(error) from error
+        return sha
 
     def _report(self, ctx: Context, artifact: Artifact, spec: Any) -> None:
         status = ctx.status

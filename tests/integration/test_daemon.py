@@ -176,9 +176,10 @@ async def test_watch_label_selector_shards_objects(
 
 async def test_readme_run_command_shows_a_ready_gitrepository(tmp_path: Path) -> None:
     """``scripts/run`` with no kubeconfig: local control plane, demo repo, Ready revision."""
-    env = {
-        key: value for key, value in os.environ.items() if key not in {"KUBECONFIG"}
-    } | {"HOME": str(tmp_path), "FLUXD_CACHE_DIR": str(cache_root())}
+    env = {key: value for key, value in os.environ.items() if key not in {"KUBECONFIG"}} | {
+        "HOME": str(tmp_path),
+        "FLUXD_CACHE_DIR": str(cache_root()),
+    }
     process = await asyncio.create_subprocess_exec(
         str(REPO_ROOT / "scripts" / "run"),
         "--metrics-addr=127.0.0.1:0",
@@ -199,8 +200,9 @@ async def test_readme_run_command_shows_a_ready_gitrepository(tmp_path: Path) ->
                 lines.append(line)
                 if "is Ready" in line:
                     break
-        assert "GitRepository flux-system/demo is Ready: stored artifact for revision 'main@sha1:" in (
-            lines[-1]
+        assert (
+            "GitRepository flux-system/demo is Ready: stored artifact for revision 'main@sha1:"
+            in (lines[-1])
         )
         process.send_signal(signal.SIGINT)
         async with asyncio.timeout(60):

@@ -3,8 +3,6 @@ concurrency on metadata patches, the status subresource, server-side apply."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -29,43 +27,31 @@ pytestmark = pytest.mark.integration
 GITREPOSITORIES = Resource("source.toolkit.fluxcd.io", "v1", "gitrepositories")
 
 
-@pytest.fixture
-async def api(kubeconfig: Path) -> AsyncIterator[ApiClient]:
-    async with await connect(str(kubeconfig)) as client:
-        yield client
-
-
-@pytest.fixture
-async def namespace(api: ApiClient) -> AsyncIterator[str]:
-    name = f"kube-client-{uuid.uuid4().hex[:8]}"
-    await create(api, NAMESPACES, {"metadata": {"name": name}})
-    yield name
-    await delete(api, NAMESPACES, None, name)
-
-
-async def test_crud_and_errors(api: ApiClient, namespace: str) -> None:
+async def test_crud_and_errors(api_client: ApiClient, namespace: str) -> None:
     created = await create(
-        api, CONFIGMAPS, {"metadata": {"name": "cm", "namespace": namespace}, "data": {"a": "1"}}
+        api_client,
+        CONFIGMAPS,
+        {"metadata": {"name": "cm", "namespace": namespace}, "data": {"a": "1"}},
     )
     assert created["metadata"]["uid"]
     with pytest.raises(ApiError) as exists:
-        await create(api, CONFIGMAPS, {"metadata": {"name": "cm", "namespace": namespace}})
+        await create(api_client, CONFIGMAPS, {"metadata": {"name": "cm", "namespace": namespace}})
     assert exists.value.already_exists
     assert "already exists" in str(exists.value)
 
-    fetched = await get(api, CONFIGMAPS, namespace, "cm")
+    fetched = await get(api_client, CONFIGMAPS, namespace, "cm")
     assert fetched["data"] == {"a": "1"}
     fetched["data"] = {"a": "2"}
-    replaced = await replace(api, CONFIGMAPS, fetched)
+    replaced = await replace(api_client, CONFIGMAPS, fetched)
     # The resourceVersion read with it makes a PUT conditional.
     with pytest.raises(ApiError) as stale:
-        await replace(api, CONFIGMAPS, fetched)
+        await replace(api_client, CONFIGMAPS, fetched)
     assert stale.value.conflict
 
-    patched = await patch(api, CONFIGMAPS, namespace, "cm", {"data": {"b": "3", "a": None}})
+    patched = await patch(api_client, CONFIGMAPS, namespace, "cm", {"data": {"b": "3", "a": None}})
     assert patched["data"] == {"b": "3"}
     json_patched = await patch(
-        api,
+        api_client,
         CONFIGMAPS,
         namespace,
         "cm",
@@ -76,32 +62,32 @@ async def test_crud_and_errors(api: ApiClient, namespace: str) -> None:
 
     with pytest.raises(ApiError) as conflict:
         await delete(
-            api,
+            api_client,
             CONFIGMAPS,
             namespace,
             "cm",
             resource_version=replaced["metadata"]["resourceVersion"],
         )
     assert conflict.value.conflict
-    assert await delete(api, CONFIGMAPS, namespace, "cm") is not None
-    assert await delete(api, CONFIGMAPS, namespace, "cm") is None
+    assert await delete(api_client, CONFIGMAPS, namespace, "cm") is not None
+    assert await delete(api_client, CONFIGMAPS, namespace, "cm") is None
     with pytest.raises(ApiError) as missing:
-        await get(api, CONFIGMAPS, namespace, "cm")
+        await get(api_client, CONFIGMAPS, namespace, "cm")
     assert missing.value.not_found
     assert missing.value.reason == "NotFound"
 
 
 async def test_metadata_patch_is_conditional_on_resource_version(
-    api: ApiClient, namespace: str
+    api_client: ApiClient, namespace: str
 ) -> None:
     obj = await create(
-        api,
+        api_client,
         CONFIGMAPS,
         {"metadata": {"name": "cm", "namespace": namespace, "annotations": {"keep": "x"}}},
     )
     rv = obj["metadata"]["resourceVersion"]
     updated = await patch_metadata(
-        api,
+        api_client,
         CONFIGMAPS,
         namespace,
         "cm",
@@ -116,11 +102,13 @@ async def test_metadata_patch_is_conditional_on_resource_version(
 
     # Someone computed finalizers from the old object: refused, not overwritten.
     with pytest.raises(ApiError) as stale:
-        await patch_metadata(api, CONFIGMAPS, namespace, "cm", finalizers=[], resource_version=rv)
+        await patch_metadata(
+            api_client, CONFIGMAPS, namespace, "cm", finalizers=[], resource_version=rv
+        )
     assert stale.value.conflict
 
     cleared = await patch_metadata(
-        api,
+        api_client,
         CONFIGMAPS,
         namespace,
         "cm",
@@ -132,9 +120,9 @@ async def test_metadata_patch_is_conditional_on_resource_version(
     assert cleared["metadata"]["annotations"] == {"added": "y"}
 
 
-async def test_status_subresource_merge_patch(api: ApiClient, namespace: str) -> None:
+async def test_status_subresource_merge_patch(api_client: ApiClient, namespace: str) -> None:
     repo = await create(
-        api,
+        api_client,
         GITREPOSITORIES,
         {
             "apiVersion": "source.toolkit.fluxcd.io/v1",
@@ -152,7 +140,7 @@ async def test_status_subresource_merge_patch(api: ApiClient, namespace: str) ->
         "observedGeneration": 1,
     }
     patched = await patch_status(
-        api,
+        api_client,
         GITREPOSITORIES,
         namespace,
         "podinfo",
@@ -164,7 +152,7 @@ async def test_status_subresource_merge_patch(api: ApiClient, namespace: str) ->
 
     # None deletes a field; a stale resourceVersion is refused.
     cleared = await patch_status(
-        api,
+        api_client,
         GITREPOSITORIES,
         namespace,
         "podinfo",
@@ -174,7 +162,7 @@ async def test_status_subresource_merge_patch(api: ApiClient, namespace: str) ->
     assert cleared["status"] == {"observedGeneration": 1}
     with pytest.raises(ApiError) as stale:
         await patch_status(
-            api,
+            api_client,
             GITREPOSITORIES,
             namespace,
             "podinfo",
@@ -184,7 +172,7 @@ async def test_status_subresource_merge_patch(api: ApiClient, namespace: str) ->
     assert stale.value.conflict
 
 
-async def test_server_side_apply(api: ApiClient, namespace: str) -> None:
+async def test_server_side_apply(api_client: ApiClient, namespace: str) -> None:
     manifest = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -192,7 +180,13 @@ async def test_server_side_apply(api: ApiClient, namespace: str) -> None:
         "data": {"k": "v"},
     }
     applied = await patch(
-        api, CONFIGMAPS, namespace, "applied", manifest, patch_type="apply", field_manager="fluxd"
+        api_client,
+        CONFIGMAPS,
+        namespace,
+        "applied",
+        manifest,
+        patch_type="apply",
+        field_manager="fluxd",
     )
     assert applied["data"] == {"k": "v"}
     managers = {m["manager"] for m in applied["metadata"]["managedFields"]}
@@ -203,9 +197,9 @@ async def test_connect_finds_kubeconfig_in_the_environment(
     kubeconfig: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("KUBECONFIG", f"{tmp_path / 'absent'}:{kubeconfig}")
-    async with await connect() as api:
-        ns = await get(api, NAMESPACES, None, "default")
+    async with await connect() as api_client:
+        ns = await get(api_client, NAMESPACES, None, "default")
     assert ns["metadata"]["name"] == "default"
-    assert api.user_agent.startswith("fluxd/")
+    assert api_client.user_agent.startswith("fluxd/")
     with pytest.raises(ConfigException, match="does not exist"):
         await connect(str(tmp_path / "absent"))

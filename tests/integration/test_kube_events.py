@@ -2,51 +2,38 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 from kubernetes_asyncio.client import ApiClient
 
-from fluxd.kube.client import connect, create, delete, list_page
+from fluxd.kube.client import create, list_page
 from fluxd.kube.events import EventRecorder, RecordedEvent, meta_key
-from fluxd.kube.resources import CONFIGMAPS, EVENTS, NAMESPACES
+from fluxd.kube.resources import CONFIGMAPS, EVENTS
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def api(kubeconfig: Path) -> AsyncIterator[ApiClient]:
-    async with await connect(str(kubeconfig)) as client:
-        yield client
-
-
-@pytest.fixture
-async def namespace(api: ApiClient) -> AsyncIterator[str]:
-    name = f"kube-events-{uuid.uuid4().hex[:8]}"
-    await create(api, NAMESPACES, {"metadata": {"name": name}})
-    yield name
-    await delete(api, NAMESPACES, None, name)
-
-
-@pytest.fixture
-async def subject(api: ApiClient, namespace: str) -> dict[str, Any]:
+async def subject(api_client: ApiClient, namespace: str) -> dict[str, Any]:
     """The object the events are about (a ConfigMap stands in for a Flux object)."""
-    return await create(api, CONFIGMAPS, {"metadata": {"name": "subject", "namespace": namespace}})
+    return await create(
+        api_client, CONFIGMAPS, {"metadata": {"name": "subject", "namespace": namespace}}
+    )
 
 
-async def events_about(api: ApiClient, namespace: str, name: str) -> list[dict[str, Any]]:
-    page = await list_page(api, EVENTS, namespace, field_selector=f"involvedObject.name={name}")
+async def events_about(api_client: ApiClient, namespace: str, name: str) -> list[dict[str, Any]]:
+    page = await list_page(
+        api_client, EVENTS, namespace, field_selector=f"involvedObject.name={name}"
+    )
     return sorted(page["items"], key=lambda e: e["metadata"]["name"])
 
 
 async def test_event_is_created_then_aggregated(
-    api: ApiClient, namespace: str, subject: dict[str, Any]
+    api_client: ApiClient, namespace: str, subject: dict[str, Any]
 ) -> None:
-    recorder = EventRecorder(api, component="kustomize-controller", host="test-host")
+    recorder = EventRecorder(api_client, component="kustomize-controller", host="test-host")
     # Flux prefixes event metadata with the involved object's API group.
     flux_object = {**subject, "apiVersion": "kustomize.toolkit.fluxcd.io/v1"}
     annotations = {meta_key(flux_object, "revision"): "main@sha1:abc"}
@@ -58,7 +45,7 @@ async def test_event_is_created_then_aggregated(
         annotations=annotations,
     )
 
-    [event] = await events_about(api, namespace, "subject")
+    [event] = await events_about(api_client, namespace, "subject")
     assert event["type"] == "Normal"
     assert event["reason"] == "ReconciliationSucceeded"
     assert event["message"] == "applied"
@@ -84,7 +71,7 @@ async def test_event_is_created_then_aggregated(
         message="applied",
         annotations=annotations,
     )
-    [again] = await events_about(api, namespace, "subject")
+    [again] = await events_about(api_client, namespace, "subject")
     assert again["metadata"]["name"] == event["metadata"]["name"]
     assert again["count"] == 2
     assert again["firstTimestamp"] == event["firstTimestamp"]
@@ -92,7 +79,7 @@ async def test_event_is_created_then_aggregated(
 
     # A different message is a different event.
     await recorder.emit(subject, type="Warning", reason="ReconciliationFailed", message="broken")
-    events = await events_about(api, namespace, "subject")
+    events = await events_about(api_client, namespace, "subject")
     assert sorted((e["reason"], e["count"]) for e in events) == [
         ("ReconciliationFailed", 1),
         ("ReconciliationSucceeded", 2),
@@ -100,18 +87,18 @@ async def test_event_is_created_then_aggregated(
 
 
 async def test_repeat_after_the_window_starts_a_new_event(
-    api: ApiClient, namespace: str, subject: dict[str, Any]
+    api_client: ApiClient, namespace: str, subject: dict[str, Any]
 ) -> None:
-    recorder = EventRecorder(api, window=0.0)
+    recorder = EventRecorder(api_client, window=0.0)
     for _ in range(2):
         await recorder.emit(subject, type="Normal", reason="Progressing", message="same")
         await anyio.sleep(0.01)
-    events = await events_about(api, namespace, "subject")
+    events = await events_about(api_client, namespace, "subject")
     assert [e["count"] for e in events] == [1, 1]
 
 
 async def test_listeners_see_every_emit_and_errors_are_swallowed(
-    api: ApiClient, namespace: str, subject: dict[str, Any]
+    api_client: ApiClient, namespace: str, subject: dict[str, Any]
 ) -> None:
     seen: list[RecordedEvent] = []
 
@@ -121,7 +108,7 @@ async def test_listeners_see_every_emit_and_errors_are_swallowed(
     async def broken_listener(record: RecordedEvent) -> None:
         raise RuntimeError("listener bug")
 
-    recorder = EventRecorder(api, component="fluxd", host="h")
+    recorder = EventRecorder(api_client, component="fluxd", host="h")
     recorder.add_listener(broken_listener)
     recorder.add_listener(listener)
     for _ in range(2):

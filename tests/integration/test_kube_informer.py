@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,27 +12,13 @@ import anyio.lowlevel
 import pytest
 from kubernetes_asyncio.client import ApiClient
 
-from fluxd.kube.client import connect, create, delete, list_page, patch
+from fluxd.kube.client import create, delete, list_page, patch
 from fluxd.kube.informer import EventType, Informer
-from fluxd.kube.resources import CONFIGMAPS, EVENTS, NAMESPACES
+from fluxd.kube.resources import CONFIGMAPS, EVENTS
 
 pytestmark = pytest.mark.integration
 
 WAIT = 15.0  # upper bound for anything the API server should do "at once"
-
-
-@pytest.fixture
-async def api(kubeconfig: Path) -> AsyncIterator[ApiClient]:
-    async with await connect(str(kubeconfig)) as client:
-        yield client
-
-
-@pytest.fixture
-async def namespace(api: ApiClient) -> AsyncIterator[str]:
-    name = f"kube-informer-{uuid.uuid4().hex[:8]}"
-    await create(api, NAMESPACES, {"metadata": {"name": name}})
-    yield name
-    await delete(api, NAMESPACES, None, name)
 
 
 class Events:
@@ -60,19 +44,23 @@ class Events:
 
 
 async def make_cm(
-    api: ApiClient, namespace: str, name: str, labels: dict[str, str] | None = None, **data: str
+    api_client: ApiClient,
+    namespace: str,
+    name: str,
+    labels: dict[str, str] | None = None,
+    **data: str,
 ) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name, "namespace": namespace}
     if labels:
         meta["labels"] = labels
-    return await create(api, CONFIGMAPS, {"metadata": meta, "data": data})
+    return await create(api_client, CONFIGMAPS, {"metadata": meta, "data": data})
 
 
-def configmaps(api: ApiClient, namespace: str, events: Events, **options: Any) -> Informer:
+def configmaps(api_client: ApiClient, namespace: str, events: Events, **options: Any) -> Informer:
     """An informer on the test's ConfigMaps, without the ``kube-root-ca.crt`` that the
     controller manager puts into every namespace."""
     return Informer(
-        api,
+        api_client,
         CONFIGMAPS,
         namespace=namespace,
         field_selector="metadata.name!=kube-root-ca.crt",
@@ -94,10 +82,10 @@ def count_relists(informer: Informer) -> list[int]:
     return calls
 
 
-async def test_sees_add_modify_delete(api: ApiClient, namespace: str) -> None:
-    await make_cm(api, namespace, "before", a="1")
+async def test_sees_add_modify_delete(api_client: ApiClient, namespace: str) -> None:
+    await make_cm(api_client, namespace, "before", a="1")
     events = Events()
-    informer = configmaps(api, namespace, events)
+    informer = configmaps(api_client, namespace, events)
     tasks_before = len(asyncio.all_tasks())
     async with anyio.create_task_group() as tg:
         tg.start_soon(informer.run)
@@ -108,11 +96,11 @@ async def test_sees_add_modify_delete(api: ApiClient, namespace: str) -> None:
         assert events.seen[0][2]["kind"] == "ConfigMap"
         assert events.seen[0][2]["apiVersion"] == "v1"
 
-        await make_cm(api, namespace, "after", b="1")
+        await make_cm(api_client, namespace, "after", b="1")
         await events.wait_for(2)
-        await patch(api, CONFIGMAPS, namespace, "after", {"data": {"b": "2"}})
+        await patch(api_client, CONFIGMAPS, namespace, "after", {"data": {"b": "2"}})
         await events.wait_for(3)
-        await delete(api, CONFIGMAPS, namespace, "before")
+        await delete(api_client, CONFIGMAPS, namespace, "before")
         await events.wait_for(4)
         tg.cancel_scope.cancel()
 
@@ -133,11 +121,11 @@ async def test_sees_add_modify_delete(api: ApiClient, namespace: str) -> None:
     assert len(asyncio.all_tasks()) == tasks_before
 
 
-async def test_pages_the_initial_list(api: ApiClient, namespace: str) -> None:
+async def test_pages_the_initial_list(api_client: ApiClient, namespace: str) -> None:
     for i in range(7):
-        await make_cm(api, namespace, f"cm-{i}")
+        await make_cm(api_client, namespace, f"cm-{i}")
     events = Events()
-    informer = configmaps(api, namespace, events, page_size=2)
+    informer = configmaps(api_client, namespace, events, page_size=2)
     async with anyio.create_task_group() as tg:
         tg.start_soon(informer.run)
         with anyio.fail_after(WAIT):
@@ -147,11 +135,11 @@ async def test_pages_the_initial_list(api: ApiClient, namespace: str) -> None:
 
 
 async def test_resumes_across_watch_timeouts_without_missing_changes(
-    api: ApiClient, namespace: str
+    api_client: ApiClient, namespace: str
 ) -> None:
     events = Events()
     # The server ends each watch after 1-2 s, so the changes below span several watches.
-    informer = configmaps(api, namespace, events, watch_timeout=1)
+    informer = configmaps(api_client, namespace, events, watch_timeout=1)
     relists = count_relists(informer)
     expected: list[tuple[EventType, str]] = []
     async with anyio.create_task_group() as tg:
@@ -159,13 +147,13 @@ async def test_resumes_across_watch_timeouts_without_missing_changes(
         with anyio.fail_after(WAIT):
             await informer.synced.wait()
         for i in range(12):
-            await make_cm(api, namespace, f"cm-{i}", v="0")
+            await make_cm(api_client, namespace, f"cm-{i}", v="0")
             expected.append(("ADDED", f"cm-{i}"))
             if i % 3 == 1:
-                await patch(api, CONFIGMAPS, namespace, f"cm-{i}", {"data": {"v": "1"}})
+                await patch(api_client, CONFIGMAPS, namespace, f"cm-{i}", {"data": {"v": "1"}})
                 expected.append(("MODIFIED", f"cm-{i}"))
             if i % 4 == 2:
-                await delete(api, CONFIGMAPS, namespace, f"cm-{i}")
+                await delete(api_client, CONFIGMAPS, namespace, f"cm-{i}")
                 expected.append(("DELETED", f"cm-{i}"))
             await anyio.sleep(0.4)
         await events.wait_for(len(expected))
@@ -175,19 +163,19 @@ async def test_resumes_across_watch_timeouts_without_missing_changes(
     assert events.pairs() == expected
     assert relists[0] == 1, "a watch timeout must resume, not relist"
     page = await list_page(
-        api, CONFIGMAPS, namespace, field_selector="metadata.name!=kube-root-ca.crt"
+        api_client, CONFIGMAPS, namespace, field_selector="metadata.name!=kube-root-ca.crt"
     )
     names = sorted(o["metadata"]["name"] for o in page["items"])
     assert sorted(o["metadata"]["name"] for o in informer.list()) == names
 
 
 async def test_run_again_resumes_from_the_last_resource_version(
-    api: ApiClient, namespace: str
+    api_client: ApiClient, namespace: str
 ) -> None:
-    await make_cm(api, namespace, "kept")
-    await make_cm(api, namespace, "removed")
+    await make_cm(api_client, namespace, "kept")
+    await make_cm(api_client, namespace, "removed")
     events = Events()
-    informer = configmaps(api, namespace, events)
+    informer = configmaps(api_client, namespace, events)
     relists = count_relists(informer)
     async with anyio.create_task_group() as tg:
         tg.start_soon(informer.run)
@@ -196,9 +184,9 @@ async def test_run_again_resumes_from_the_last_resource_version(
         tg.cancel_scope.cancel()
 
     # Changes while nobody watches.
-    await make_cm(api, namespace, "new")
-    await patch(api, CONFIGMAPS, namespace, "kept", {"data": {"k": "v"}})
-    await delete(api, CONFIGMAPS, namespace, "removed")
+    await make_cm(api_client, namespace, "new")
+    await patch(api_client, CONFIGMAPS, namespace, "kept", {"data": {"k": "v"}})
+    await delete(api_client, CONFIGMAPS, namespace, "removed")
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(informer.run)
@@ -251,7 +239,7 @@ def event(namespace: str, name: str, message: str = "m") -> dict[str, Any]:
 
 
 async def test_relists_after_410_gone_and_reports_what_changed(
-    api: ApiClient, namespace: str, kubeconfig: Path
+    api_client: ApiClient, namespace: str, kubeconfig: Path
 ) -> None:
     # Events, because the API server keeps no watch cache for them: a watch from an old
     # resourceVersion goes to etcd, which answers 410 Gone once that revision has been
@@ -261,9 +249,9 @@ async def test_relists_after_410_gone_and_reports_what_changed(
     if etcd_url is None:
         pytest.skip("needs the etcd of a control plane started by the test session")
     for name in ("kept", "changed", "removed"):
-        await create(api, EVENTS, event(namespace, name))
+        await create(api_client, EVENTS, event(namespace, name))
     events = Events()
-    informer = Informer(api, EVENTS, namespace=namespace, on_event=events)
+    informer = Informer(api_client, EVENTS, namespace=namespace, on_event=events)
     relists = count_relists(informer)
     async with anyio.create_task_group() as tg:
         tg.start_soon(informer.run)
@@ -274,10 +262,10 @@ async def test_relists_after_410_gone_and_reports_what_changed(
     assert events.seen[0][2]["kind"] == "Event"
 
     # Changes while the informer is away, then the history it would resume from is gone.
-    await create(api, EVENTS, event(namespace, "new"))
-    await patch(api, EVENTS, namespace, "changed", {"message": "changed"})
-    await delete(api, EVENTS, namespace, "removed")
-    latest = await list_page(api, EVENTS, namespace)
+    await create(api_client, EVENTS, event(namespace, "new"))
+    await patch(api_client, EVENTS, namespace, "changed", {"message": "changed"})
+    await delete(api_client, EVENTS, namespace, "removed")
+    latest = await list_page(api_client, EVENTS, namespace)
     await compact_etcd(etcd_url, latest["metadata"]["resourceVersion"])
 
     async with anyio.create_task_group() as tg:
@@ -300,29 +288,33 @@ async def test_relists_after_410_gone_and_reports_what_changed(
     # After the relist, watching goes on from the new list.
     async with anyio.create_task_group() as tg:
         tg.start_soon(informer.run)
-        await create(api, EVENTS, event(namespace, "later"))
+        await create(api_client, EVENTS, event(namespace, "later"))
         await events.wait_for(7)
         tg.cancel_scope.cancel()
     assert events.pairs()[6] == ("ADDED", "later")
     assert relists[0] == 2
 
 
-async def test_label_selector_filters(api: ApiClient, namespace: str) -> None:
+async def test_label_selector_filters(api_client: ApiClient, namespace: str) -> None:
     events = Events()
-    informer = configmaps(api, namespace, events, label_selector="app=fluxd")
-    await make_cm(api, namespace, "listed", labels={"app": "fluxd"})
-    await make_cm(api, namespace, "other", labels={"app": "else"})
+    informer = configmaps(api_client, namespace, events, label_selector="app=fluxd")
+    await make_cm(api_client, namespace, "listed", labels={"app": "fluxd"})
+    await make_cm(api_client, namespace, "other", labels={"app": "else"})
     async with anyio.create_task_group() as tg:
         tg.start_soon(informer.run)
         with anyio.fail_after(WAIT):
             await informer.synced.wait()
-        await make_cm(api, namespace, "ignored")
-        await make_cm(api, namespace, "watched", labels={"app": "fluxd"})
+        await make_cm(api_client, namespace, "ignored")
+        await make_cm(api_client, namespace, "watched", labels={"app": "fluxd"})
         await events.wait_for(2)
         # Relabelling into and out of the selector shows up as ADDED and DELETED.
-        await patch(api, CONFIGMAPS, namespace, "other", {"metadata": {"labels": {"app": "fluxd"}}})
+        await patch(
+            api_client, CONFIGMAPS, namespace, "other", {"metadata": {"labels": {"app": "fluxd"}}}
+        )
         await events.wait_for(3)
-        await patch(api, CONFIGMAPS, namespace, "listed", {"metadata": {"labels": {"app": "no"}}})
+        await patch(
+            api_client, CONFIGMAPS, namespace, "listed", {"metadata": {"labels": {"app": "no"}}}
+        )
         await events.wait_for(4)
         await anyio.sleep(0.5)
         tg.cancel_scope.cancel()
@@ -336,10 +328,10 @@ async def test_label_selector_filters(api: ApiClient, namespace: str) -> None:
     assert sorted(o["metadata"]["name"] for o in informer.list()) == ["other", "watched"]
 
 
-async def test_unreachable_server_is_retried_until_cancelled(api: ApiClient) -> None:
+async def test_unreachable_server_is_retried_until_cancelled(api_client: ApiClient) -> None:
     events = Events()
-    api.configuration.host = "https://127.0.0.1:1"  # nothing listens on port 1
-    informer = Informer(api, CONFIGMAPS, on_event=events)
+    api_client.configuration.host = "https://127.0.0.1:1"  # nothing listens on port 1
+    informer = Informer(api_client, CONFIGMAPS, on_event=events)
     with anyio.move_on_after(1.5):
         await informer.run()
     assert not informer.synced.is_set()

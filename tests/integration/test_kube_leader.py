@@ -3,19 +3,16 @@ leases, and stepping down when the Lease is lost."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 from kubernetes_asyncio.client import ApiClient
 
-from fluxd.kube.client import ApiError, connect, create, delete, get, replace
+from fluxd.kube.client import ApiError, create, get, replace
 from fluxd.kube.leader import LeaderElectionLost, LeaderElector
-from fluxd.kube.resources import LEASES, NAMESPACES
+from fluxd.kube.resources import LEASES
 
 pytestmark = pytest.mark.integration
 
@@ -25,22 +22,10 @@ TIMING: dict[str, float] = {"lease_duration": 4.0, "renew_deadline": 2.0, "retry
 SLACK = 1.0  # API round trips on a busy test machine
 
 
-@pytest.fixture
-async def api(kubeconfig: Path) -> AsyncIterator[ApiClient]:
-    async with await connect(str(kubeconfig)) as client:
-        yield client
-
-
-@pytest.fixture
-async def namespace(api: ApiClient) -> AsyncIterator[str]:
-    name = f"kube-leader-{uuid.uuid4().hex[:8]}"
-    await create(api, NAMESPACES, {"metadata": {"name": name}})
-    yield name
-    await delete(api, NAMESPACES, None, name)
-
-
-def elector(api: ApiClient, namespace: str, identity: str) -> LeaderElector:
-    return LeaderElector(api, namespace=namespace, name=LEASE_NAME, identity=identity, **TIMING)
+def elector(api_client: ApiClient, namespace: str, identity: str) -> LeaderElector:
+    return LeaderElector(
+        api_client, namespace=namespace, name=LEASE_NAME, identity=identity, **TIMING
+    )
 
 
 class Leaders:
@@ -78,8 +63,8 @@ class Leaders:
                 await self.changed.wait()
 
 
-async def lease_spec(api: ApiClient, namespace: str) -> dict[str, Any]:
-    lease = await get(api, LEASES, namespace, LEASE_NAME)
+async def lease_spec(api_client: ApiClient, namespace: str) -> dict[str, Any]:
+    lease = await get(api_client, LEASES, namespace, LEASE_NAME)
     spec: dict[str, Any] = lease["spec"]
     return spec
 
@@ -88,13 +73,13 @@ def micro_time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-async def test_one_leader_and_hand_over_on_release(api: ApiClient, namespace: str) -> None:
+async def test_one_leader_and_hand_over_on_release(api_client: ApiClient, namespace: str) -> None:
     leaders = Leaders()
     scopes = {name: anyio.CancelScope() for name in ("a", "b")}
 
     async def candidate(identity: str) -> None:
         with scopes[identity]:
-            await elector(api, namespace, identity).run(leaders.work(identity))
+            await elector(api_client, namespace, identity).run(leaders.work(identity))
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(candidate, "a")
@@ -102,7 +87,7 @@ async def test_one_leader_and_hand_over_on_release(api: ApiClient, namespace: st
         first = await leaders.wait_for_one()
         await anyio.sleep(4 * RETRY)  # several renewals: still one leader
         assert leaders.current == {first}
-        spec = await lease_spec(api, namespace)
+        spec = await lease_spec(api_client, namespace)
         assert spec["holderIdentity"] == first
         assert spec["leaseTransitions"] == 0
 
@@ -113,21 +98,21 @@ async def test_one_leader_and_hand_over_on_release(api: ApiClient, namespace: st
         took = anyio.current_time() - started
         assert leaders.current == {second}
         assert took < 2 * RETRY + SLACK, f"take-over after release took {took:.2f}s"
-        spec = await lease_spec(api, namespace)
+        spec = await lease_spec(api_client, namespace)
         assert spec["holderIdentity"] == second
         assert spec["leaseTransitions"] == 1
         tg.cancel_scope.cancel()
 
     assert leaders.most_at_once == 1
     # The last leader released the Lease on cancellation too.
-    spec = await lease_spec(api, namespace)
+    spec = await lease_spec(api_client, namespace)
     assert spec["holderIdentity"] in ("", None)
 
 
-async def test_stale_lease_is_taken_over(api: ApiClient, namespace: str) -> None:
+async def test_stale_lease_is_taken_over(api_client: ApiClient, namespace: str) -> None:
     long_ago = datetime.now(UTC) - timedelta(minutes=5)
     await create(
-        api,
+        api_client,
         LEASES,
         {
             "metadata": {"name": LEASE_NAME, "namespace": namespace},
@@ -143,10 +128,10 @@ async def test_stale_lease_is_taken_over(api: ApiClient, namespace: str) -> None
     leaders = Leaders()
     async with anyio.create_task_group() as tg:
         started = anyio.current_time()
-        tg.start_soon(elector(api, namespace, "new").run, leaders.work("new"))
+        tg.start_soon(elector(api_client, namespace, "new").run, leaders.work("new"))
         assert await leaders.wait_for_one() == "new"
         assert anyio.current_time() - started < RETRY + SLACK
-        spec = await lease_spec(api, namespace)
+        spec = await lease_spec(api_client, namespace)
         assert spec["holderIdentity"] == "new"
         assert spec["leaseTransitions"] == 4
         assert spec["leaseDurationSeconds"] == 4
@@ -154,11 +139,11 @@ async def test_stale_lease_is_taken_over(api: ApiClient, namespace: str) -> None
 
 
 async def test_valid_lease_of_a_silent_holder_is_taken_after_it_expires(
-    api: ApiClient, namespace: str
+    api_client: ApiClient, namespace: str
 ) -> None:
     now = datetime.now(UTC)
     await create(
-        api,
+        api_client,
         LEASES,
         {
             "metadata": {"name": LEASE_NAME, "namespace": namespace},
@@ -174,14 +159,16 @@ async def test_valid_lease_of_a_silent_holder_is_taken_after_it_expires(
     leaders = Leaders()
     started = anyio.current_time()
     async with anyio.create_task_group() as tg:
-        tg.start_soon(elector(api, namespace, "waiting").run, leaders.work("waiting"))
+        tg.start_soon(elector(api_client, namespace, "waiting").run, leaders.work("waiting"))
         await leaders.wait_for_one()
         took = anyio.current_time() - started
         tg.cancel_scope.cancel()
     assert 2.0 < took < 3 + RETRY + SLACK + 1, f"took over after {took:.2f}s"
 
 
-async def test_losing_the_lease_cancels_the_work_and_raises(api: ApiClient, namespace: str) -> None:
+async def test_losing_the_lease_cancels_the_work_and_raises(
+    api_client: ApiClient, namespace: str
+) -> None:
     leaders = Leaders()
     cancelled = anyio.Event()
 
@@ -195,16 +182,16 @@ async def test_losing_the_lease_cancels_the_work_and_raises(api: ApiClient, name
         """Another party keeps writing itself into the Lease."""
         while True:
             try:
-                lease = await get(api, LEASES, namespace, LEASE_NAME)
+                lease = await get(api_client, LEASES, namespace, LEASE_NAME)
                 lease["spec"]["holderIdentity"] = "thief"
                 lease["spec"]["renewTime"] = micro_time(datetime.now(UTC))
-                await replace(api, LEASES, lease)
+                await replace(api_client, LEASES, lease)
             except ApiError as exc:
                 if not exc.conflict:
                     raise
             await anyio.sleep(0.2)
 
-    victim = elector(api, namespace, "victim")
+    victim = elector(api_client, namespace, "victim")
     lost: list[LeaderElectionLost] = []
     finished = anyio.Event()
 
@@ -230,25 +217,29 @@ async def test_losing_the_lease_cancels_the_work_and_raises(api: ApiClient, name
     assert not victim.is_leader
 
 
-async def test_returning_from_on_leading_releases_the_lease(api: ApiClient, namespace: str) -> None:
+async def test_returning_from_on_leading_releases_the_lease(
+    api_client: ApiClient, namespace: str
+) -> None:
     done = []
 
     async def short_work() -> None:
         done.append(True)
 
     with anyio.fail_after(10):
-        await elector(api, namespace, "brief").run(short_work)
+        await elector(api_client, namespace, "brief").run(short_work)
     assert done == [True]
-    spec = await lease_spec(api, namespace)
+    spec = await lease_spec(api_client, namespace)
     assert spec["holderIdentity"] in ("", None)
     assert spec["leaseDurationSeconds"] == 1
 
 
-async def test_errors_of_on_leading_propagate_after_release(api: ApiClient, namespace: str) -> None:
+async def test_errors_of_on_leading_propagate_after_release(
+    api_client: ApiClient, namespace: str
+) -> None:
     async def failing() -> None:
         raise RuntimeError("controller crashed")
 
     with anyio.fail_after(10), pytest.raises(RuntimeError, match="controller crashed"):
-        await elector(api, namespace, "crashy").run(failing)
-    spec = await lease_spec(api, namespace)
+        await elector(api_client, namespace, "crashy").run(failing)
+    spec = await lease_spec(api_client, namespace)
     assert spec["holderIdentity"] in ("", None)

@@ -374,3 +374,18 @@ def test_build_path_is_relative_to_the_artifact_root() -> None:
         build(files, "nowhere")
     with pytest.raises(KustomizeError, match="points outside the source artifact root"):
         build(files, "../up")
+
+
+def test_flux_mode_drops_unknown_top_level_fields_like_kustomize_controller() -> None:
+    files = {
+        "kustomization.yaml": b"resources: [cm.yaml]\nnamePrefx: typo-\nimageTags: []\n",
+        "cm.yaml": _cm("c"),
+        "base/kustomization.yaml": b"resourcez: []\n",
+    }
+    with pytest.raises(KustomizeError, match='unknown field "namePrefx"'):
+        build(files)
+    assert _names(build(files, generate_missing=True)) == ["c"]
+    # Only the top file is rewritten by Flux; kustomize still reads the others strictly.
+    files["kustomization.yaml"] = b"resources: [base]\n"
+    with pytest.raises(KustomizeError, match='unknown field "resourcez"'):
+        build(files, generate_missing=True)

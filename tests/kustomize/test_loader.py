@@ -99,8 +99,16 @@ def test_unknown_fields_and_wrong_kinds_are_refused() -> None:
     wrong_version = b"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Component\n"
     with pytest.raises(KustomizeError, match="apiVersion for Component should be"):
         read_kustomization(Files({"kustomization.yaml": wrong_version}), ".")
-    with pytest.raises(KustomizeError, match="resources must be a list"):
+    not_a_list = (
+        "cannot unmarshal string into Go struct field Kustomization.resources of type []string"
+    )
+    with pytest.raises(KustomizeError, match=re.escape(not_a_list)):
         read_kustomization(Files({"kustomization.yaml": b"resources: a.yaml\n"}), ".")
+    not_a_string = (
+        "cannot unmarshal object into Go struct field Kustomization.resources of type string"
+    )
+    with pytest.raises(KustomizeError, match=re.escape(not_a_string)):
+        read_kustomization(Files({"kustomization.yaml": b"resources:\n- {a: 1}\n"}), ".")
 
 
 def test_deprecated_fields_fold_into_their_successors() -> None:

@@ -203,7 +203,7 @@ def test_random_scalars_print_like_kustomize(seed: int, tmp_path: Path) -> None:
     manifest = _random_manifest(seed)
     (tmp_path / "kustomization.yaml").write_text("resources:\n- fuzz.yaml\n")
     (tmp_path / "fuzz.yaml").write_text(manifest)
-    returncode, stdout, stderr = kustomize_oracle(tmp_path)
+    returncode, stdout, _ = kustomize_oracle(tmp_path)
     if returncode != 0:
         with pytest.raises(KustomizeError):
             dump_documents(load_documents(manifest.encode(), source="fuzz.yaml"))

@@ -1,7 +1,5 @@
 """The schema layer itself: one class in, a matching OpenAPI schema and parser out."""
 
-# ruff: noqa: RUF009 - fluxd.api._schema.field is a dataclass field specifier
-
 from __future__ import annotations
 
 from collections.abc import Mapping
