@@ -10,13 +10,17 @@ from a local git repository, so a newcomer sees fluxd reconcile with nothing set
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import anyio
 
 from fluxd import __version__, logs
 from fluxd.demo import run_local
 from fluxd.kube.client import kubeconfig_available
+from fluxd.kustomize import KustomizeError, build, read_directory, render
+from fluxd.kustomize._loader import KUSTOMIZATION_FILE_NAMES
 from fluxd.manager import Options, serve
 
 __all__ = ["main"]
@@ -55,6 +59,24 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.add_argument("--log-console", action="store_true", help="human-readable logs")
     run.set_defaults(handler=_run)
+
+    build = commands.add_parser("build", help="build objects locally, as fluxd would apply them")
+    build_kinds = build.add_subparsers(dest="kind", required=True)
+    kustomization = build_kinds.add_parser(
+        "kustomization",
+        help="print the kustomize build of a local directory (no cluster needed)",
+        description="Build DIR with fluxd's native kustomize engine and print the YAML "
+        "stream exactly as 'kubectl kustomize DIR' would. A directory without a "
+        "kustomization file is built as Flux builds it: from the manifests below it.",
+    )
+    kustomization.add_argument("--path", required=True, type=Path, help="directory to build")
+    kustomization.add_argument(
+        "--root",
+        type=Path,
+        help="the tree the build may read (default: --path); name the repository root "
+        "when an overlay refers to bases outside --path",
+    )
+    kustomization.set_defaults(handler=_build_kustomization)
     return parser
 
 
@@ -86,3 +108,22 @@ def _run(args: argparse.Namespace) -> int:
         anyio.run(serve, args.kubeconfig, options)
         return 0
     return run_local(options)
+
+
+def _build_kustomization(args: argparse.Namespace) -> int:
+    path: Path = args.path.resolve()
+    root: Path = (args.root or args.path).resolve()
+    if not path.is_dir() or (path != root and root not in path.parents):
+        print(f"fluxd build: {args.path} is not a directory inside {root}", file=sys.stderr)
+        return 1
+    # Like `kubectl kustomize` whenever DIR has a kustomization; like Flux when it has none.
+    generate = not any((path / name).is_file() for name in KUSTOMIZATION_FILE_NAMES)
+    try:
+        objects = build(
+            read_directory(root), path.relative_to(root).as_posix(), generate_missing=generate
+        )
+    except KustomizeError as error:
+        print(f"fluxd build: {error}", file=sys.stderr)
+        return 1
+    sys.stdout.write(render(objects))
+    return 0

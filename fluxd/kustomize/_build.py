@@ -6,7 +6,9 @@ For each kustomization, depth first (kustomize's ``accumulateTarget``):
    each of which is built the same way, on its own, and its output appended;
 2. ``components`` — each runs this whole list *on the resources gathered so far*
    (that is what makes a component different from a base);
-3. ``configurations`` — extra field specs for the tables below (kept for the parents too);
+3. ``configurations`` and ``crds`` — extra field specs for the tables the transformers
+   and name references use (an OpenAPI definitions file marks them with
+   ``x-kubernetes-*`` extensions); they stay in force for the parents too;
 4. generators — ``configMapGenerator``, ``secretGenerator``, then ``generators:`` configs;
 5. built-in transformers — strategic-merge and ``patches``, ``namespace``, ``namePrefix``,
    ``nameSuffix``, ``labels`` then ``commonLabels``, ``commonAnnotations``,
@@ -18,9 +20,6 @@ the final names, ``vars`` substituted, ``buildMetadata`` honoured (origin annota
 managed-by label), and the output sorted (``sortOptions``, by default kustomize's legacy
 kind order). Appending an object whose id is already present fails the build, as in
 kustomize; so does a kustomization that includes itself, directly or not.
-
-Field spec tables (``configurations:``) travel with the objects: a base's extra specs
-apply in its overlays too, as kustomize merges them into the parent's.
 """
 
 from __future__ import annotations

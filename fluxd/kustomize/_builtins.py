@@ -303,7 +303,23 @@ def _affix(
             if spec.path == "metadata/name":
                 resource.rename(change(resource.name))
                 continue
-            visit(resource.obj, spec, lambda value: change("" if value is None else str(value)))
+            visit(resource.obj, spec, _scalar_change(change, resource, spec))
+
+
+def _scalar_change(
+    change: Callable[[str], str], resource: Resource, spec: FieldSpec
+) -> Callable[[Any], Any]:
+    def apply(value: Any) -> Any:
+        if isinstance(value, dict | list):
+            found = "SequenceNode" if isinstance(value, list) else "MappingNode"
+            raise KustomizeError(
+                f"considering field '{spec.path}' of object {resource.id}: wrong node kind:"
+                f" expected ScalarNode but got {found}",
+                file=resource.origin,
+            )
+        return change("" if value is None else str(value))
+
+    return apply
 
 
 def apply_prefix(

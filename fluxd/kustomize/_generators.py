@@ -34,7 +34,7 @@ from typing import Any
 
 from fluxd.kustomize._envfile import parse_env_file
 from fluxd.kustomize._model import KustomizeError, Resource
-from fluxd.kustomize._yaml import _resolve_plain
+from fluxd.kustomize._yaml import resolve_plain
 
 __all__ = ["run_generators"]
 
@@ -260,18 +260,20 @@ def _absorb(resources: list[Resource], new: Resource, *, ctx: _Context, where: s
 def _same_object(old: Resource, new: Resource) -> bool:
     """Whether ``old`` is, or once was, the object ``new`` names (kind, name, namespace).
 
-    Kustomize remembers each (name, namespace) an object had. fluxd keeps the earlier
-    names and the first namespace; an earlier name may pair with either namespace, the
-    current name only with the current namespace.
+    Kustomize remembers each (name, namespace) an object had. fluxd keeps the original
+    name and namespace and the names in between: those may pair with the original or
+    the current namespace, the current name only with the current namespace.
     """
     if (old.obj.get("apiVersion"), old.obj.get("kind")) != ("v1", new.obj["kind"]):
         return False
     namespace = _effective_namespace(new.id.namespace)
     current = _effective_namespace(old.id.namespace)
+    original = _effective_namespace(old.original_namespace)
     if new.name == old.name and namespace == current:
         return True
-    earlier = {_effective_namespace(old.original_namespace), current}
-    return new.name in old.previous_names and namespace in earlier
+    if new.name == old.original_name and namespace == original:
+        return True
+    return new.name in old.previous_names and namespace in (original, current)
 
 
 def _combine(old: Resource, new: Resource) -> Resource:
@@ -296,15 +298,18 @@ def _combine(old: Resource, new: Resource) -> Resource:
                 obj[key] = merged
             else:
                 obj.pop(key, None)
-    return Resource(
+    combined = Resource(
         obj=obj,
         origin=new.origin,
-        original_name=old.original_name,
-        original_namespace=old.original_namespace,
         needs_hash_suffix=old.needs_hash_suffix and new.needs_hash_suffix,
         behavior=new.behavior,
         previous_names=list(old.previous_names),
     )
+    # Set after construction: Resource reads an empty original namespace as "take the
+    # current one", but "" is exactly what an object moved into a namespace started with.
+    combined.original_name = old.original_name
+    combined.original_namespace = old.original_namespace
+    return combined
 
 
 def _check_keys(obj: Mapping[str, Any], *, ctx: _Context, where: str) -> None:
@@ -316,7 +321,7 @@ def _check_keys(obj: Mapping[str, Any], *, ctx: _Context, where: str) -> None:
     for field_name in ("data", "binaryData"):
         for key in obj.get(field_name) or {}:
             # A Timestamp is a str subclass: only a plain str is a string key.
-            if not isinstance(key, str) or key == "<<" or type(_resolve_plain(key)) is not str:
+            if not isinstance(key, str) or key == "<<" or type(resolve_plain(key)) is not str:
                 raise KustomizeError(
                     f"key {key!r} of {obj['kind']} {obj['metadata']['name']} reads as a "
                     "non-string in YAML, which kustomize cannot write as a generated key; "

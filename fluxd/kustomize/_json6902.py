@@ -4,8 +4,10 @@ Operations ``add``, ``remove``, ``replace``, ``move``, ``copy`` and ``test`` add
 values by RFC 6901 JSON pointers (``/spec/containers/0/image``; ``~1`` is ``/`` and
 ``~0`` is ``~`` inside a segment). As in evanphx/json-patch v4, which kustomize 5.7
 runs: ``-`` appends to a list, a negative index counts from the end, ``add`` to a list
-index inserts, ``replace`` and ``remove`` need the value to exist, and an operation
-whose parent is missing fails. Every error names the operation's index and path.
+index inserts, ``remove`` needs the value to exist, ``replace`` of a missing map key
+adds it, a ``test`` of a missing key passes for ``null``, a ``copy`` of one copies
+``null``, and an operation whose parent is missing fails. Every error names the
+operation's index and path.
 """
 
 from __future__ import annotations
@@ -89,11 +91,12 @@ def _apply_one(doc: Any, op: dict[str, Any]) -> Any:
     if kind == "replace":
         return _replace(doc, parts, copy.deepcopy(op["value"]))
     if kind == "test":
-        actual = _get(doc, parts)
-        if not _equal(actual, op["value"]):
-            raise _PatchFailure(f"the value is {actual!r}, not {op['value']!r}")
+        _test(doc, parts, op["value"])
         return doc
     source = _pointer(str(op["from"]))
+    if kind == "copy" and _missing_key(doc, source):
+        # evanphx/json-patch copies a missing map key as null.
+        return _add(doc, parts, None)
     value = _get(doc, source)
     if kind == "move":
         if parts[: len(source)] == source and len(parts) > len(source):
@@ -102,6 +105,14 @@ def _apply_one(doc: Any, op: dict[str, Any]) -> Any:
     else:
         value = copy.deepcopy(value)
     return _add(doc, parts, value)
+
+
+def _missing_key(doc: Any, parts: list[str]) -> bool:
+    """Whether ``parts`` names an absent key of a map that exists."""
+    if not parts:
+        return False
+    parent = _parent(doc, parts)
+    return isinstance(parent, dict) and parts[-1] not in parent
 
 
 def _parent(doc: Any, parts: list[str]) -> Any:
@@ -150,9 +161,22 @@ def _get(doc: Any, parts: list[str]) -> Any:
     return parent[_index(parent, last, allow_end=False)]
 
 
+def _test(doc: Any, parts: list[str], expected: Any) -> None:
+    if parts:
+        parent = _parent(doc, parts)
+        if isinstance(parent, dict) and parts[-1] not in parent:
+            # A missing map key tests equal to null, as in evanphx/json-patch.
+            if expected is None:
+                return
+            raise _PatchFailure(f"there is no {parts[-1]!r}, not {expected!r}")
+    actual = _get(doc, parts)
+    if not _equal(actual, expected):
+        raise _PatchFailure(f"the value is {actual!r}, not {expected!r}")
+
+
 def _add(doc: Any, parts: list[str], value: Any) -> Any:
     if not parts:
-        return value
+        raise _PatchFailure("the document itself cannot be added to")
     parent = _parent(doc, parts)
     last = parts[-1]
     if isinstance(parent, dict):
@@ -177,12 +201,13 @@ def _remove(doc: Any, parts: list[str]) -> None:
 
 def _replace(doc: Any, parts: list[str], value: Any) -> Any:
     if not parts:
+        if not isinstance(value, dict | list):
+            raise _PatchFailure("the document can only be replaced by a map or a list")
         return value
     parent = _parent(doc, parts)
     last = parts[-1]
     if isinstance(parent, dict):
-        if last not in parent:
-            raise _PatchFailure(f"there is no {last!r} to replace")
+        # evanphx/json-patch v4 replaces a missing map key like add does.
         parent[last] = value
     else:
         parent[_index(parent, last, allow_end=False)] = value

@@ -116,11 +116,15 @@ class Files:
         self._dirs: set[str] = {"."}
         for raw, content in files.items():
             path = posixpath.normpath(raw.lstrip("/")) if raw else "."
-            if path == "." or path.startswith("../"):
+            if path == ".." or path.startswith("../"):
                 raise KustomizeError(f"invalid path {raw!r} in the source artifact")
-            self._files[path] = content
-            parent = posixpath.dirname(path)
-            while parent:
+            if raw.endswith("/") or path == ".":
+                # A directory entry (as archives list them): nothing to read.
+                parent = path
+            else:
+                self._files[path] = content
+                parent = posixpath.dirname(path)
+            while parent and parent != ".":
                 self._dirs.add(parent)
                 parent = posixpath.dirname(parent)
 
@@ -231,7 +235,23 @@ def read_kustomization(
     data = documents[0]
     if flux_rewrite and isinstance(data, dict):
         data = {key: value for key, value in data.items() if key in _KNOWN_FIELDS}
+    if isinstance(data, dict) and _is_empty(data):
+        raise KustomizeError(f"{posixpath.basename(file)} is empty", file=file)
     return Kustomization(directory, file, _normalize(data, file))
+
+
+def _is_empty(data: Mapping[str, Any]) -> bool:
+    """Kustomize's test: nothing but apiVersion and kind decodes to a non-zero value.
+
+    An unknown field is not empty: it fails the strict decoding first.
+
+    (``resources: []`` counts as something, ``namespace: ""`` does not, as in Go.)
+    """
+    return all(
+        value is None or (value in ("", 0) and not isinstance(value, list | dict))
+        for key, value in data.items()
+        if key not in ("apiVersion", "kind")
+    ) and all(key in _KNOWN_FIELDS for key in data)
 
 
 def _json_type(value: Any) -> str:

@@ -24,7 +24,6 @@ change), its namespace, and its apiVersion; a JSON patch may change anything.
 from __future__ import annotations
 
 import copy
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +38,6 @@ from fluxd.kustomize._strategic_merge import strategic_merge
 __all__ = ["apply_patches"]
 
 _PATCH_FIELDS = frozenset({"path", "patch", "target", "options"})
-_OPTIONS = frozenset({"allowNameChange", "allowKindChange"})
 _JSON6902_FIELDS = frozenset({"path", "patch", "target"})
 
 
@@ -54,6 +52,9 @@ class _Patch:
     target: Selector | None = None
     allow_name_change: bool = False
     allow_kind_change: bool = False
+    #: ``patches`` records a JSON patch's rename for name references; ``patchesJson6902``
+    #: does not (kustomize 5.7's PatchJson6902Transformer never stores the previous id).
+    record_rename: bool = True
 
 
 def apply_patches(
@@ -113,16 +114,26 @@ class _Loader:
             field = f"patchesStrategicMerge[{index}]"
             if not isinstance(entry, str) or not entry.strip():
                 raise self.error("a patchesStrategicMerge entry must be a path or YAML", field)
-            if "\n" in entry.strip():
-                content, source = entry.encode(), f"{field} (inline)"
-            else:
+            # Like kustomize: an entry that parses as patches is one, else it is a path.
+            source = f"{field} (inline)"
+            documents = self.inline_patches(entry, source)
+            if documents is None:
                 content, source = self.read(entry.strip(), field)
-            documents = self.documents(content, source, field)
+                documents = self.documents(content, source, field)
             if not all(isinstance(document, dict) for document in documents):
                 raise self.error(f"{source} must hold strategic merge patches (YAML maps)", field)
             for document in documents:
                 patches.append(self.strategic(document, source, field))
         return patches
+
+    def inline_patches(self, entry: str, source: str) -> list[Any] | None:
+        try:
+            documents = _load_any(entry.encode(), source)
+        except KustomizeError:
+            return None
+        if documents and all(_looks_like_patch(document) for document in documents):
+            return documents
+        return None
 
     def patch_entries(self, value: Any) -> list[_Patch]:
         patches: list[_Patch] = []
@@ -136,7 +147,6 @@ class _Loader:
             options = entry.get("options") or {}
             if not isinstance(options, Mapping):
                 raise self.error("patch options must be a map", f"{field}.options")
-            self.known(options, _OPTIONS, f"{field}.options")
             documents = self.documents(content, source, field)
             if len(documents) == 1 and isinstance(documents[0], list):
                 if target is None:
@@ -151,6 +161,12 @@ class _Loader:
                 raise self.error(
                     f"unable to parse {source} as a strategic merge patch (YAML maps) or a "
                     "JSON 6902 patch (a list of operations)",
+                    field,
+                )
+            if target is not None and len(documents) > 1:
+                raise self.error(
+                    f"{source} holds {len(documents)} strategic merge patches; an entry with "
+                    "a target may hold only one",
                     field,
                 )
             for document in documents:
@@ -179,7 +195,9 @@ class _Loader:
                 operations = parse_operations(documents[0], source=source)
             except KustomizeError as exc:
                 raise self.error(str(exc), field) from exc
-            patches.append(_Patch(source, field, operations=operations, target=target))
+            patches.append(
+                _Patch(source, field, operations=operations, target=target, record_rename=False)
+            )
         return patches
 
     def known(self, entry: Mapping[str, Any], fields: frozenset[str], field: str) -> None:
@@ -192,6 +210,10 @@ class _Loader:
 
     def content(self, entry: Mapping[str, Any], field: str) -> tuple[bytes, str]:
         inline, path = entry.get("patch"), entry.get("path")
+        if isinstance(inline, str) and not inline.strip():
+            inline = None
+        if path == "":
+            path = None
         if inline is not None and path is not None:
             raise self.error("patch and path can't be set at the same time", field)
         if path is not None:
@@ -224,17 +246,15 @@ class _Loader:
 
 
 def _load_any(content: bytes, source: str) -> list[Any]:
-    """The non-empty YAML documents in ``content``, maps or lists, decoded as go-yaml does.
+    """The non-empty YAML documents in ``content``, maps or lists (a JSON patch is a list)."""
+    return _yaml.load_values(content, source=source)
 
-    ``_yaml.load_documents`` only accepts objects; a JSON 6902 patch is a list.
-    """
-    pyyaml: Any = importlib.import_module("yaml")
-    builder = _yaml._Builder(source)
-    try:
-        events = pyyaml.parse(content, Loader=_yaml._Parser)
-        return [document for document, _ in builder.documents(events) if document is not None]
-    except pyyaml.YAMLError as exc:
-        raise KustomizeError(f"invalid YAML in the patch {source}: {exc}") from exc
+
+def _looks_like_patch(document: Any) -> bool:
+    if not isinstance(document, dict) or not document.get("kind"):
+        return False
+    metadata = document.get("metadata")
+    return isinstance(metadata, dict) and bool(metadata.get("name"))
 
 
 # --- applying -----------------------------------------------------------------------------
@@ -250,7 +270,7 @@ def _apply(patch: _Patch, resources: list[Resource], kustomization_file: str) ->
     for resource in targets:
         try:
             if patch.operations is not None:
-                _apply_json(patch.operations, resource)
+                _apply_json(patch.operations, resource, record_rename=patch.record_rename)
             elif not _apply_strategic(patch, resource):
                 deleted.add(id(resource))
         except KustomizeError as exc:
@@ -292,14 +312,16 @@ def _apply_strategic(patch: _Patch, resource: Resource) -> bool:
     return True
 
 
-def _apply_json(operations: list[dict[str, Any]], resource: Resource) -> None:
+def _apply_json(
+    operations: list[dict[str, Any]], resource: Resource, *, record_rename: bool
+) -> None:
     name = resource.name
     result = apply_json_patch(resource.obj, operations)
     if not isinstance(result, dict):
         raise KustomizeError("the JSON patch did not leave an object")
     resource.obj = result
     new_name = resource.name
-    if new_name != name:
+    if record_rename and new_name != name:
         # Record the old name for name-reference rewriting, as kustomize does.
         resource.obj.setdefault("metadata", {})["name"] = name
         resource.rename(new_name)
@@ -353,4 +375,5 @@ def _effective_namespace(namespace: str, cluster_scoped: bool) -> str:
 
 def _id_string(group: str, version: str, kind: str, name: str, namespace: str) -> str:
     """A resource id written the way kustomize writes it in errors."""
-    return f"{kind}.{version}.{group or '[noGrp]'}/{name}.{namespace or '[noNs]'}"
+    gvk = f"{kind}.{version or '[noVer]'}.{group or '[noGrp]'}"
+    return f"{gvk}/{name}.{namespace or '[noNs]'}"

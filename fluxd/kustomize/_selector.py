@@ -1,15 +1,16 @@
 """Patch targets: which resources a kustomize ``target`` selector picks.
 
-A selector has ``group``, ``version``, ``kind`` (compared exactly), ``name`` and
-``namespace`` (regular expressions, anchored at both ends as kustomize anchors them, so
-``name: web`` does not pick ``web2``), and ``labelSelector`` / ``annotationSelector`` in
+A selector has ``group``, ``version``, ``kind``, ``name`` and ``namespace`` (regular
+expressions, anchored at both ends as kustomize anchors them, so ``name: web`` does not
+pick ``web2``; empty matches all), and ``labelSelector`` / ``annotationSelector`` in
 Kubernetes label selector syntax: ``a=b``, ``a==b``, ``a!=b``, ``a in (x,y)``,
 ``a notin (x,y)``, ``a``, ``!a``, ``a>1``, ``a<1``, joined by commas. Empty parts match
 everything.
 
 Like kustomize, a resource is picked when its *original* name (before prefixes,
 suffixes and hashes) or its current name matches, and likewise for the namespace; an
-object without a namespace is in ``default`` for this purpose.
+object without a namespace is in ``default`` for this purpose, a cluster-scoped one in
+none (kustomize's ``_non_namespaceable_``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from fluxd.kustomize._builtins import is_cluster_scoped
 from fluxd.kustomize._model import KustomizeError, Resource
 
 __all__ = ["Selector", "parse_label_selector"]
@@ -27,6 +29,7 @@ _FIELDS = frozenset(
     {"group", "version", "kind", "name", "namespace", "labelSelector", "annotationSelector"}
 )
 _DEFAULT_NAMESPACE = "default"
+_NOT_A_NAMESPACE = "_non_namespaceable_"
 
 LabelMatcher = Callable[[Mapping[str, Any]], bool]
 
@@ -74,6 +77,9 @@ class Selector:
 
     def compile(self) -> Callable[[Resource], bool]:
         """A predicate over resources; ValueError for a bad regex or label selector."""
+        group = _anchored(self.group, "group")
+        version = _anchored(self.version, "version")
+        kind = _anchored(self.kind, "kind")
         name = _anchored(self.name, "name")
         namespace = _anchored(self.namespace, "namespace")
         labels = parse_label_selector(self.label_selector)
@@ -81,16 +87,18 @@ class Selector:
 
         def matches(resource: Resource) -> bool:
             obj = resource.obj
-            group, _, version = str(obj.get("apiVersion") or "").rpartition("/")
-            if self.group and self.group != group:
-                return False
-            if self.version and self.version != version:
-                return False
-            if self.kind and self.kind != obj.get("kind"):
-                return False
+            api_group, _, api_version = str(obj.get("apiVersion") or "").rpartition("/")
+            for pattern, value in (
+                (group, api_group),
+                (version, api_version),
+                (kind, str(obj.get("kind") or "")),
+            ):
+                if pattern is not None and not pattern.fullmatch(value):
+                    return False
             metadata = obj.get("metadata") or {}
+            cluster_scoped = is_cluster_scoped(obj)
             if namespace is not None and not any(
-                namespace.fullmatch(candidate or _DEFAULT_NAMESPACE)
+                namespace.fullmatch(_effective_namespace(candidate, cluster_scoped))
                 for candidate in (
                     resource.original_namespace,
                     str(metadata.get("namespace") or ""),
@@ -111,6 +119,12 @@ class Selector:
         """The resources this selector picks, in order."""
         matches = self.compile()
         return [resource for resource in resources if matches(resource)]
+
+
+def _effective_namespace(namespace: str, cluster_scoped: bool) -> str:
+    if cluster_scoped:
+        return _NOT_A_NAMESPACE
+    return namespace or _DEFAULT_NAMESPACE
 
 
 def _anchored(pattern: str, what: str) -> re.Pattern[str] | None:

@@ -6,26 +6,27 @@ Kustomize does not use the API server's strategic merge (apimachinery's
 walk has its own rules, and fluxd reproduces them, quirks included, because the goal is
 byte-identical output:
 
-- Maps merge key by key; a ``null`` in the patch deletes the key. Every field of the
-  object is walked, also those the patch does not mention, so a ``null`` in the object
-  disappears and every merge list is re-normalised (see below).
+- Maps merge key by key; a ``null`` in the patch deletes the key (nulls inside what the
+  patch adds are dropped too); nulls in the object that the patch does not touch stay.
 - ``$patch: delete`` on a map removes it (on the whole patch: the object is removed);
   ``$patch: replace`` makes the patch's map replace the object's; an unknown value is an
-  error. Inside a merge list, an element that is exactly ``{$patch: replace}`` or
-  ``{$patch: delete}`` replaces or deletes the whole list.
+  error. In a merge list, when the first element carrying ``$patch`` holds nothing else,
+  its ``replace`` or ``delete`` applies to the whole list.
 - Only lists whose schema strategy says ``merge`` are merged; everything else, lists of
-  custom resources included, is replaced by the patch's list.
-- Merge lists pair elements by their keys. The result lists the patch's elements first,
+  custom resources included, is replaced by the patch's list. An object embedded in a
+  custom resource with a known apiVersion and kind (a Pod template) gets that schema.
+- Merge lists pair elements by their keys: ``x-kubernetes-list-map-keys`` when the
+  schema has them, else the merge key. The result lists the patch's elements first,
   then the object's remaining ones; an element with ``$patch: delete`` is dropped.
-  Elements are matched by the key values that are set (``protocol`` may be absent).
-- Lists of scalars with a merge strategy (``finalizers``) become the patch's values then
-  the object's, without duplicates.
+  Lists of scalars with a merge strategy (``finalizers``) are merged as sets.
 - ``$setElementOrder/...``, ``$deleteFromPrimitiveList/...`` and ``$retainKeys`` are not
   understood by kustomize and end up as ordinary fields.
-- kyaml's element bookkeeping has edge cases that show through, and are kept: an
-  element with ``$patch: replace`` inside a merge list is ignored; elements without a
-  key make every keyed element disappear; of elements sharing a key, the last one wins;
-  empty elements are dropped.
+- Every merge list of the object is re-normalised, also those the patch does not
+  mention, and kyaml's bookkeeping shows through: of elements sharing a key the last
+  one wins; an element without its key makes the keyed ones disappear; empty elements
+  are dropped; ``$patch: replace`` on a list element is ignored. With two keys
+  (``containerPort`` and ``protocol``), an element that leaves the second key out is
+  the same element as one that sets it, and the object's version wins over the patch's.
 """
 
 from __future__ import annotations
@@ -262,19 +263,21 @@ def _map_directive(patch: Any, at: _Position, *, strict: bool) -> str:
 
 
 def _list_directive(patch: Any, at: _Position) -> str:
-    """A merge list's directive: its first element that is just ``{$patch: ...}``."""
+    """A merge list's directive, from its first element with ``$patch``.
+
+    That element must hold nothing else. Every element carrying the same directive is
+    then taken out of the patch (so is any null or empty element), as kyaml does.
+    """
     if not isinstance(patch, list):
         return "merge"
-    for index, element in enumerate(patch):
-        if isinstance(element, dict) and DIRECTIVE in element:
-            if len(element) != 1:
-                return "merge"
-            text = _text(element[DIRECTIVE])
-            if text not in _DIRECTIVES:
-                raise KustomizeError(f"unknown patch strategy {text!r} at {at.where}")
-            del patch[index]
-            return text
-    return "merge"
+    first = next((e for e in patch if isinstance(e, dict) and DIRECTIVE in e), None)
+    if first is None or len(first) > 1:
+        return "merge"
+    text = _text(first[DIRECTIVE])
+    if text not in _DIRECTIVES:
+        raise KustomizeError(f"unknown patch strategy {text!r} at {at.where}")
+    _set_element(patch, None, (DIRECTIVE,), (text,), at)
+    return text
 
 
 def _embedded_schema(node: dict[str, Any], patch: Any) -> SchemaNode | None:

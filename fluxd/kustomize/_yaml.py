@@ -5,7 +5,8 @@ YAML 1.2 core rules plus go-yaml's extras (``0755`` is octal, ``1_000`` an int, 
 and ``on`` stay strings), anchors and aliases expand into copies, ``<<`` merge keys
 merge, and a ``...List`` object with ``items`` expands into its items. The event stream
 comes from libyaml (through PyYAML), the C library go-yaml was ported from, so what
-parses and what fails, and on which line, agree with kustomize.
+parses and what fails agree with kustomize (error lines are the real ones: go-yaml's are
+one short for parser errors).
 
 Printing reproduces kustomize's last step byte for byte: each resource is encoded to
 JSON and the JSON is re-encoded by go-yaml v2 (``sigs.k8s.io/yaml.JSONToYAML``). That
@@ -42,11 +43,11 @@ from dataclasses import dataclass, field
 from functools import cmp_to_key, lru_cache
 from typing import Any, cast
 
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 from fluxd.kustomize._model import KustomizeError
 
-__all__ = ["Timestamp", "dump_documents", "load_documents"]
+__all__ = ["Timestamp", "dump_documents", "load_documents", "load_values", "resolve_plain"]
 
 try:
     _Parser: Any = yaml.CSafeLoader
@@ -257,13 +258,18 @@ class _SeqFrame:
 class _Builder:
     """Turns libyaml events into plain Python values with go-yaml v3's semantics."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, line_offset: int = 0) -> None:
         self.source = source
+        #: Lines of the file before the text being parsed (kustomize parses each
+        #: ``---``-separated chunk on its own).
+        self.line_offset = line_offset
         self.anchors: dict[str, Any] = {}
         self.stack: list[_MapFrame | _SeqFrame] = []
 
     def fail(self, message: str, line: int) -> KustomizeError:
-        return KustomizeError(f"invalid YAML in {self.source} line {line + 1}: {message}")
+        return KustomizeError(
+            f"invalid YAML in {self.source} line {line + self.line_offset + 1}: {message}"
+        )
 
     def documents(self, events: Iterator[Any]) -> Iterator[tuple[Any, int]]:
         start_line = 0
@@ -275,7 +281,7 @@ class _Builder:
                 root = []
                 start_line = event.start_mark.line
             elif kind == "DocumentEndEvent":
-                yield (root[0] if root else None), start_line
+                yield (root[0] if root else None), start_line + self.line_offset
             elif kind in ("StreamStartEvent", "StreamEndEvent"):
                 continue
             else:
@@ -409,39 +415,92 @@ def load_documents(data: bytes, *, source: str) -> list[dict[str, Any]]:
     mapping, a malformed file, a duplicate key or a non-string key is a
     :class:`KustomizeError` naming ``source`` and the line.
     """
-    builder = _Builder(source)
     objects: list[dict[str, Any]] = []
-    try:
-        for index, (document, line) in enumerate(
-            builder.documents(yaml.parse(data, Loader=_Parser)), start=1
-        ):
-            if document is None:
-                continue
-            if not isinstance(document, dict):
-                what = "a list" if isinstance(document, list) else "a scalar"
-                raise KustomizeError(
-                    f"document {index} (line {line + 1}) of {source} is {what}, not a "
-                    "Kubernetes object (a mapping with apiVersion, kind and metadata)"
-                )
-            objects.extend(_expand_lists(document, source))
-    except yaml.MarkedYAMLError as exc:
-        # A scanner error's context is where the broken token began (an unclosed quote):
-        # the line to look at. A parser's context is the enclosing collection: too wide.
-        scanning = isinstance(exc, yaml.scanner.ScannerError) and exc.context_mark is not None
-        mark = exc.context_mark if scanning else exc.problem_mark
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = exc.problem or str(exc)
-        if exc.context:
-            problem = f"{problem} ({exc.context})"
-        raise KustomizeError(f"invalid YAML in {source}{where}: {problem}") from exc
-    except yaml.reader.ReaderError as exc:
-        raise KustomizeError(
-            f"invalid YAML in {source}: {exc.reason} at byte {exc.position} "
-            "(is the file UTF-8 text?)"
-        ) from exc
-    except yaml.YAMLError as exc:
-        raise KustomizeError(f"invalid YAML in {source}: {exc}") from exc
+    for index, (document, line) in enumerate(_documents(data, source), start=1):
+        if document is None:
+            continue
+        if not isinstance(document, dict):
+            what = "a list" if isinstance(document, list) else "a scalar"
+            raise KustomizeError(
+                f"document {index} (line {line + 1}) of {source} is {what}, not a "
+                "Kubernetes object (a mapping with apiVersion, kind and metadata)"
+            )
+        objects.extend(_expand_lists(document, source))
     return objects
+
+
+def load_values(data: bytes, *, source: str) -> list[Any]:
+    """The non-empty documents of a YAML file, whatever their shape (a JSON patch is a list).
+
+    Scalars resolve, anchors expand and errors read as in :func:`load_documents`; nothing
+    is expanded or checked for being an object.
+    """
+    return [document for document, _ in _documents(data, source) if document is not None]
+
+
+def resolve_plain(text: str) -> Any:
+    """What an unquoted, untagged scalar ``text`` decodes to (``"yes"`` stays a string)."""
+    return _resolve_plain(text)
+
+
+#: kyaml's document separator: a line starting with ``---``, not counting the first line.
+_SEPARATOR = re.compile(rb"\n---[^\n]*\n")
+
+
+def _chunks(data: bytes, source: str) -> Iterator[tuple[bytes, int]]:
+    """The file split the way kustomize's reader splits it, with each chunk's first line.
+
+    kyaml does not leave document boundaries to the YAML parser: it turns CRLF into LF,
+    cuts the text at every line that starts with ``---`` (after the first line), refuses
+    such a line if anything but a comment follows the dashes (a PEM block that is not
+    indented, ``--- {inline: doc}``), and decodes one document from each chunk.
+    """
+    text = data.replace(b"\r\n", b"\n")
+    start = line = 0
+    for match in _SEPARATOR.finditer(text):
+        rest = match.group()[4:].strip()
+        separator_line = line + text.count(b"\n", start, match.start()) + 1
+        if rest and not rest.startswith(b"#"):
+            shown = match.group().strip().decode("utf-8", "replace")
+            raise KustomizeError(
+                f"invalid document separator in {source} line {separator_line + 1}: "
+                f"{shown!r} (a line starting with --- ends a YAML document; indent it if it "
+                "belongs to a value)"
+            )
+        yield text[start : match.start()] + b"\n", line
+        start, line = match.end(), separator_line + 1
+    yield text[start:], line
+
+
+def _documents(data: bytes, source: str) -> Iterator[tuple[Any, int]]:
+    """Each document's value and first line (0-based); YAML errors as KustomizeError.
+
+    Like kustomize, only the first document of a chunk counts: text after a ``...``
+    end marker that no ``---`` line follows is ignored.
+    """
+    for chunk, line_offset in _chunks(data, source):
+        builder = _Builder(source, line_offset)
+        try:
+            for document in builder.documents(yaml.parse(chunk, Loader=_Parser)):
+                yield document
+                break
+        except yaml.MarkedYAMLError as exc:
+            # A scanner error's context is where the broken token began (an unclosed
+            # quote): the line to look at. A parser's context is the enclosing collection.
+            scanning = isinstance(exc, yaml.scanner.ScannerError) and exc.context_mark is not None
+            mark = exc.context_mark if scanning else exc.problem_mark
+            where = f" line {mark.line + line_offset + 1}" if mark is not None else ""
+            problem = exc.problem or str(exc)
+            if exc.context:
+                problem = f"{problem} ({exc.context})"
+            raise KustomizeError(f"invalid YAML in {source}{where}: {problem}") from exc
+        except yaml.reader.ReaderError as exc:
+            raise KustomizeError(
+                f"invalid YAML in {source}: {exc.reason} at byte {exc.position} "
+                "(is the file UTF-8 text?)"
+            ) from exc
+        except yaml.YAMLError as exc:
+            raise KustomizeError(f"invalid YAML in {source}: {exc}") from exc
 
 
 def _expand_lists(document: dict[str, Any], source: str) -> list[dict[str, Any]]:
@@ -470,8 +529,8 @@ _BEST_WIDTH = 80
 _BEST_INDENT = 2
 _BREAKS = frozenset("\r\n\x85\u2028\u2029")
 _BLANKZ = frozenset(" \t\r\n\x85\u2028\u2029\x00")
-_FLOW_FIRST = frozenset("#,[]{}&*!|>'\"%@`")
-_FLOW_INNER = frozenset(",?[]{}")
+#: A scalar starting with one of these cannot be plain in block context.
+_INDICATORS_FIRST = frozenset("#,[]{}&*!|>'\"%@`")
 _NEL_RUN = re.compile(" *(?:\x85 *)+")
 _ESCAPES = {
     "\x00": "0",
@@ -490,7 +549,7 @@ _ESCAPES = {
     "\u2028": "L",
     "\u2029": "P",
 }
-_SIMPLE_TEXT = re.compile(r"[0-9A-Za-z_./-][0-9A-Za-z_./-]*")
+_SIMPLE_TEXT = re.compile(r"[0-9A-Za-z_./-]+")
 
 _PLAIN, _SINGLE, _DOUBLE, _LITERAL = "plain", "single", "double", "literal"
 
@@ -507,46 +566,35 @@ def _printable(char: str) -> bool:
 
 @dataclass(frozen=True)
 class _Analysis:
+    """Which block-context styles can hold a scalar (go-yaml v2 never emits flow scalars:
+    its only flow collections are the empty ``{}`` and ``[]``)."""
+
     multiline: bool
-    flow_plain: bool
-    block_plain: bool
+    plain: bool
     single_quoted: bool
     block: bool
 
 
 @lru_cache(maxsize=16384)
 def _analyze(value: str) -> _Analysis:
-    """libyaml's ``yaml_emitter_analyze_scalar``: which styles can hold ``value``."""
+    """libyaml's ``yaml_emitter_analyze_scalar``, block context only."""
     if not value:
-        return _Analysis(False, False, True, True, False)
+        return _Analysis(multiline=False, plain=True, single_quoted=True, block=False)
     if _SIMPLE_TEXT.fullmatch(value) and value[0] != "-" and not value.startswith("..."):
-        return _Analysis(False, True, True, True, True)
-    block_indicators = flow_indicators = line_breaks = special = False
+        return _Analysis(multiline=False, plain=True, single_quoted=True, block=True)
+    indicators = value.startswith(("---", "..."))
+    line_breaks = special = False
     leading_space = leading_break = trailing_space = trailing_break = False
     break_space = space_break = previous_space = previous_break = False
-    if value.startswith(("---", "...")):
-        block_indicators = flow_indicators = True
     preceded_by_whitespace = True
     last = len(value) - 1
     for i, char in enumerate(value):
         followed_by_whitespace = i == last or value[i + 1] in " \t"
         if i == 0:
-            if char in _FLOW_FIRST:
-                flow_indicators = block_indicators = True
-            elif char in "?:":
-                flow_indicators = True
-                if followed_by_whitespace:
-                    block_indicators = True
-            elif char == "-" and followed_by_whitespace:
-                flow_indicators = block_indicators = True
-        elif char in _FLOW_INNER:
-            flow_indicators = True
-        elif char == ":":
-            flow_indicators = True
-            if followed_by_whitespace:
-                block_indicators = True
-        elif char == "#" and preceded_by_whitespace:
-            flow_indicators = block_indicators = True
+            if char in _INDICATORS_FIRST or (char in "?:-" and followed_by_whitespace):
+                indicators = True
+        elif (char == ":" and followed_by_whitespace) or (char == "#" and preceded_by_whitespace):
+            indicators = True
         if not _printable(char):
             special = True
         if char == " ":
@@ -569,22 +617,13 @@ def _analyze(value: str) -> _Analysis:
         else:
             previous_space = previous_break = False
         preceded_by_whitespace = char in _BLANKZ
-    flow_plain = block_plain = single_quoted = block = True
-    if leading_space or leading_break or trailing_space or trailing_break:
-        flow_plain = block_plain = False
-    if trailing_space:
-        block = False
-    if break_space:
-        flow_plain = block_plain = single_quoted = False
-    if space_break or special:
-        flow_plain = block_plain = single_quoted = block = False
-    if line_breaks:
-        flow_plain = block_plain = False
-    if flow_indicators:
-        flow_plain = False
-    if block_indicators:
-        block_plain = False
-    return _Analysis(line_breaks, flow_plain, block_plain, single_quoted, block)
+    edges = leading_space or leading_break or trailing_space or trailing_break
+    return _Analysis(
+        multiline=line_breaks,
+        plain=not (edges or break_space or space_break or special or line_breaks or indicators),
+        single_quoted=not (break_space or space_break or special),
+        block=not (trailing_space or space_break or special),
+    )
 
 
 def _go_float_text(value: float) -> str:
@@ -676,7 +715,6 @@ class _Emitter:
         self.indention = True
         self.indent = -1
         self.indents: list[int] = []
-        self.flow_level = 0
 
     # low-level writes
 
@@ -786,16 +824,11 @@ class _Emitter:
         facts = analysis or _analyze(text)
         if simple_key and facts.multiline:
             style = _DOUBLE
-        if style == _PLAIN:
-            if (self.flow_level and not facts.flow_plain) or (
-                not self.flow_level and not facts.block_plain
-            ):
-                style = _SINGLE
-            if not text and (self.flow_level or simple_key):
-                style = _SINGLE
+        if style == _PLAIN and (not facts.plain or (not text and simple_key)):
+            style = _SINGLE
         if style == _SINGLE and not facts.single_quoted:
             style = _DOUBLE
-        if style == _LITERAL and (not facts.block or self.flow_level or simple_key):
+        if style == _LITERAL and (not facts.block or simple_key):
             style = _DOUBLE
         self.increase_indent(True, False)
         allow_breaks = not simple_key

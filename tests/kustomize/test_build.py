@@ -80,7 +80,9 @@ def test_generated_kustomization_uses_nested_kustomizations_as_is() -> None:
 
 def test_a_component_cannot_be_the_build_target() -> None:
     files = {
-        "kustomization.yaml": b"kind: Component\napiVersion: kustomize.config.k8s.io/v1alpha1\n"
+        "kustomization.yaml": (
+            b"kind: Component\napiVersion: kustomize.config.k8s.io/v1alpha1\nnamePrefix: c-\n"
+        )
     }
     with pytest.raises(KustomizeError, match="a Component cannot be built on its own"):
         build(files)
@@ -389,3 +391,13 @@ def test_flux_mode_drops_unknown_top_level_fields_like_kustomize_controller() ->
     files["kustomization.yaml"] = b"resources: [base]\n"
     with pytest.raises(KustomizeError, match='unknown field "resourcez"'):
         build(files, generate_missing=True)
+
+
+def test_name_affixes_only_change_scalar_fields() -> None:
+    files = {
+        "kustomization.yaml": b"resources: [g.yaml]\nnameSuffix: -s\nconfigurations: [c.yaml]\n",
+        "c.yaml": b"nameSuffix:\n- {path: spec/aliases, kind: Gadget}\n",
+        "g.yaml": b"apiVersion: x/v1\nkind: Gadget\nmetadata: {name: g}\nspec: {aliases: [a, b]}\n",
+    }
+    with pytest.raises(KustomizeError, match="expected ScalarNode but got SequenceNode"):
+        build(files)

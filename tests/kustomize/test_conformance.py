@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from fluxd.cli import main
 from fluxd.kustomize import KustomizeError, build, read_directory, render
-from tests.kustomize.oracle import kubectl_binary, kustomize_oracle
+from tests.kustomize.oracle import kubectl_binary, kustomize_oracle_cached
 
 CASES_DIR = Path(__file__).parent / "cases"
 
@@ -71,7 +72,7 @@ def oracle_results() -> Mapping[str, OracleResult]:
     """``kubectl kustomize`` on every case, run once per session on a thread pool."""
     kubectl_binary()  # fetch before fanning out, so the threads do not queue on the lock
     with ThreadPoolExecutor(max_workers=min(16, (os.cpu_count() or 2) * 2)) as pool:
-        results = pool.map(lambda case: kustomize_oracle(case.build_root), CASES)
+        results = pool.map(lambda case: kustomize_oracle_cached(case.build_root), CASES)
         return {
             case.name: OracleResult(*result) for case, result in zip(CASES, results, strict=True)
         }
@@ -97,6 +98,18 @@ def test_case_matches_kubectl_kustomize(
     with pytest.raises(KustomizeError) as failure:
         _fluxd_build(case)
     assert case.expect_error in str(failure.value)
+
+
+BUILDS = [case for case in CASES if case.expect_error is None]
+
+
+@pytest.mark.parametrize("case", BUILDS, ids=[case.name for case in BUILDS])
+def test_cli_prints_what_kubectl_kustomize_prints(
+    case: Case, oracle_results: Mapping[str, OracleResult], capsys: pytest.CaptureFixture[str]
+) -> None:
+    arguments = ["build", "kustomization", f"--path={case.build_root}", f"--root={case.directory}"]
+    assert main(arguments) == 0
+    assert capsys.readouterr().out == oracle_results[case.name].stdout
 
 
 def test_every_case_has_a_kustomization() -> None:

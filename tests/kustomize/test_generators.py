@@ -347,7 +347,7 @@ def test_merge_keeps_identity_and_merges_metadata_and_data() -> None:
     }
     assert merged.previous_names == ["cm"]
     assert merged.original_name == "cm"
-    assert merged.original_namespace == "bns"
+    assert merged.original_namespace == ""
     assert merged.needs_hash_suffix
     assert merged.behavior == "merge"
 
@@ -578,3 +578,16 @@ def test_merged_keys_are_checked_too() -> None:
         resources=[plain],
     )
     assert "key '1' of ConfigMap c" in message
+
+
+def test_merge_keeps_an_empty_original_namespace() -> None:
+    base = Resource(
+        obj={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b"}}, origin="base"
+    )
+    base.obj["metadata"]["namespace"] = "n1"  # moved by the base's namespace transformer
+    (merged,) = _run(
+        {"configMapGenerator": [{"name": "b", "behavior": "merge", "literals": ["k=v"]}]},
+        resources=[base],
+    )
+    assert merged.id.namespace == "n1"
+    assert merged.original_namespace == ""

@@ -31,6 +31,13 @@ def test_files_normalizes_paths_and_knows_directories() -> None:
     assert files.children("a") == ["b", "d.yaml"]
 
 
+def test_files_takes_directory_entries_as_directories() -> None:
+    files = Files({"empty/": b"", "app/": b"", "app/cm.yaml": b"x"})
+    assert files.is_dir("empty")
+    assert not files.is_file("app")
+    assert files.children(".") == ["app", "empty"]
+
+
 def test_files_refuses_paths_above_the_root() -> None:
     with pytest.raises(KustomizeError, match="invalid path"):
         Files({"../secret.yaml": b""})
@@ -95,8 +102,8 @@ def test_unknown_fields_and_wrong_kinds_are_refused() -> None:
     with pytest.raises(KustomizeError, match='json: unknown field "resource"'):
         read_kustomization(Files({"kustomization.yaml": b"resource: []\n"}), ".")
     with pytest.raises(KustomizeError, match="kind should be Kustomization or Component"):
-        read_kustomization(Files({"kustomization.yaml": b"kind: Deployment\n"}), ".")
-    wrong_version = b"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Component\n"
+        read_kustomization(Files({"kustomization.yaml": b"kind: Deployment\nnamePrefix: x\n"}), ".")
+    wrong_version = b"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Component\nnamePrefix: x\n"
     with pytest.raises(KustomizeError, match="apiVersion for Component should be"):
         read_kustomization(Files({"kustomization.yaml": wrong_version}), ".")
     not_a_list = (
@@ -186,3 +193,17 @@ def test_resource_files_unpack_lists_and_check_identity() -> None:
 def test_resource_files_refuse_objects_without_identity(text: bytes, message: str) -> None:
     with pytest.raises(KustomizeError, match=message):
         load_resources(Files({"r.yaml": text}), "r.yaml")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b"kind: Kustomization\n", b"apiVersion: kustomize.config.k8s.io/v1beta1\nnamespace: ''\n"],
+)
+def test_a_kustomization_that_sets_nothing_is_empty(text: bytes) -> None:
+    with pytest.raises(KustomizeError, match=re.escape("kustomization.yaml is empty")):
+        read_kustomization(Files({"kustomization.yaml": text}), ".")
+
+
+@pytest.mark.parametrize("text", [b"resources: []\n", b"metadata: {name: x}\n", b"labels: []\n"])
+def test_an_empty_list_or_map_is_something(text: bytes) -> None:
+    assert read_kustomization(Files({"kustomization.yaml": text}), ".") is not None

@@ -16,8 +16,14 @@ from typing import Any
 import pytest
 
 from fluxd.kustomize._model import KustomizeError
-from fluxd.kustomize._yaml import Timestamp, dump_documents, load_documents
-from tests.kustomize.oracle import kustomize_oracle
+from fluxd.kustomize._yaml import (
+    Timestamp,
+    dump_documents,
+    load_documents,
+    load_values,
+    resolve_plain,
+)
+from tests.kustomize.oracle import kustomize_oracle, kustomize_oracle_cached
 
 CASES = Path(__file__).parent / "cases"
 PLAIN_CASES = sorted(path for path in CASES.iterdir() if path.name.startswith(("io-", "general-")))
@@ -39,13 +45,13 @@ def _load_case(case: Path) -> list[dict[str, Any]]:
     return objects
 
 
-def _documents(stream: str) -> list[str]:
+def _split_documents(stream: str) -> list[str]:
     return sorted(stream.split("---\n"))
 
 
 @pytest.mark.parametrize("case", PLAIN_CASES, ids=[case.name for case in PLAIN_CASES])
 def test_plain_case_prints_like_kustomize(case: Path) -> None:
-    returncode, stdout, stderr = kustomize_oracle(case)
+    returncode, stdout, stderr = kustomize_oracle_cached(case)
     expect_error = case / "EXPECT_ERROR"
     if expect_error.exists():
         lines = expect_error.read_text().splitlines()
@@ -57,16 +63,16 @@ def test_plain_case_prints_like_kustomize(case: Path) -> None:
             assert returncode != 0, f"kustomize accepted what fluxd refuses:\n{stdout}"
         return
     assert returncode == 0, stderr
-    assert _documents(dump_documents(_load_case(case))) == _documents(stdout)
+    assert _split_documents(dump_documents(_load_case(case))) == _split_documents(stdout)
 
 
-def load_one(text: str) -> dict[str, Any]:
+def _load_one(text: str) -> dict[str, Any]:
     (obj,) = load_documents(text.encode(), source="test.yaml")
     return obj
 
 
 def test_scalars_resolve_like_go_yaml_v3() -> None:
-    obj = load_one(
+    obj = _load_one(
         "a: yes\nb: 0755\nc: 1_000\nd: 0x1F\ne: 1.5\nf: ~\ng: true\nh: '1'\ni: 2024-01-01\n"
         "j: 99999999999999999999999\nk: 1e400\n"
     )
@@ -84,14 +90,21 @@ def test_scalars_resolve_like_go_yaml_v3() -> None:
     assert obj["k"] == "1e400"
 
 
+def test_load_values_keeps_any_shape() -> None:
+    values = load_values(b"- op: add\n  path: /a\n  value: 1\n---\n---\nplain\n", source="p.yaml")
+    assert values == [[{"op": "add", "path": "/a", "value": 1}], "plain"]
+    assert resolve_plain("on") == "on"
+    assert resolve_plain("0o17") == 15
+
+
 def test_aliases_are_copies() -> None:
-    obj = load_one("a: &x {k: v}\nb: *x\n")
+    obj = _load_one("a: &x {k: v}\nb: *x\n")
     obj["a"]["k"] = "changed"
     assert obj["b"] == {"k": "v"}
 
 
 def test_merge_keys_prefer_explicit_and_first_source() -> None:
-    obj = load_one("a: &a {x: 1, y: 1}\nb: &b {y: 2, z: 2}\nc:\n  <<: [*a, *b]\n  x: 3\n")
+    obj = _load_one("a: &a {x: 1, y: 1}\nb: &b {y: 2, z: 2}\nc:\n  <<: [*a, *b]\n  x: 3\n")
     assert obj["c"] == {"x": 3, "y": 1, "z": 2}
 
 
