@@ -7,6 +7,9 @@ COPY fluxd ./fluxd
 RUN pip install --no-cache-dir --prefix=/install .
 
 FROM python:3.11-slim
+# gpg decrypts SOPS data keys held by PGP keys (Kustomization spec.decryption), as in Flux.
+RUN apt-get update && apt-get install -y --no-install-recommends gnupg \
+    && rm -rf /var/lib/apt/lists/*
 COPY --from=build /install /usr/local
 USER 65534:65534
 ENTRYPOINT ["fluxd"]

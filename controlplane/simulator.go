@@ -7,6 +7,16 @@ package main
 // once, and pods being deleted are removed for good. No container runs; the
 // point is that Deployments, ReplicaSets, StatefulSets and DaemonSets roll
 // out exactly as the real controllers drive them.
+//
+// Pods that are meant to finish (restartPolicy Never or OnFailure, which is
+// what Jobs create) run for jobRunTime and then exit: phase Succeeded, every
+// container terminated with exit code 0, so the Job controller marks the Job
+// Complete. Test hook: a pod annotated
+//
+//	fluxd.test/fail: "true"
+//
+// exits with code 1 instead and ends Failed (whatever its restart policy), so
+// a Job with backoffLimit 0 fails. Pods that restart Always never exit.
 
 import (
 	"context"
@@ -30,7 +40,14 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-const leaseDuration = 40 * time.Second // the kubelet's default
+const (
+	leaseDuration = 40 * time.Second // the kubelet's default
+
+	// jobRunTime is how long a pod that is meant to finish "runs" before exiting.
+	jobRunTime = time.Second
+	// failAnnotation set to "true" makes such a pod exit with an error.
+	failAnnotation = "fluxd.test/fail"
+)
 
 type simulator struct {
 	client kubernetes.Interface
@@ -172,45 +189,102 @@ func (s *simulator) run(ctx context.Context) {
 			return
 		}
 		ns, name, _ := cache.SplitMetaNamespaceKey(key)
+		var after time.Duration
 		pod, err := lister.Pods(ns).Get(name)
 		if apierrors.IsNotFound(err) {
 			err = nil // already gone; its IP was freed on deletion
 		} else if err == nil {
-			err = s.sync(ctx, pod)
+			after, err = s.sync(ctx, pod)
 		}
 		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 			fmt.Fprintf(os.Stderr, "simulator: pod %s: %v\n", key, err)
 		}
-		if err != nil {
+		switch {
+		case err != nil:
 			queue.AddRateLimited(key) // a conflict means a newer version is on its way; retry anyway
-		} else {
+		case after > 0:
+			queue.Forget(key)
+			queue.AddAfter(key, after) // a running job pod: look again when it is due to exit
+		default:
 			queue.Forget(key)
 		}
 		queue.Done(key)
 	}
 }
 
-// sync moves one pod towards what a kubelet would report.
-func (s *simulator) sync(ctx context.Context, pod *corev1.Pod) error {
+// sync moves one pod towards what a kubelet would report. A positive duration
+// asks to be called again for this pod after that long.
+func (s *simulator) sync(ctx context.Context, pod *corev1.Pod) (time.Duration, error) {
 	if pod.DeletionTimestamp != nil {
 		// The "containers" stop instantly, so finish the graceful deletion the
 		// way a kubelet does: delete with grace period 0, bound to this UID.
 		s.mu.Lock()
 		delete(s.podIPs, pod.UID)
 		s.mu.Unlock()
-		return s.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+		return 0, s.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 			GracePeriodSeconds: ptr.To(int64(0)),
 			Preconditions:      &metav1.Preconditions{UID: &pod.UID},
 		})
 	}
-	if pod.Status.Phase == corev1.PodRunning && pod.Status.PodIP != "" {
-		return nil // already reported; nothing ever changes afterwards
+	var status corev1.PodStatus
+	switch pod.Status.Phase {
+	case corev1.PodSucceeded, corev1.PodFailed:
+		return 0, nil // finished pods never change
+	case corev1.PodRunning:
+		if pod.Status.PodIP == "" {
+			status = s.runningStatus(pod)
+			break
+		}
+		if pod.Spec.RestartPolicy == corev1.RestartPolicyAlways {
+			return 0, nil // already reported; a serving pod runs until deleted
+		}
+		started := pod.Status.StartTime
+		if started == nil {
+			started = &metav1.Time{}
+		}
+		if left := time.Until(started.Add(jobRunTime)); left > 0 {
+			return left, nil
+		}
+		status = exitedStatus(pod, pod.Annotations[failAnnotation] == "true")
+	default:
+		status = s.runningStatus(pod)
 	}
-	status := s.runningStatus(pod)
 	updated := pod.DeepCopy()
 	updated.Status = status
 	_, err := s.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{})
-	return err
+	return 0, err
+}
+
+// exitedStatus is a running pod's status once all its containers have exited,
+// with code 1 if failed and 0 otherwise.
+func exitedStatus(pod *corev1.Pod, failed bool) corev1.PodStatus {
+	now := metav1.Now()
+	status := *pod.Status.DeepCopy()
+	phase, exitCode, reason := corev1.PodSucceeded, int32(0), "Completed"
+	if failed {
+		phase, exitCode, reason = corev1.PodFailed, 1, "Error"
+	}
+	status.Phase = phase
+	for i, c := range status.Conditions {
+		if c.Type == corev1.PodReady || c.Type == corev1.ContainersReady {
+			status.Conditions[i].Status = corev1.ConditionFalse
+			status.Conditions[i].Reason = "PodCompleted"
+			status.Conditions[i].LastTransitionTime = now
+		}
+	}
+	for i := range status.ContainerStatuses {
+		cs := &status.ContainerStatuses[i]
+		var startedAt metav1.Time
+		if cs.State.Running != nil {
+			startedAt = cs.State.Running.StartedAt
+		}
+		cs.Ready, cs.Started = false, ptr.To(false)
+		cs.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+			ExitCode: exitCode, Reason: reason, StartedAt: startedAt, FinishedAt: now,
+			ContainerID: cs.ContainerID,
+		}}
+	}
+	return status
 }
 
 func (s *simulator) runningStatus(pod *corev1.Pod) corev1.PodStatus {

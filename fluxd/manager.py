@@ -37,6 +37,7 @@ from fluxd.metrics import Metrics
 from fluxd.objectkey import ObjectKey
 from fluxd.reconcilers.base import REQUESTED_AT_ANNOTATION, ReconcileDriver, Reconciler
 from fluxd.reconcilers.gitrepository import GitRepositoryReconciler
+from fluxd.reconcilers.kustomization import KustomizationReconciler
 from fluxd.reconcilers.objects import ObjectApi, resource_of
 from fluxd.scheduler import Outcome, Scheduler
 from fluxd.sources.artifact import Artifact
@@ -88,12 +89,20 @@ class Daemon:
                 artifact_base_url=self._artifact_base_url(),
                 track_sources=self.scheduler.track_sources,
             ),
+            KustomizationReconciler(
+                objects=self.objects,
+                cache=self.cache,
+                track_sources=self.scheduler.track_sources,
+            ),
         ]
         self._drivers: dict[str, ReconcileDriver] = {}
         for reconciler in self.reconcilers:
             kind = reconciler.kind
             self._drivers[kind.kind] = ReconcileDriver(
-                reconciler, objects=self.objects, metrics=self.metrics
+                reconciler,
+                objects=self.objects,
+                metrics=self.metrics,
+                wake_dependents=self.scheduler.wake_dependents,
             )
             self.informers[kind.kind] = Informer(
                 api,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final
 
@@ -136,12 +136,14 @@ class ReconcileDriver:
         *,
         objects: ObjectApi,
         metrics: Metrics,
+        wake_dependents: Callable[[ObjectKey], object] = lambda _: None,
         status_timeout: float = 10.0,
     ) -> None:
         self.reconciler = reconciler
         self.kind = reconciler.kind
         self.objects = objects
         self.metrics = metrics
+        self.wake_dependents = wake_dependents
         self.status_timeout = status_timeout
 
     async def __call__(self, key: ObjectKey) -> Outcome:
@@ -263,6 +265,10 @@ class ReconcileDriver:
                 for type_, reason, message, annotations in ctx.events if ctx else []:
                     await self.objects.record_event(obj, type_, reason, message, annotations)
             self.metrics.observe_reconcile(key, time.monotonic() - started, result)
+            if _readiness(status) != _readiness(obj.get("status") or {}):
+                # Objects that depend on this one (dependsOn) wait for it to be Ready at
+                # its latest revision: tell them now rather than at their next retry.
+                self.wake_dependents(key)
             self.metrics.set_state(
                 key, ready=_ready_label(status), suspended=False, revision=_revision(status)
             )
@@ -305,6 +311,10 @@ def status_patch(original: Mapping[str, Any], desired: Mapping[str, Any]) -> dic
     }
     patch.update({name: None for name in original if name not in desired})
     return patch
+
+
+def _readiness(status: Mapping[str, Any]) -> tuple[str, str]:
+    return _ready_label(status), _revision(status)
 
 
 def _ready_label(status: Mapping[str, Any]) -> str:

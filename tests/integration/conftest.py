@@ -19,7 +19,7 @@ import pytest
 from kubernetes_asyncio.client import ApiClient
 
 from fluxd import conditions
-from fluxd.api import GIT_REPOSITORY, KindInfo
+from fluxd.api import KindInfo
 from fluxd.kube import client
 from fluxd.kube.resources import NAMESPACES, SECRETS
 from fluxd.manager import Daemon, Options
@@ -188,11 +188,14 @@ async def fluxd(api_client: ApiClient, namespace: str) -> AsyncIterator[Fluxd]:
 
 
 async def _delete_flux_objects(running: Fluxd) -> None:
-    """Delete the test's GitRepositories and wait until fluxd has released them."""
-    resource = resource_of(GIT_REPOSITORY)
-    listed = await client.list_page(running.api, resource, running.namespace)
-    for item in listed.get("items", []):
-        await client.delete(running.api, resource, running.namespace, item["metadata"]["name"])
-    async with asyncio.timeout(WAIT_TIMEOUT):
-        while (await client.list_page(running.api, resource, running.namespace)).get("items"):
-            await asyncio.sleep(0.05)
+    """Delete the test's Flux objects, consumers before sources, and wait for fluxd to
+    release them (its finalizers run while the daemon is still up)."""
+    for reconciler in reversed(running.daemon.reconcilers):
+        resource = resource_of(reconciler.kind)
+        listed = await client.list_page(running.api, resource, running.namespace)
+        for item in listed.get("items", []):
+            name = item["metadata"]["name"]
+            await client.delete(running.api, resource, running.namespace, name)
+        async with asyncio.timeout(WAIT_TIMEOUT):
+            while (await client.list_page(running.api, resource, running.namespace)).get("items"):
+                await asyncio.sleep(0.05)

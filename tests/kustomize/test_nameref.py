@@ -10,7 +10,7 @@ from ruamel.yaml import YAML
 from fluxd.kustomize._fieldspec import FieldSpec
 from fluxd.kustomize._model import KustomizeError, Resource
 from fluxd.kustomize._nameref import NAME_REFERENCES, apply_hash_suffixes, fix_name_references
-from tests.kustomize.oracle import OracleUnavailable, kubectl_binary
+from tests.kustomize.oracle import kubectl_binary
 
 
 def _res(
@@ -427,10 +427,7 @@ def test_custom_table_rows_are_honoured() -> None:
 
 def _embedded_table() -> list[dict[str, Any]]:
     """The nameReference YAML compiled into the oracle's kubectl binary."""
-    try:
-        binary = kubectl_binary().read_bytes()
-    except OracleUnavailable as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(str(exc))
+    binary = kubectl_binary().read_bytes()
     start = binary.find(b"\nnameReference:\n")
     assert start >= 0
     end = binary.index(b"\x00", start)

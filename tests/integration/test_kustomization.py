@@ -1,0 +1,390 @@
+"""Kustomization end to end: a git source, fluxd, and what lands in the real cluster.
+
+The scenarios are the ones users write about (``../shared/seeds``): a Deployment in git
+goes from 2 to 3 replicas after a push; a ``kubectl scale`` is reverted; removing a file
+prunes its object; broken YAML leaves what runs untouched and says which file is broken.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fluxd import conditions
+from fluxd.api import GIT_REPOSITORY, KUSTOMIZATION
+from fluxd.kube import client
+from fluxd.kube.resources import Resource
+from tests.gitservers import GitHTTPServer, GitRemote
+from tests.integration.conftest import Fluxd, is_ready_now
+
+DEPLOYMENTS = Resource("apps", "v1", "deployments")
+CONFIGMAPS = Resource("", "v1", "configmaps")
+
+
+def deployment(namespace: str, replicas: int, image: str = "nginx:1.25.0") -> str:
+    """The seed's Deployment, in the test's namespace."""
+    return f"""\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: my-app
+  namespace: {namespace}
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels:
+      app: my-app
+  template:
+    metadata:
+      labels:
+        app: my-app
+    spec:
+      containers:
+      - name: my-app
+        image: {image}
+"""
+
+
+def configmap(namespace: str, name: str, value: str = "1") -> str:
+    return (
+        f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n"
+        f"  namespace: {namespace}\ndata:\n  value: '{value}'\n"
+    )
+
+
+async def setup_source(fluxd: Fluxd, remote: GitRemote, server: GitHTTPServer) -> None:
+    await fluxd.create(GIT_REPOSITORY, "source", {"interval": "1h", "url": server.url(remote)})
+    await fluxd.wait_ready(GIT_REPOSITORY, "source")
+
+
+async def push_and_refresh(fluxd: Fluxd, remote: GitRemote, files: dict[str, str]) -> str:
+    sha = remote.commit(files)
+    await fluxd.patch(
+        GIT_REPOSITORY,
+        "source",
+        {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": sha}}},
+    )
+    return sha
+
+
+async def live(fluxd: Fluxd, resource: Resource, name: str) -> dict[str, Any] | None:
+    try:
+        return await client.get(fluxd.api, resource, fluxd.namespace, name)
+    except client.ApiError as error:
+        if error.not_found:
+            return None
+        raise
+
+
+def applied(obj: dict[str, Any], sha: str) -> bool:
+    return is_ready_now(obj) and str(obj["status"].get("lastAppliedRevision", "")).endswith(sha)
+
+
+async def test_seed_deployment_follows_git_and_drift_is_reverted(
+    fluxd: Fluxd, git_remote: GitRemote, git_http: GitHTTPServer
+) -> None:
+    ns = fluxd.namespace
+    sha = git_remote.commit({"apps/my-app/my-app.yaml": deployment(ns, 2)})
+    await setup_source(fluxd, git_remote, git_http)
+    await fluxd.create(
+        KUSTOMIZATION,
+        "my-apps",
+        {
+            "interval": "10m",
+            "sourceRef": {"kind": "GitRepository", "name": "source"},
+            "path": "./apps/my-app",
+            "prune": True,
+            "wait": True,
+        },
+    )
+    obj = await fluxd.wait_for(KUSTOMIZATION, "my-apps", lambda o: applied(o, sha), "applied")
+    ready = conditions.get(obj["status"], "Ready")
+    assert ready is not None
+    assert ready["reason"] == "ReconciliationSucceeded"
+    assert ready["message"] == f"Applied revision: master@sha1:{sha}"
+    assert obj["status"]["inventory"]["entries"] == [
+        {"id": f"{ns}_my-app_apps_Deployment", "v": "v1"}
+    ]
+    running = await live(fluxd, DEPLOYMENTS, "my-app")
+    assert running is not None
+    assert running["spec"]["replicas"] == 2
+    assert running["status"].get("readyReplicas") == 2, "wait: true returned before rollout"
+    assert running["metadata"]["labels"]["kustomize.toolkit.fluxcd.io/name"] == "my-apps"
+
+    new_sha = await push_and_refresh(
+        fluxd, git_remote, {"apps/my-app/my-app.yaml": deployment(ns, 3)}
+    )
+    await fluxd.wait_for(KUSTOMIZATION, "my-apps", lambda o: applied(o, new_sha), "push applied")
+    scaled = await live(fluxd, DEPLOYMENTS, "my-app")
+    assert scaled is not None
+    assert scaled["spec"]["replicas"] == 3
+
+    # kubectl scale deployment my-app --replicas=5, then the next reconcile reverts it.
+    await client.patch(fluxd.api, DEPLOYMENTS, ns, "my-app", {"spec": {"replicas": 5}})
+    await fluxd.patch(
+        KUSTOMIZATION,
+        "my-apps",
+        {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "drift"}}},
+    )
+    await fluxd.wait_for(
+        KUSTOMIZATION,
+        "my-apps",
+        lambda o: o["status"].get("lastHandledReconcileAt") == "drift",
+        "the drift reconcile",
+    )
+    reverted = await live(fluxd, DEPLOYMENTS, "my-app")
+    assert reverted is not None
+    assert reverted["spec"]["replicas"] == 3
+
+
+async def test_removed_file_is_pruned_and_prune_disabled_is_kept(
+    fluxd: Fluxd, git_remote: GitRemote, git_http: GitHTTPServer
+) -> None:
+    ns = fluxd.namespace
+    keep = configmap(ns, "keep").replace(
+        "metadata:\n",
+        "metadata:\n  annotations:\n    kustomize.toolkit.fluxcd.io/prune: disabled\n",
+    )
+    sha = git_remote.commit(
+        {
+            "deploy/a.yaml": configmap(ns, "a"),
+            "deploy/b.yaml": configmap(ns, "b"),
+            "deploy/keep.yaml": keep,
+        }
+    )
+    await setup_source(fluxd, git_remote, git_http)
+    await fluxd.create(
+        KUSTOMIZATION,
+        "apps",
+        {
+            "interval": "10m",
+            "sourceRef": {"kind": "GitRepository", "name": "source"},
+            "path": "deploy",
+            "prune": True,
+        },
+    )
+    await fluxd.wait_for(KUSTOMIZATION, "apps", lambda o: applied(o, sha), "applied")
+    assert await live(fluxd, CONFIGMAPS, "b") is not None
+
+    git_remote.git("rm", "-q", "deploy/b.yaml", "deploy/keep.yaml")
+    new_sha = await push_and_refresh(fluxd, git_remote, {"deploy/a.yaml": configmap(ns, "a", "2")})
+    obj = await fluxd.wait_for(KUSTOMIZATION, "apps", lambda o: applied(o, new_sha), "applied")
+    assert await live(fluxd, CONFIGMAPS, "b") is None, "a removed file's object was not pruned"
+    assert await live(fluxd, CONFIGMAPS, "keep") is not None, "prune: disabled was deleted"
+    ids = [entry["id"] for entry in obj["status"]["inventory"]["entries"]]
+    assert ids == [f"{ns}_a__ConfigMap"]
+    events = await fluxd.events_for("apps")
+    assert any(f"ConfigMap/{ns}/b deleted" in e["message"] for e in events), events
+
+
+async def test_broken_yaml_keeps_what_runs_and_names_the_file(
+    fluxd: Fluxd, git_remote: GitRemote, git_http: GitHTTPServer
+) -> None:
+    ns = fluxd.namespace
+    sha = git_remote.commit(
+        {"deploy/a.yaml": configmap(ns, "a"), "deploy/b.yaml": configmap(ns, "b")}
+    )
+    await setup_source(fluxd, git_remote, git_http)
+    await fluxd.create(
+        KUSTOMIZATION,
+        "apps",
+        {
+            "interval": "10m",
+            "sourceRef": {"kind": "GitRepository", "name": "source"},
+            "path": "deploy",
+            "prune": True,
+        },
+    )
+    await fluxd.wait_for(KUSTOMIZATION, "apps", lambda o: applied(o, sha), "applied")
+
+    broken = await push_and_refresh(
+        fluxd, git_remote, {"deploy/b.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: [oops\n"}
+    )
+    obj = await fluxd.wait_not_ready(KUSTOMIZATION, "apps", "BuildFailed")
+    ready = conditions.get(obj["status"], "Ready")
+    assert ready is not None
+    assert "deploy/b.yaml" in ready["message"]
+    assert obj["status"]["lastAttemptedRevision"].endswith(broken)
+    assert obj["status"]["lastAppliedRevision"].endswith(sha)
+    assert await live(fluxd, CONFIGMAPS, "a") is not None
+    assert await live(fluxd, CONFIGMAPS, "b") is not None, "a failed build pruned objects"
+
+
+async def test_depends_on_waits_for_the_dependency_and_wakes_at_once(
+    fluxd: Fluxd, git_remote: GitRemote, git_http: GitHTTPServer
+) -> None:
+    ns = fluxd.namespace
+    sha = git_remote.commit(
+        {"infra/a.yaml": configmap(ns, "infra"), "apps/b.yaml": configmap(ns, "app")}
+    )
+    await setup_source(fluxd, git_remote, git_http)
+    source = {"kind": "GitRepository", "name": "source"}
+    await fluxd.create(
+        KUSTOMIZATION,
+        "apps",
+        {
+            "interval": "1h",
+            "retryInterval": "1h",
+            "sourceRef": source,
+            "path": "apps",
+            "prune": True,
+            "dependsOn": [{"name": "infra"}],
+        },
+    )
+    waiting = await fluxd.wait_not_ready(KUSTOMIZATION, "apps", "DependencyNotReady")
+    ready = conditions.get(waiting["status"], "Ready")
+    assert ready is not None
+    assert f"'{ns}/infra'" in ready["message"]
+    assert await live(fluxd, CONFIGMAPS, "app") is None
+
+    await fluxd.create(
+        KUSTOMIZATION,
+        "infra",
+        {"interval": "1h", "sourceRef": source, "path": "infra", "prune": True},
+    )
+    # retryInterval is 1h: only the dependency's wake-up can make this happen in time.
+    await fluxd.wait_for(KUSTOMIZATION, "apps", lambda o: applied(o, sha), "applied after infra")
+    assert await live(fluxd, CONFIGMAPS, "app") is not None
+
+
+async def test_missing_source_and_invalid_object_fail_with_flux_reasons(
+    fluxd: Fluxd, git_remote: GitRemote, git_http: GitHTTPServer
+) -> None:
+    ns = fluxd.namespace
+    git_remote.commit(
+        {
+            "bad/svc.yaml": (
+                f"apiVersion: v1\nkind: Service\nmetadata:\n  name: bad\n  namespace: {ns}\n"
+                "spec:\n  ports:\n  - port: 99999\n"
+            )
+        }
+    )
+    await fluxd.create(
+        KUSTOMIZATION,
+        "orphan",
+        {
+            "interval": "1h",
+            "sourceRef": {"kind": "GitRepository", "name": "nowhere"},
+            "path": ".",
+            "prune": True,
+        },
+    )
+    orphan = await fluxd.wait_not_ready(KUSTOMIZATION, "orphan", "ArtifactFailed")
+    orphan_ready = conditions.get(orphan["status"], "Ready")
+    assert orphan_ready is not None
+    assert "nowhere" in orphan_ready["message"]
+
+    await setup_source(fluxd, git_remote, git_http)
+    await fluxd.create(
+        KUSTOMIZATION,
+        "invalid",
+        {
+            "interval": "1h",
+            "sourceRef": {"kind": "GitRepository", "name": "source"},
+            "path": "bad",
+            "prune": True,
+        },
+    )
+    invalid = await fluxd.wait_not_ready(KUSTOMIZATION, "invalid", "ReconciliationFailed")
+    invalid_ready = conditions.get(invalid["status"], "Ready")
+    assert invalid_ready is not None
+    assert f"Service/{ns}/bad" in invalid_ready["message"]
+    assert await live(fluxd, Resource("", "v1", "services"), "bad") is None
+
+
+SOPS_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sops"
+
+
+def valid_encrypted_secret() -> str:
+    """The sops fixture minus its non-string ``stringData`` entries (there to test type
+    restoration; Kubernetes refuses them). Each value authenticates on its own and, as in
+    Flux, the file MAC is not checked, so dropping entries keeps the rest decryptable."""
+    document = yaml.safe_load((SOPS_FIXTURES / "secret.regex.enc.yaml").read_text())
+    for key in ("port", "ratio", "tls", "debug"):
+        del document["stringData"][key]
+    return str(yaml.safe_dump(document))
+
+
+async def test_sops_secret_substitution_and_target_namespace(
+    fluxd: Fluxd, git_remote: GitRemote, git_http: GitHTTPServer
+) -> None:
+    ns = fluxd.namespace
+    settings = (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n"
+        "data:\n  greeting: ${GREETING}\n  size: ${SIZE:=small}\n  color: ${COLOR:=blue}\n"
+    )
+    sha = git_remote.commit(
+        {
+            "deploy/secret.yaml": valid_encrypted_secret(),
+            "deploy/settings.yaml": settings,
+        }
+    )
+    await setup_source(fluxd, git_remote, git_http)
+    await fluxd.secret("sops-age", {"identity.agekey": (SOPS_FIXTURES / "age.agekey").read_text()})
+    await client.create(
+        fluxd.api,
+        CONFIGMAPS,
+        {"metadata": {"name": "vars", "namespace": ns}, "data": {"SIZE": "large"}},
+    )
+    await fluxd.create(
+        KUSTOMIZATION,
+        "apps",
+        {
+            "interval": "1h",
+            "sourceRef": {"kind": "GitRepository", "name": "source"},
+            "path": "deploy",
+            "prune": True,
+            "targetNamespace": ns,
+            "decryption": {"provider": "sops", "secretRef": {"name": "sops-age"}},
+            "postBuild": {
+                "substitute": {"GREETING": "hello"},
+                "substituteFrom": [
+                    {"kind": "ConfigMap", "name": "vars"},
+                    {"kind": "Secret", "name": "absent", "optional": True},
+                ],
+            },
+        },
+    )
+    await fluxd.wait_for(KUSTOMIZATION, "apps", lambda o: applied(o, sha), "applied")
+    secret = await live(fluxd, Resource("", "v1", "secrets"), "db-credentials")
+    assert secret is not None, "the decrypted Secret was not applied in targetNamespace"
+    assert secret["data"]["username"] == "YWRtaW4="  # "admin", decrypted
+    assert "sops" not in secret
+    settings_cm = await live(fluxd, CONFIGMAPS, "settings")
+    assert settings_cm is not None
+    assert settings_cm["data"] == {"greeting": "hello", "size": "large", "color": "blue"}
+
+
+async def test_health_check_timeout_names_the_unready_object(
+    fluxd: Fluxd, git_remote: GitRemote, git_http: GitHTTPServer
+) -> None:
+    ns = fluxd.namespace
+    unschedulable = deployment(ns, 1).replace(
+        "        image: nginx:1.25.0\n",
+        "        image: nginx:1.25.0\n        resources:\n          requests:\n"
+        "            cpu: '1000'\n",
+    )
+    git_remote.commit({"deploy/app.yaml": unschedulable})
+    await setup_source(fluxd, git_remote, git_http)
+    await fluxd.create(
+        KUSTOMIZATION,
+        "apps",
+        {
+            "interval": "1h",
+            "sourceRef": {"kind": "GitRepository", "name": "source"},
+            "path": "deploy",
+            "prune": True,
+            "wait": True,
+            "timeout": "3s",
+        },
+    )
+    obj = await fluxd.wait_not_ready(KUSTOMIZATION, "apps", "HealthCheckFailed")
+    ready = conditions.get(obj["status"], "Ready")
+    healthy = conditions.get(obj["status"], "Healthy")
+    assert ready is not None
+    assert healthy is not None
+    assert f"Deployment/{ns}/my-app" in ready["message"]
+    assert healthy["status"] == "False"
+    assert obj["status"]["inventory"]["entries"], "applied objects must be in the inventory"
