@@ -25,7 +25,7 @@ kustomize; so does a kustomization that includes itself, directly or not.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,31 +88,39 @@ class _Accumulator:
     name_references: tuple[NameReference, ...] = NAME_REFERENCES
     vars: list[dict[str, Any]] = field(default_factory=list)
 
-    def append_all(self, resources: list[Resource], *, file: str) -> None:
-        """Append ``resources``; an id already present fails the build, as in kustomize."""
-        known = {_builtins.identity_key(existing.obj): existing for existing in self.resources}
-        for resource in resources:
-            key = _builtins.identity_key(resource.obj)
-            existing = known.get(key)
-            if existing is not None:
-                raise KustomizeError(
-                    "may not add resource with an already registered id:"
-                    f" {kustomize_id(resource.obj)} (from {resource.origin}; first from"
-                    f" {existing.origin})",
-                    file=file,
-                )
-            known[key] = resource
-            self.resources.append(resource)
+    def merge_all(self, children: Iterable[_Accumulator], *, file: str) -> None:
+        """Merge each child in turn; an id already present fails the build, as in kustomize.
 
-    def merge(self, other: _Accumulator, *, file: str) -> None:
-        self.append_all(other.resources, file=file)
-        for name, specs in other.tables.items():
-            self.tables[name] = _builtins.merge_specs(self.tables.get(name, ()), specs)
-        self.merge_name_references(other.name_references)
-        self.merge_vars(other.vars, file=file)
+        The ids are indexed once for the whole sequence, so a kustomization listing
+        thousands of files stays linear.
+        """
+        known = {_builtins.identity_key(existing.obj): existing for existing in self.resources}
+        for child in children:
+            for resource in child.resources:
+                key = _builtins.identity_key(resource.obj)
+                existing = known.get(key)
+                if existing is not None:
+                    raise KustomizeError(
+                        "may not add resource with an already registered id:"
+                        f" {kustomize_id(resource.obj)} (from {resource.origin}; first from"
+                        f" {existing.origin})",
+                        file=file,
+                    )
+                known[key] = resource
+                self.resources.append(resource)
+            for name, specs in child.tables.items():
+                self.tables[name] = _builtins.merge_specs(self.tables.get(name, ()), specs)
+            self.merge_name_references(child.name_references)
+            self.merge_vars(child.vars, file=file)
+
+    def append_all(self, resources: list[Resource], *, file: str) -> None:
+        """Append one file's objects, refusing duplicate ids."""
+        self.merge_all([_Accumulator(resources=resources, tables={})], file=file)
 
     def merge_name_references(self, incoming: tuple[NameReference, ...]) -> None:
         """Add referrer paths; a target already in the table gains the new ones."""
+        if incoming is NAME_REFERENCES:
+            return  # every table starts from the defaults and only grows
         table = list(self.name_references)
         for reference in incoming:
             for index, known in enumerate(table):
@@ -210,8 +218,10 @@ class _Builder:
 
     def _accumulate(self, k: Kustomization, acc: _Accumulator) -> _Accumulator:
         data = k.data
-        for reference in k.paths("resources"):
-            acc.merge(self._load(k, reference, field="resources"), file=k.file)
+        acc.merge_all(
+            (self._load(k, reference, field="resources") for reference in k.paths("resources")),
+            file=k.file,
+        )
         for reference in k.paths("components"):
             acc = self._component(k, reference, acc)
         for reference in k.paths("configurations"):

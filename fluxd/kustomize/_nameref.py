@@ -28,7 +28,7 @@ subject of kind ``User`` is renamed like a ServiceAccount of that name, and an I
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -241,16 +241,44 @@ def fix_name_references(
 ) -> None:
     """Point every name reference in ``resources`` at the final name of what it names."""
     histories = {id(resource): _History.of(resource) for resource in resources}
+    # Candidates are looked up by the names they had, and the resources a referrer may see
+    # depend only on its namespace: both are computed once, so a build stays near-linear.
+    by_previous_name: dict[str, list[Resource]] = {}
+    for resource in resources:
+        for name in histories[id(resource)].previous_names:
+            by_previous_name.setdefault(name, []).append(resource)
+    scopes: dict[tuple[object, ...], _Scope] = {}
     for referrer in resources:
-        visible: list[Resource] | None = None
+        scope: _Scope | None = None
         for reference in table:
             for spec in reference.referrers:
                 if not spec.matches(referrer.obj):
                     continue
-                if visible is None:
-                    visible = _visible_from(referrer, resources)
-                fixer = _Fixer(referrer, reference.target, spec, visible, histories)
+                if scope is None:
+                    key = _scope_key(referrer)
+                    scope = scopes.get(key)
+                    if scope is None:
+                        scope = scopes[key] = _Scope(_visible_from(referrer, resources))
+                fixer = _Fixer(referrer, reference.target, spec, scope, by_previous_name, histories)
                 visit(referrer.obj, spec, fixer.fix)
+
+
+class _Scope:
+    """The resources one referrer may name at all, with what lookups need of them."""
+
+    def __init__(self, visible: list[Resource]) -> None:
+        self.ids = {id(resource) for resource in visible}
+        self.original_namespaces = {_effective(r.original_namespace) for r in visible}
+
+
+def _scope_key(referrer: Resource) -> tuple[object, ...]:
+    if is_cluster_scoped(referrer.obj):
+        return (True,)
+    return (
+        False,
+        _effective(referrer.id.namespace),
+        frozenset(_service_account_namespaces(referrer)),
+    )
 
 
 @dataclass(frozen=True)
@@ -309,14 +337,20 @@ class _Fixer:
         referrer: Resource,
         target: FieldSpec,
         spec: FieldSpec,
-        visible: list[Resource],
+        scope: _Scope,
+        by_previous_name: Mapping[str, list[Resource]],
         histories: dict[int, _History],
     ) -> None:
         self.referrer = referrer
         self.target = target
         self.spec = spec
-        self.visible = visible
+        self.scope = scope
+        self.by_previous_name = by_previous_name
         self.histories = histories
+
+    def _named(self, name: str) -> list[Resource]:
+        """Visible resources that once had ``name``, in build order."""
+        return [r for r in self.by_previous_name.get(name, ()) if id(r) in self.scope.ids]
 
     def fix(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -328,7 +362,7 @@ class _Fixer:
         return value
 
     def _scalar(self, name: str) -> str:
-        referral = self._select(name, self.visible, same=lambda r: r.name)
+        referral = self._select(name, self._named(name), same=lambda r: r.name)
         return referral.name if referral is not None else name
 
     def _mapping(self, node: dict[str, Any]) -> dict[str, Any]:
@@ -341,13 +375,15 @@ class _Fixer:
         name = node["name"]
         if not isinstance(name, str):
             return node
-        candidates = self.visible
+        candidates = self._named(name)
         namespace = node.get("namespace")
         if isinstance(namespace, str):
             wanted = _effective(namespace)
-            candidates = [r for r in self.visible if _effective(r.original_namespace) == wanted]
-            if not candidates:
-                candidates = [r for r in self.visible if _effective(r.id.namespace) == wanted]
+            # By original namespace when any visible resource had it, else by current one.
+            if wanted in self.scope.original_namespaces:
+                candidates = [r for r in candidates if _effective(r.original_namespace) == wanted]
+            else:
+                candidates = [r for r in candidates if _effective(r.id.namespace) == wanted]
         referral = self._select(name, candidates, same=lambda r: (r.name, r.id.namespace))
         if referral is None:
             return node
