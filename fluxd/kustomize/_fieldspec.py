@@ -37,6 +37,10 @@ class FieldSpec:
 
     def matches(self, obj: dict[str, Any]) -> bool:
         """Whether ``obj``'s group/version/kind is one this spec applies to."""
+        if self.kind and self.kind != obj.get("kind"):
+            return False  # the common rejection, decided before any string splitting
+        if not (self.group or self.version):
+            return True
         api_version = str(obj.get("apiVersion") or "")
         group, _, version = api_version.rpartition("/")
         return (
