@@ -1,10 +1,11 @@
-"""``fluxd run`` with no cluster: a local control plane and a GitRepository to watch.
+"""``fluxd run`` with no cluster: a local control plane and GitOps objects to watch.
 
 A newcomer without a cluster (or without network) still sees fluxd do its job: this
 module starts the real kube-apiserver of :mod:`fluxd.devcluster`, installs the CRDs,
 serves a small git repository from memory over smart HTTP on loopback (dulwich's server,
-so no git binary is needed), creates ``GitRepository flux-system/demo`` pointing at it, and
-runs the daemon. When the object turns Ready it prints its revision and how to look at the
+so no git binary is needed), creates ``GitRepository flux-system/demo`` pointing at it and
+a ``Kustomization`` that applies the Deployment in it (the example of the Flux docs), and
+runs the daemon. When each turns Ready it prints its revision, then how to look at the
 cluster with kubectl; the daemon keeps running until Ctrl-C.
 """
 
@@ -27,7 +28,7 @@ from dulwich.server import BackendRepo, DictBackend
 from dulwich.web import make_wsgi_chain
 
 from fluxd import conditions
-from fluxd.api import GIT_REPOSITORY
+from fluxd.api import GIT_REPOSITORY, KUSTOMIZATION, KindInfo
 from fluxd.devcluster import LocalControlPlane, install_crds
 from fluxd.kube import client
 from fluxd.kube.resources import NAMESPACES
@@ -152,28 +153,44 @@ async def _create_demo_objects(api: Any, url: str) -> None:
     except client.ApiError as error:
         if not error.already_exists:
             raise
-    kind = GIT_REPOSITORY
-    await client.create(
-        api,
-        resource_of(kind),
-        {
-            "apiVersion": kind.api_version,
-            "kind": kind.kind,
-            "metadata": {"name": NAME, "namespace": NAMESPACE},
-            "spec": {"interval": "1m", "url": url, "ref": {"branch": "main"}},
-        },
-    )
+    specs: list[tuple[KindInfo[Any], dict[str, Any]]] = [
+        (GIT_REPOSITORY, {"interval": "1m", "url": url, "ref": {"branch": "main"}}),
+        # The seed's "my-apps" Kustomization: apply the Deployment and wait for its rollout.
+        (
+            KUSTOMIZATION,
+            {
+                "interval": "10m",
+                "sourceRef": {"kind": "GitRepository", "name": NAME},
+                "path": "./apps/my-app",
+                "prune": True,
+                "wait": True,
+            },
+        ),
+    ]
+    for kind, spec in specs:
+        await client.create(
+            api,
+            resource_of(kind),
+            {
+                "apiVersion": kind.api_version,
+                "kind": kind.kind,
+                "metadata": {"name": NAME, "namespace": NAMESPACE},
+                "spec": spec,
+            },
+        )
 
 
 async def _report_when_ready(api: Any, kubeconfig: Path) -> None:
-    resource = resource_of(GIT_REPOSITORY)
-    while True:
-        obj = await client.get(api, resource, NAMESPACE, NAME)
-        status = obj.get("status") or {}
-        if conditions.is_ready(status):
-            ready = conditions.get(status, conditions.READY) or {}
-            print(f"GitRepository {NAMESPACE}/{NAME} is Ready: {ready.get('message')}")
-            print(f"look around:  KUBECONFIG={kubeconfig} kubectl get gitrepositories -A")
-            print("stop with Ctrl-C")
-            return
-        await anyio.sleep(0.5)
+    for kind in (GIT_REPOSITORY, KUSTOMIZATION):
+        resource = resource_of(kind)
+        while True:
+            obj = await client.get(api, resource, NAMESPACE, NAME)
+            status = obj.get("status") or {}
+            if conditions.is_ready(status):
+                ready = conditions.get(status, conditions.READY) or {}
+                print(f"{kind.kind} {NAMESPACE}/{NAME} is Ready: {ready.get('message')}")
+                break
+            await anyio.sleep(0.5)
+    print(f"look around:  export KUBECONFIG={kubeconfig}")
+    print("              kubectl get gitrepositories,kustomizations -A; kubectl get deploy my-app")
+    print("stop with Ctrl-C")

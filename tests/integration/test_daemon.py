@@ -175,7 +175,7 @@ async def test_watch_label_selector_shards_objects(
 
 
 async def test_readme_run_command_shows_a_ready_gitrepository(tmp_path: Path) -> None:
-    """``scripts/run`` with no kubeconfig: local control plane, demo repo, Ready revision."""
+    """``scripts/run`` with no kubeconfig: local control plane, demo repo, both objects Ready."""
     env = {key: value for key, value in os.environ.items() if key not in {"KUBECONFIG"}} | {
         "HOME": str(tmp_path),
         "FLUXD_CACHE_DIR": str(cache_root()),
@@ -198,11 +198,14 @@ async def test_readme_run_command_shows_a_ready_gitrepository(tmp_path: Path) ->
                 line = (await process.stdout.readline()).decode()
                 assert line, f"fluxd run ended early: {''.join(lines)}"
                 lines.append(line)
-                if "is Ready" in line:
+                if line.startswith("Kustomization flux-system/demo is Ready"):
                     break
-        assert (
+        ready = [line for line in lines if " is Ready: " in line]
+        assert ready[0].startswith(
             "GitRepository flux-system/demo is Ready: stored artifact for revision 'main@sha1:"
-            in (lines[-1])
+        )
+        assert ready[1].startswith(
+            "Kustomization flux-system/demo is Ready: Applied revision: main@sha1:"
         )
         process.send_signal(signal.SIGINT)
         async with asyncio.timeout(60):
