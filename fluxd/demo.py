@@ -35,19 +35,22 @@ from fluxd.kube.resources import NAMESPACES
 from fluxd.manager import Options, serve
 from fluxd.reconcilers.objects import resource_of
 
-__all__ = ["demo_repository", "run_local", "serve_repository"]
+__all__ = ["demo_repository", "run_local", "seed_deployment", "serve_repository"]
 
 NAMESPACE = "flux-system"
 NAME = "demo"
 
-_DEPLOYMENT = b"""\
+
+def seed_deployment(namespace: str = "default", replicas: int = 2) -> str:
+    """The Deployment of the Flux docs' example (``../shared/seeds``), as a manifest."""
+    return f"""\
 apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: my-app
-  namespace: default
+  namespace: {namespace}
 spec:
-  replicas: 2
+  replicas: {replicas}
   selector:
     matchLabels:
       app: my-app
@@ -65,7 +68,7 @@ spec:
 def demo_repository() -> MemoryRepo:
     """A repository with one commit on ``main``: the Deployment example of the Flux docs."""
     repo = MemoryRepo()
-    blob = Blob.from_string(_DEPLOYMENT)
+    blob = Blob.from_string(seed_deployment().encode())
     app_tree = Tree()
     app_tree.add(b"my-app.yaml", 0o100644, blob.id)
     apps_tree = Tree()

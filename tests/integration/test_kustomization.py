@@ -14,6 +14,7 @@ import yaml
 
 from fluxd import conditions
 from fluxd.api import GIT_REPOSITORY, KUSTOMIZATION
+from fluxd.demo import seed_deployment
 from fluxd.kube import client
 from fluxd.kube.resources import Resource
 from tests.gitservers import GitHTTPServer, GitRemote
@@ -23,28 +24,15 @@ DEPLOYMENTS = Resource("apps", "v1", "deployments")
 CONFIGMAPS = Resource("", "v1", "configmaps")
 
 
-def deployment(namespace: str, replicas: int, image: str = "nginx:1.25.0") -> str:
-    """The seed's Deployment, in the test's namespace."""
-    return f"""\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: my-app
-  namespace: {namespace}
-spec:
-  replicas: {replicas}
-  selector:
-    matchLabels:
-      app: my-app
-  template:
-    metadata:
-      labels:
-        app: my-app
-    spec:
-      containers:
-      - name: my-app
-        image: {image}
-"""
+def kustomization(path: str, **fields: object) -> dict[str, object]:
+    """A Kustomization spec for ``path`` of the test's ``source`` GitRepository."""
+    return {
+        "interval": "1h",
+        "sourceRef": {"kind": "GitRepository", "name": "source"},
+        "path": path,
+        "prune": True,
+        **fields,
+    }
 
 
 def configmap(namespace: str, name: str, value: str = "1") -> str:
@@ -86,18 +74,15 @@ async def test_seed_deployment_follows_git_and_drift_is_reverted(
     fluxd: Fluxd, git_remote: GitRemote, git_http: GitHTTPServer
 ) -> None:
     ns = fluxd.namespace
-    sha = git_remote.commit({"apps/my-app/my-app.yaml": deployment(ns, 2)})
+    sha = git_remote.commit({"apps/my-app/my-app.yaml": seed_deployment(ns, 2)})
     await setup_source(fluxd, git_remote, git_http)
     await fluxd.create(
         KUSTOMIZATION,
         "my-apps",
-        {
-            "interval": "10m",
-            "sourceRef": {"kind": "GitRepository", "name": "source"},
-            "path": "./apps/my-app",
-            "prune": True,
-            "wait": True,
-        },
+        kustomization(
+            "./apps/my-app",
+            wait=True,
+        ),
     )
     obj = await fluxd.wait_for(KUSTOMIZATION, "my-apps", lambda o: applied(o, sha), "applied")
     ready = conditions.get(obj["status"], "Ready")
@@ -114,7 +99,7 @@ async def test_seed_deployment_follows_git_and_drift_is_reverted(
     assert running["metadata"]["labels"]["kustomize.toolkit.fluxcd.io/name"] == "my-apps"
 
     new_sha = await push_and_refresh(
-        fluxd, git_remote, {"apps/my-app/my-app.yaml": deployment(ns, 3)}
+        fluxd, git_remote, {"apps/my-app/my-app.yaml": seed_deployment(ns, 3)}
     )
     await fluxd.wait_for(KUSTOMIZATION, "my-apps", lambda o: applied(o, new_sha), "push applied")
     scaled = await live(fluxd, DEPLOYMENTS, "my-app")
@@ -158,12 +143,7 @@ async def test_removed_file_is_pruned_and_prune_disabled_is_kept(
     await fluxd.create(
         KUSTOMIZATION,
         "apps",
-        {
-            "interval": "10m",
-            "sourceRef": {"kind": "GitRepository", "name": "source"},
-            "path": "deploy",
-            "prune": True,
-        },
+        kustomization("deploy"),
     )
     await fluxd.wait_for(KUSTOMIZATION, "apps", lambda o: applied(o, sha), "applied")
     assert await live(fluxd, CONFIGMAPS, "b") is not None
@@ -190,12 +170,7 @@ async def test_broken_yaml_keeps_what_runs_and_names_the_file(
     await fluxd.create(
         KUSTOMIZATION,
         "apps",
-        {
-            "interval": "10m",
-            "sourceRef": {"kind": "GitRepository", "name": "source"},
-            "path": "deploy",
-            "prune": True,
-        },
+        kustomization("deploy"),
     )
     await fluxd.wait_for(KUSTOMIZATION, "apps", lambda o: applied(o, sha), "applied")
 
@@ -280,12 +255,7 @@ async def test_missing_source_and_invalid_object_fail_with_flux_reasons(
     await fluxd.create(
         KUSTOMIZATION,
         "invalid",
-        {
-            "interval": "1h",
-            "sourceRef": {"kind": "GitRepository", "name": "source"},
-            "path": "bad",
-            "prune": True,
-        },
+        kustomization("bad"),
     )
     invalid = await fluxd.wait_not_ready(KUSTOMIZATION, "invalid", "ReconciliationFailed")
     invalid_ready = conditions.get(invalid["status"], "Ready")
@@ -331,21 +301,18 @@ async def test_sops_secret_substitution_and_target_namespace(
     await fluxd.create(
         KUSTOMIZATION,
         "apps",
-        {
-            "interval": "1h",
-            "sourceRef": {"kind": "GitRepository", "name": "source"},
-            "path": "deploy",
-            "prune": True,
-            "targetNamespace": ns,
-            "decryption": {"provider": "sops", "secretRef": {"name": "sops-age"}},
-            "postBuild": {
+        kustomization(
+            "deploy",
+            targetNamespace=ns,
+            decryption={"provider": "sops", "secretRef": {"name": "sops-age"}},
+            postBuild={
                 "substitute": {"GREETING": "hello"},
                 "substituteFrom": [
                     {"kind": "ConfigMap", "name": "vars"},
                     {"kind": "Secret", "name": "absent", "optional": True},
                 ],
             },
-        },
+        ),
     )
     await fluxd.wait_for(KUSTOMIZATION, "apps", lambda o: applied(o, sha), "applied")
     secret = await live(fluxd, Resource("", "v1", "secrets"), "db-credentials")
@@ -361,7 +328,7 @@ async def test_health_check_timeout_names_the_unready_object(
     fluxd: Fluxd, git_remote: GitRemote, git_http: GitHTTPServer
 ) -> None:
     ns = fluxd.namespace
-    unschedulable = deployment(ns, 1).replace(
+    unschedulable = seed_deployment(ns, 1).replace(
         "        image: nginx:1.25.0\n",
         "        image: nginx:1.25.0\n        resources:\n          requests:\n"
         "            cpu: '1000'\n",
@@ -371,14 +338,11 @@ async def test_health_check_timeout_names_the_unready_object(
     await fluxd.create(
         KUSTOMIZATION,
         "apps",
-        {
-            "interval": "1h",
-            "sourceRef": {"kind": "GitRepository", "name": "source"},
-            "path": "deploy",
-            "prune": True,
-            "wait": True,
-            "timeout": "3s",
-        },
+        kustomization(
+            "deploy",
+            wait=True,
+            timeout="3s",
+        ),
     )
     obj = await fluxd.wait_not_ready(KUSTOMIZATION, "apps", "HealthCheckFailed")
     ready = conditions.get(obj["status"], "Ready")

