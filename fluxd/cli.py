@@ -5,23 +5,33 @@
 Deployment's args carry over. With no kubeconfig and no in-cluster service account, it
 starts the local control plane of :mod:`fluxd.devcluster` and a demo GitRepository served
 from a local git repository, so a newcomer sees fluxd reconcile with nothing set up.
+
+``fluxd build kustomization`` and ``fluxd diff kustomization`` follow the Flux CLI's
+commands of the same names: what a Kustomization would apply (see :mod:`fluxd.preview`),
+and what that would change in the cluster (see :mod:`fluxd.apply.diff`); ``diff`` exits
+0 when nothing would change, 1 when something would, 2 on error.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import anyio
+from kubernetes_asyncio.config import ConfigException
 
 from fluxd import __version__, logs
+from fluxd.apply import ApplyError, ApplyManager, ObjectRef, RESTMapper, parse, stale
+from fluxd.apply.diff import diff_objects, render_diff
 from fluxd.demo import run_local
-from fluxd.kube.client import kubeconfig_available
+from fluxd.kube.client import ApiError, connect, kubeconfig_available
 from fluxd.kustomize import KustomizeError, build, read_directory, render
 from fluxd.kustomize._loader import KUSTOMIZATION_FILE_NAMES
 from fluxd.manager import Options, serve
+from fluxd.preview import PreviewError, preview
+from fluxd.reconcilers.kustomize_build import NAME_LABEL, NAMESPACE_LABEL
 
 __all__ = ["main"]
 
@@ -60,23 +70,44 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-console", action="store_true", help="human-readable logs")
     run.set_defaults(handler=_run)
 
-    build = commands.add_parser("build", help="build objects locally, as fluxd would apply them")
+    build = commands.add_parser("build", help="build objects as fluxd would apply them")
     build_kinds = build.add_subparsers(dest="kind", required=True)
     kustomization = build_kinds.add_parser(
         "kustomization",
-        help="print the kustomize build of a local directory (no cluster needed)",
-        description="Build DIR with fluxd's native kustomize engine and print the YAML "
-        "stream exactly as 'kubectl kustomize DIR' would. A directory without a "
-        "kustomization file is built as Flux builds it: from the manifests below it.",
+        aliases=["ks"],
+        help="print the objects a Kustomization applies (or the build of a local directory)",
+        description="With NAME: read Kustomization NAME from the cluster, fetch its "
+        "GitRepository at the revision it serves, and print the objects exactly as fluxd "
+        "would apply them (Flux fields, postBuild, owner labels; values of SOPS-encrypted "
+        "Secrets masked as **SOPS**). With NAME and --path: build the local directory with "
+        "the in-cluster Kustomization's fields instead of the source. Without NAME: print "
+        "the kustomize build of --path exactly as 'kubectl kustomize' would (no cluster).",
     )
-    kustomization.add_argument("--path", required=True, type=Path, help="directory to build")
-    kustomization.add_argument(
-        "--root",
-        type=Path,
-        help="the tree the build may read (default: --path); name the repository root "
-        "when an overlay refers to bases outside --path",
-    )
+    kustomization.add_argument("name", nargs="?", help="the Kustomization (needs a cluster)")
+    _cluster_flags(kustomization)
+    kustomization.add_argument("--path", type=Path, help="local directory to build")
+    _root_flag(kustomization)
     kustomization.set_defaults(handler=_build_kustomization)
+
+    diff = commands.add_parser("diff", help="show what applying would change in the cluster")
+    diff_kinds = diff.add_subparsers(dest="kind", required=True)
+    diff_kustomization = diff_kinds.add_parser(
+        "kustomization",
+        aliases=["ks"],
+        help="server-side dry-run of a Kustomization's objects, as a diff",
+        description="Build Kustomization NAME as 'fluxd build kustomization NAME' does (from "
+        "its source, or from --path), dry-run every object against the cluster and print "
+        "what would change: drifted objects as a unified diff, created ones, and inventory "
+        "objects a prune would delete. Secret values are masked. Exit status: 0 no "
+        "differences, 1 differences found, 2 error.",
+    )
+    diff_kustomization.add_argument("name", help="the Kustomization")
+    _cluster_flags(diff_kustomization)
+    diff_kustomization.add_argument(
+        "--path", type=Path, help="local directory to build instead of the source"
+    )
+    _root_flag(diff_kustomization)
+    diff_kustomization.set_defaults(handler=_diff_kustomization)
     return parser
 
 
@@ -110,7 +141,30 @@ def _run(args: argparse.Namespace) -> int:
     return run_local(options)
 
 
+def _cluster_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-n", "--namespace", default="flux-system", help="namespace of the Kustomization"
+    )
+    parser.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)"
+    )
+
+
+def _root_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--root",
+        type=Path,
+        help="the tree the build may read (default: --path); name the repository root "
+        "when an overlay refers to bases outside --path",
+    )
+
+
 def _build_kustomization(args: argparse.Namespace) -> int:
+    if args.name is not None:
+        return _report_errors("build", 1, lambda: anyio.run(_build_in_cluster, args))
+    if args.path is None:
+        print("fluxd build: give a Kustomization NAME, --path DIR, or both", file=sys.stderr)
+        return 1
     path: Path = args.path.resolve()
     root: Path = (args.root or args.path).resolve()
     if not path.is_dir() or (path != root and root not in path.parents):
@@ -127,3 +181,51 @@ def _build_kustomization(args: argparse.Namespace) -> int:
         return 1
     sys.stdout.write(render(objects))
     return 0
+
+
+async def _build_in_cluster(args: argparse.Namespace) -> int:
+    api = await connect(args.kubeconfig)
+    try:
+        found = await preview(
+            api, args.namespace, args.name, local=args.path, local_root=args.root, sops="mask"
+        )
+    finally:
+        await api.close()
+    sys.stdout.write(render(found.objects))
+    return 0
+
+
+def _diff_kustomization(args: argparse.Namespace) -> int:
+    return _report_errors("diff", 2, lambda: anyio.run(_diff_in_cluster, args))
+
+
+async def _diff_in_cluster(args: argparse.Namespace) -> int:
+    api = await connect(args.kubeconfig)
+    try:
+        found = await preview(api, args.namespace, args.name, local=args.path, local_root=args.root)
+        owner = {NAME_LABEL: args.name, NAMESPACE_LABEL: args.namespace}
+        prune: list[ObjectRef] = []
+        if found.spec.prune:
+            status = found.kustomization.get("status") or {}
+            try:
+                previous = parse((status.get("inventory") or {}).get("entries") or [])
+            except ValueError:
+                previous = []
+            prune = stale(previous, [ObjectRef.of(obj) for obj in found.objects])
+        # The reconciler's field manager: a diff then shows what its next apply writes.
+        manager = ApplyManager(api, RESTMapper(api), field_manager="kustomize-controller")
+        changes = await diff_objects(manager, found.objects, prune=prune, owner_labels=owner)
+    finally:
+        await api.close()
+    for change in changes:
+        sys.stdout.write(render_diff(change))
+    return 1 if changes else 0
+
+
+def _report_errors(command: str, code: int, work: Callable[[], int]) -> int:
+    """Run ``work``; an expected failure is one line on stderr and exit status ``code``."""
+    try:
+        return work()
+    except (PreviewError, ApplyError, ConfigException, ApiError) as error:
+        print(f"fluxd {command}: {error}", file=sys.stderr)
+        return code

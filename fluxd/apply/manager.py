@@ -62,10 +62,10 @@ RECONCILE_ANNOTATION = "kustomize.toolkit.fluxcd.io/reconcile"
 FORCE_ANNOTATION = "kustomize.toolkit.fluxcd.io/force"
 
 # Label-or-annotation selectors, matched case-insensitively as Flux does.
-_EXCLUDED = {SSA_ANNOTATION: "Ignore", RECONCILE_ANNOTATION: "Disabled"}
-_IF_NOT_PRESENT = {SSA_ANNOTATION: "IfNotPresent"}
+EXCLUDED = {SSA_ANNOTATION: "Ignore", RECONCILE_ANNOTATION: "Disabled"}
+IF_NOT_PRESENT = {SSA_ANNOTATION: "IfNotPresent"}
 _FORCED = {FORCE_ANNOTATION: "Enabled"}
-_PRUNE_EXCLUDED = {
+PRUNE_EXCLUDED = {
     PRUNE_ANNOTATION: "Disabled",
     RECONCILE_ANNOTATION: "Disabled",
     SSA_ANNOTATION: "Ignore",
@@ -178,21 +178,19 @@ class ApplyManager:
             try:
                 live = await self._get(resource, ref)
             except client.ApiError as error:
-                raise ApplyError(f"{ref} query failed: {_server_words(error)}") from error
-            if _any_in_metadata(body, _EXCLUDED) or (live and _any_in_metadata(live, _EXCLUDED)):
+                raise ApplyError(f"{ref} query failed: {server_words(error)}") from error
+            if any_in_metadata(body, EXCLUDED) or (live and any_in_metadata(live, EXCLUDED)):
                 return _Plan(ref, resource, body, "skipped")
-            if live is not None and _any_in_metadata(body, _IF_NOT_PRESENT):
+            if live is not None and any_in_metadata(body, IF_NOT_PRESENT):
                 return _Plan(ref, resource, body, "skipped")
             try:
                 merged = await self._apply(resource, ref, body, dry_run=True)
             except client.ApiError as error:
                 if live is None or not await self._refused_as_update(resource, ref, body, error):
-                    raise ApplyError(_dry_run_failure(ref, error)) from error
-                if not (
-                    force or _any_in_metadata(body, _FORCED) or _any_in_metadata(live, _FORCED)
-                ):
+                    raise ApplyError(dry_run_failure(ref, error)) from error
+                if not (force or any_in_metadata(body, _FORCED) or any_in_metadata(live, _FORCED)):
                     raise ApplyError(
-                        f"{_dry_run_failure(ref, error)}; this change needs {ref} to be "
+                        f"{dry_run_failure(ref, error)}; this change needs {ref} to be "
                         "recreated: set spec.force: true to delete and re-create it"
                     ) from error
                 return _Plan(ref, resource, body, "created", recreate=True)
@@ -202,7 +200,7 @@ class ApplyManager:
             # object in between (a new Deployment gets its revision annotation): compare
             # like with like, or a fresh object would look drifted.
             if _version(merged) == _version(live) or attempt == _READ_ATTEMPTS:
-                action: Action = "configured" if _drifted(live, merged) else "unchanged"
+                action: Action = "configured" if drifted(live, merged) else "unchanged"
                 return _Plan(ref, resource, body, action)
 
     async def _refused_as_update(
@@ -239,7 +237,7 @@ class ApplyManager:
                     await self._apply(plan.resource, plan.ref, plan.body, dry_run=False)
             except client.ApiError as error:
                 raise ApplyError(
-                    f"{plan.ref} apply failed: {_server_words(error)}", changes=changes
+                    f"{plan.ref} apply failed: {server_words(error)}", changes=changes
                 ) from error
             except ApplyError as error:
                 error.changes = changes
@@ -280,7 +278,7 @@ class ApplyManager:
                             last[plan.ref] = await self._get(plan.resource, plan.ref)
                         except client.ApiError as error:
                             raise ApplyError(
-                                f"{plan.ref} query failed: {_server_words(error)}",
+                                f"{plan.ref} query failed: {server_words(error)}",
                                 changes=changes,
                             ) from error
                     pending = [plan for plan in pending if not _established(last[plan.ref])]
@@ -338,20 +336,20 @@ class ApplyManager:
         try:
             live = await self._get(resource, ref)
         except client.ApiError as error:
-            raise ApplyError(f"{ref} query failed: {_server_words(error)}") from error
+            raise ApplyError(f"{ref} query failed: {server_words(error)}") from error
         if live is None:
             return "deleted"
         labels = (live.get("metadata") or {}).get("labels") or {}
         if any(labels.get(key) != value for key, value in owner_labels.items()):
             return "skipped"
-        if _any_in_metadata(live, _PRUNE_EXCLUDED) or (skip is not None and skip(live)):
+        if any_in_metadata(live, PRUNE_EXCLUDED) or (skip is not None and skip(live)):
             return "skipped"
         try:
             await client.delete(
                 self.api, resource, ref.namespace or None, ref.name, propagation_policy="Background"
             )
         except client.ApiError as error:
-            raise ApplyError(f"{ref} delete failed: {_server_words(error)}") from error
+            raise ApplyError(f"{ref} delete failed: {server_words(error)}") from error
         return "deleted"
 
     # -- requests ---------------------------------------------------------------------------
@@ -380,7 +378,7 @@ class ApplyManager:
         )
 
 
-def _any_in_metadata(obj: Mapping[str, Any], selector: Mapping[str, str]) -> bool:
+def any_in_metadata(obj: Mapping[str, Any], selector: Mapping[str, str]) -> bool:
     """Whether a label or annotation has one of the selector's values (any case)."""
     metadata = obj.get("metadata") or {}
     labels = metadata.get("labels") or {}
@@ -396,7 +394,7 @@ def _version(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
 
-def _drifted(live: Mapping[str, Any], merged: Mapping[str, Any]) -> bool:
+def drifted(live: Mapping[str, Any], merged: Mapping[str, Any]) -> bool:
     """Whether applying would change the object: its labels, annotations, or anything
     outside ``metadata`` and ``status`` differ (managedFields, resourceVersion,
     generation, timestamps and uid do not count)."""
@@ -438,13 +436,13 @@ def _not_established(ref: ObjectRef, live: Mapping[str, Any] | None) -> str:
     return f"{ref} to be Established" + (f" ({'; '.join(reasons)})" if reasons else "")
 
 
-def _server_words(error: client.ApiError) -> str:
+def server_words(error: client.ApiError) -> str:
     return error.message or str(error)
 
 
-def _dry_run_failure(ref: ObjectRef, error: client.ApiError) -> str:
+def dry_run_failure(ref: ObjectRef, error: client.ApiError) -> str:
     """Flux's wording: ``Kind/ns/name dry-run failed (Reason): <server message>``."""
     if error.not_found:
-        return f"{ref} not found: {_server_words(error)}"
+        return f"{ref} not found: {server_words(error)}"
     reason = f" ({error.reason})" if error.reason else ""
-    return f"{ref} dry-run failed{reason}: {_server_words(error)}"
+    return f"{ref} dry-run failed{reason}: {server_words(error)}"

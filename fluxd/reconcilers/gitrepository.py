@@ -35,7 +35,13 @@ from fluxd.sources.cache import ArtifactCache
 from fluxd.sources.ignore import select_files
 from fluxd.sources.verify import VerificationError, verify_signature
 
-__all__ = ["GitRepositoryReconciler"]
+__all__ = [
+    "GitRepositoryReconciler",
+    "artifact_files",
+    "git_auth_from_secret",
+    "git_ref",
+    "include_paths",
+]
 
 FETCH_FAILED = "FetchFailed"
 INCLUDE_UNAVAILABLE = "IncludeUnavailable"
@@ -84,13 +90,7 @@ class GitRepositoryReconciler(Reconciler):
         auth = await self._auth(namespace, spec)
         includes = self._includes(ctx)
         timeout = parse_duration(spec.timeout)
-        ref = git.GitRef(
-            branch=spec.ref.branch if spec.ref else None,
-            tag=spec.ref.tag if spec.ref else None,
-            semver=spec.ref.semver if spec.ref else None,
-            name=spec.ref.name if spec.ref else None,
-            commit=spec.ref.commit if spec.ref else None,
-        )
+        ref = git_ref(spec)
         verify_mode = spec.verify.mode if spec.verify else None
         include_ids = tuple(
             (inc_key.name, artifact.digest, from_path, to_path)
@@ -111,14 +111,17 @@ class GitRepositoryReconciler(Reconciler):
             await self._verify(ctx, commit, spec.verify)
         else:
             conditions.delete(ctx.status, SOURCE_VERIFIED)
-        for _, artifact, from_path, to_path in includes:
-            files.update(_relocate(artifact.files, from_path, to_path))
+        packaged = artifact_files(
+            files,
+            [(artifact.files, from_path, to_path) for _, artifact, from_path, to_path in includes],
+            ignore=spec.ignore,
+        )
         artifact = make_artifact(
             kind=self.kind.kind,
             namespace=namespace,
             name=ctx.key.name,
             revision=commit.revision,
-            files=select_files(files, spec_ignore=spec.ignore),
+            files=packaged,
             base_url=self.artifact_base_url,
         )
         if self.cache.put(ctx.key, artifact):
@@ -190,9 +193,7 @@ class GitRepositoryReconciler(Reconciler):
                     "it is missing or not ready",
                     condition=INCLUDE_UNAVAILABLE,
                 )
-            from_path = include.from_path or "."
-            to_path = include.to_path or include.repository.name
-            found.append((key, artifact, from_path, to_path))
+            found.append((key, artifact, *include_paths(include)))
         conditions.delete(ctx.status, INCLUDE_UNAVAILABLE)
         return found
 
@@ -284,6 +285,37 @@ def git_auth_from_secret(data: Mapping[str, bytes]) -> git.GitAuth:
         passphrase=text("password") if "identity" in data else None,
         known_hosts=data.get("known_hosts"),
     )
+
+
+def git_ref(spec: Any) -> git.GitRef:
+    """``spec.ref`` of a GitRepository spec as the fetcher's reference."""
+    ref = spec.ref
+    return git.GitRef(
+        branch=ref.branch if ref else None,
+        tag=ref.tag if ref else None,
+        semver=ref.semver if ref else None,
+        name=ref.name if ref else None,
+        commit=ref.commit if ref else None,
+    )
+
+
+def include_paths(include: Any) -> tuple[str, str]:
+    """``(fromPath, toPath)`` of a ``spec.include`` entry, with Flux's defaults."""
+    return include.from_path or ".", include.to_path or include.repository.name
+
+
+def artifact_files(
+    files: Mapping[str, bytes],
+    includes: Iterable[tuple[Mapping[str, bytes], str, str]],
+    *,
+    ignore: str | None,
+) -> dict[str, bytes]:
+    """What the artifact holds: the commit's files, each include's files (``(files,
+    fromPath, toPath)``) copied in over them, then the ignore rules applied."""
+    merged = dict(files)
+    for included, from_path, to_path in includes:
+        merged.update(_relocate(included, from_path, to_path))
+    return select_files(merged, spec_ignore=ignore)
 
 
 def _relocate(files: Mapping[str, bytes], from_path: str, to_path: str) -> dict[str, bytes]:

@@ -8,10 +8,10 @@ Steps, in order; each failure carries Flux's reason:
    Ready, wakes it at once;
 2. **artifact**: the source's artifact, read from the shared cache (``ArtifactFailed``
    while it has none);
-3. **build**: the native kustomize engine over the artifact's files, with the Flux fields
-   (``targetNamespace``, ``namePrefix``, ``patches``, ``images``, ``components``...) folded
-   into the top kustomization; ``commonMetadata``; ``postBuild`` variable substitution;
-   SOPS decryption (``BuildFailed`` naming the file);
+3. **build**: :mod:`~fluxd.reconcilers.kustomize_build` (shared with ``fluxd build`` and
+   ``fluxd diff``): the native kustomize engine over the artifact's files with the Flux
+   fields folded in, ``commonMetadata``, ``postBuild`` variable substitution, SOPS
+   decryption, owner labels (``BuildFailed`` naming the file);
 4. **apply**: staged server-side apply with drift detection: unchanged objects are not
    written (``ReconciliationFailed`` naming the object when the server refuses one);
 5. **prune**: objects in the previous inventory but not in this build are deleted when
@@ -26,32 +26,25 @@ The status records ``lastAttemptedRevision`` before the work and ``lastAppliedRe
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 import anyio
 
 from fluxd import conditions
-from fluxd.api import KUSTOMIZATION, KindInfo, parse_duration, to_dict
+from fluxd.api import KUSTOMIZATION, KindInfo, parse_duration
 from fluxd.apply.health import HealthCheckError, HealthRef, custom_rules, wait_for_health
 from fluxd.apply.inventory import ObjectRef, entries, parse, stale
 from fluxd.apply.manager import ApplyError, ApplyManager
 from fluxd.apply.mapper import RESTMapper
-from fluxd.kube import client
-from fluxd.kube.resources import CONFIGMAPS
-from fluxd.kustomize import KustomizeError, build
 from fluxd.objectkey import ObjectKey
-from fluxd.postbuild import SubstitutionError, collect_variables, substitute
 from fluxd.reconcilers.base import Context, ReconcileError, Reconciler
-from fluxd.reconcilers.objects import ObjectApi, SecretNotFound
-from fluxd.sops import DecryptionError, decrypt_object
+from fluxd.reconcilers.kustomize_build import NAME_LABEL, NAMESPACE_LABEL, build_objects
+from fluxd.reconcilers.objects import ObjectApi
 from fluxd.sources.cache import ArtifactCache
 
 __all__ = ["KustomizationReconciler"]
 
-NAME_LABEL = "kustomize.toolkit.fluxcd.io/name"
-NAMESPACE_LABEL = "kustomize.toolkit.fluxcd.io/namespace"
 HEALTHY = "Healthy"
 #: Flux's ``--requeue-dependency``: how soon to look again at an unready dependency.
 DEPENDENCY_RETRY = 30.0
@@ -102,10 +95,15 @@ class KustomizationReconciler(Reconciler):
         revision = artifact.revision
         ctx.status["lastAttemptedRevision"] = revision
 
-        objects = await self._build(ctx, artifact.files, revision)
+        objects = await build_objects(
+            artifact.files,
+            spec,
+            path=spec.path,
+            namespace=ctx.key.namespace,
+            name=ctx.key.name,
+            objects=self.objects,
+        )
         owner = {NAME_LABEL: ctx.key.name, NAMESPACE_LABEL: ctx.key.namespace}
-        for obj in objects:
-            obj.setdefault("metadata", {}).setdefault("labels", {}).update(owner)
 
         try:
             changes = await self.applier.apply_all(objects, force=spec.force)
@@ -168,79 +166,6 @@ class KustomizationReconciler(Reconciler):
                     f"dependency '{dependency.namespace}/{dependency.name}' is not ready",
                     retry_after=parse_duration(spec.retry_interval or spec.interval),
                 )
-
-    async def _build(
-        self, ctx: Context, files: Mapping[str, bytes], revision: str
-    ) -> list[dict[str, Any]]:
-        spec = ctx.spec
-        path = posixpath.normpath(spec.path or ".").lstrip("/") or "."
-        try:
-            objects = build(files, path, generate_missing=True, flux_spec=to_dict(spec))
-        except KustomizeError as error:
-            raise ReconcileError(
-                "BuildFailed", f"kustomize build failed for path '{spec.path}': {error}"
-            ) from error
-        if spec.common_metadata:
-            for obj in objects:
-                metadata = obj.setdefault("metadata", {})
-                if spec.common_metadata.labels:
-                    metadata.setdefault("labels", {}).update(spec.common_metadata.labels)
-                if spec.common_metadata.annotations:
-                    metadata.setdefault("annotations", {}).update(spec.common_metadata.annotations)
-        if spec.post_build:
-            objects = await self._substitute(ctx, objects)
-        if spec.decryption:
-            objects = await self._decrypt(ctx, objects)
-        return objects
-
-    async def _substitute(
-        self, ctx: Context, objects: list[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
-        post_build = ctx.spec.post_build
-        sources = [
-            (
-                ref.kind,
-                ref.name,
-                await self._variables_from(ctx.key.namespace, ref.kind, ref.name),
-                ref.optional,
-            )
-            for ref in post_build.substitute_from
-        ]
-        try:
-            variables = collect_variables(post_build.substitute, sources)
-            return [substitute(obj, variables) for obj in objects]
-        except SubstitutionError as error:
-            raise ReconcileError("BuildFailed", f"postBuild substitution: {error}") from error
-
-    async def _variables_from(self, namespace: str, kind: str, name: str) -> dict[str, str] | None:
-        if kind == "Secret":
-            try:
-                data = await self.objects.secret_data(namespace, name)
-            except SecretNotFound:
-                return None
-            return {key: value.decode() for key, value in data.items()}
-        try:
-            configmap = await client.get(self.objects.api, CONFIGMAPS, namespace, name)
-        except client.ApiError as error:
-            if error.not_found:
-                return None
-            raise
-        return {str(k): str(v) for k, v in (configmap.get("data") or {}).items()}
-
-    async def _decrypt(self, ctx: Context, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        decryption = ctx.spec.decryption
-        keys: dict[str, bytes] = {}
-        if decryption.secret_ref is not None:
-            try:
-                keys = await self.objects.secret_data(ctx.key.namespace, decryption.secret_ref.name)
-            except SecretNotFound as error:
-                raise ReconcileError(
-                    "BuildFailed", f"decryption keys unavailable: {error}"
-                ) from error
-        try:
-            return [decrypt_object(obj, keys) if "sops" in obj else obj for obj in objects]
-        except DecryptionError as error:
-            raise ReconcileError("BuildFailed", f"SOPS decryption failed: {error}") from error
 
     async def _check_health(
         self,

@@ -115,15 +115,28 @@ class Fluxd:
             kind, name, lambda o: ready_reason(o) == ("False", reason), f"Ready=False/{reason}"
         )
 
-    async def events_for(self, name: str) -> list[dict[str, Any]]:
-        found = await client.request(
-            self.api,
-            "GET",
-            f"/api/v1/namespaces/{self.namespace}/events",
-            query={"fieldSelector": f"involvedObject.name={name}"},
-        )
-        items: list[dict[str, Any]] = found.get("items", [])
-        return items
+    async def wait_event(
+        self, name: str, predicate: Callable[[dict[str, Any]], bool], what: str
+    ) -> dict[str, Any]:
+        """Wait for an Event about ``name`` (fluxd records them after the status patch)."""
+        items: list[dict[str, Any]] = []
+        try:
+            async with asyncio.timeout(WAIT_TIMEOUT):
+                while True:
+                    found = await client.request(
+                        self.api,
+                        "GET",
+                        f"/api/v1/namespaces/{self.namespace}/events",
+                        query={"fieldSelector": f"involvedObject.name={name}"},
+                    )
+                    items = found.get("items", [])
+                    match = next((event for event in items if predicate(event)), None)
+                    if match is not None:
+                        return match
+                    await asyncio.sleep(0.1)
+        except TimeoutError:
+            seen = [(event["reason"], event["message"]) for event in items]
+            raise AssertionError(f"event about {name}: {what} not seen; seen: {seen}") from None
 
     async def metrics(self) -> str:
         host, port = self.daemon.addresses["probes"]

@@ -96,10 +96,11 @@ async def test_branch_becomes_ready_with_flux_status_events_and_artifact(
     assert "finalizers.fluxcd.io" in obj["metadata"]["finalizers"]
     assert await artifact_files(fluxd, obj) == {"deploy/cm.yaml": MANIFEST.encode()}
 
-    events = await fluxd.events_for("app")
-    assert any(
-        e["reason"] == "NewArtifact" and "Add the demo ConfigMap" in e["message"] for e in events
-    ), events
+    await fluxd.wait_event(
+        "app",
+        lambda e: e["reason"] == "NewArtifact" and "Add the demo ConfigMap" in e["message"],
+        "NewArtifact naming the commit",
+    )
 
 
 async def test_push_then_requested_at_moves_the_revision(
@@ -172,8 +173,11 @@ async def test_basic_auth_from_secret_and_its_failures(
     missing_ready = condition(missing, "Ready")
     assert missing_ready is not None
     assert f"secret '{fluxd.namespace}/missing' not found" in missing_ready["message"]
-    events = await fluxd.events_for("missing")
-    assert any(e["type"] == "Warning" and e["reason"] == "AuthenticationFailed" for e in events)
+    await fluxd.wait_event(
+        "missing",
+        lambda e: e["type"] == "Warning" and e["reason"] == "AuthenticationFailed",
+        "a Warning AuthenticationFailed",
+    )
 
 
 async def test_unreachable_host_and_bad_ref_fail_clearly_and_recover(

@@ -155,8 +155,9 @@ async def test_removed_file_is_pruned_and_prune_disabled_is_kept(
     assert await live(fluxd, CONFIGMAPS, "keep") is not None, "prune: disabled was deleted"
     ids = [entry["id"] for entry in obj["status"]["inventory"]["entries"]]
     assert ids == [f"{ns}_a__ConfigMap"]
-    events = await fluxd.events_for("apps")
-    assert any(f"ConfigMap/{ns}/b deleted" in e["message"] for e in events), events
+    await fluxd.wait_event(
+        "apps", lambda e: f"ConfigMap/{ns}/b deleted" in e["message"], "the prune listed"
+    )
 
 
 async def test_broken_yaml_keeps_what_runs_and_names_the_file(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fluxd.apply.manager import _any_in_metadata, _drifted
+from fluxd.apply.manager import any_in_metadata, drifted
 
 
 def live(**changes: Any) -> dict[str, Any]:
@@ -30,21 +30,21 @@ def live(**changes: Any) -> dict[str, Any]:
 def test_bookkeeping_and_status_are_not_drift() -> None:
     merged = live(status={"phase": "whatever"})
     merged["metadata"] = {**merged["metadata"], "resourceVersion": "8", "managedFields": []}
-    assert not _drifted(live(), merged)
+    assert not drifted(live(), merged)
 
 
 def test_content_labels_and_annotations_are_drift() -> None:
-    assert _drifted(live(), live(data={"k": "w"}))
+    assert drifted(live(), live(data={"k": "w"}))
     relabelled = live()
     relabelled["metadata"] = {**relabelled["metadata"], "labels": {"a": "2"}}
-    assert _drifted(live(), relabelled)
+    assert drifted(live(), relabelled)
     annotated = live()
     annotated["metadata"] = {**annotated["metadata"], "annotations": {"x": "y"}}
-    assert _drifted(live(), annotated)
+    assert drifted(live(), annotated)
     # an empty map and no map are the same
     bare = live()
     bare["metadata"] = {**bare["metadata"], "annotations": {}}
-    assert not _drifted(live(), bare)
+    assert not drifted(live(), bare)
 
 
 def test_selectors_match_labels_or_annotations_in_any_case() -> None:
@@ -52,7 +52,7 @@ def test_selectors_match_labels_or_annotations_in_any_case() -> None:
     annotated = {"metadata": {"annotations": {"kustomize.toolkit.fluxcd.io/ssa": "ifnotpresent"}}}
     labelled = {"metadata": {"labels": {"kustomize.toolkit.fluxcd.io/ssa": "IFNOTPRESENT"}}}
     other = {"metadata": {"annotations": {"kustomize.toolkit.fluxcd.io/ssa": "Override"}}}
-    assert _any_in_metadata(annotated, selector)
-    assert _any_in_metadata(labelled, selector)
-    assert not _any_in_metadata(other, selector)
-    assert not _any_in_metadata({}, selector)
+    assert any_in_metadata(annotated, selector)
+    assert any_in_metadata(labelled, selector)
+    assert not any_in_metadata(other, selector)
+    assert not any_in_metadata({}, selector)

@@ -1,0 +1,154 @@
+"""From a source artifact's files and a Kustomization spec to the objects to apply.
+
+One implementation, shared by the Kustomization reconciler and the ``fluxd build`` and
+``fluxd diff`` commands, so what the commands print is what the daemon applies. The steps,
+in Flux's order:
+
+1. the native kustomize build of ``path``, with the Flux fields (``targetNamespace``,
+   ``namePrefix``, ``patches``, ``images``, ``components``...) folded into the top
+   kustomization, and one generated when the directory has none;
+2. ``commonMetadata`` labels and annotations;
+3. ``postBuild`` substitution, variables from ``substitute`` then ``substituteFrom``
+   (ConfigMaps and Secrets read from the Kustomization's namespace);
+4. SOPS decryption with the keys of ``decryption.secretRef`` — or, for ``fluxd build``,
+   the values of encrypted Secrets masked as Flux's ``flux build`` masks them;
+5. the owner labels ``kustomize.toolkit.fluxcd.io/name|namespace``.
+
+Every failure is a :class:`~fluxd.reconcilers.base.ReconcileError` with reason
+``BuildFailed`` and a message naming the path, file or variable source.
+"""
+
+from __future__ import annotations
+
+import base64
+import posixpath
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from fluxd.api import to_dict
+from fluxd.kube import client
+from fluxd.kube.resources import CONFIGMAPS
+from fluxd.kustomize import KustomizeError, build
+from fluxd.postbuild import SubstitutionError, collect_variables, substitute
+from fluxd.reconcilers.base import ReconcileError
+from fluxd.reconcilers.objects import ObjectApi, SecretNotFound
+from fluxd.sops import DecryptionError, decrypt_object
+
+__all__ = ["NAMESPACE_LABEL", "NAME_LABEL", "SOPS_MASK", "SopsMode", "build_objects"]
+
+NAME_LABEL = "kustomize.toolkit.fluxcd.io/name"
+NAMESPACE_LABEL = "kustomize.toolkit.fluxcd.io/namespace"
+#: What ``flux build`` prints in place of a SOPS-encrypted Secret value.
+SOPS_MASK = "**SOPS**"
+
+#: ``decrypt`` as the daemon does; ``mask`` as ``flux build`` does (no keys needed).
+SopsMode = Literal["decrypt", "mask"]
+
+
+async def build_objects(
+    files: Mapping[str, bytes],
+    spec: Any,
+    *,
+    path: str | None,
+    namespace: str,
+    name: str,
+    objects: ObjectApi,
+    sops: SopsMode = "decrypt",
+) -> list[dict[str, Any]]:
+    """The objects Kustomization ``namespace/name`` with ``spec`` applies from ``files``.
+
+    ``path`` is the directory to build inside ``files`` (``spec.path``, or ``.`` for a
+    local directory given on the command line); ``objects`` reads the ConfigMaps and
+    Secrets that ``postBuild`` and ``decryption`` name.
+    """
+    directory = posixpath.normpath(path or ".").lstrip("/") or "."
+    try:
+        built = build(files, directory, generate_missing=True, flux_spec=to_dict(spec))
+    except KustomizeError as error:
+        raise ReconcileError(
+            "BuildFailed", f"kustomize build failed for path '{path}': {error}"
+        ) from error
+    if spec.common_metadata:
+        for obj in built:
+            metadata = obj.setdefault("metadata", {})
+            if spec.common_metadata.labels:
+                metadata.setdefault("labels", {}).update(spec.common_metadata.labels)
+            if spec.common_metadata.annotations:
+                metadata.setdefault("annotations", {}).update(spec.common_metadata.annotations)
+    if spec.post_build:
+        built = await _substitute(built, spec.post_build, namespace, objects)
+    if sops == "mask":
+        built = [_mask_sops(obj) for obj in built]
+    elif spec.decryption:
+        built = await _decrypt(built, spec.decryption, namespace, objects)
+    owner = {NAME_LABEL: name, NAMESPACE_LABEL: namespace}
+    for obj in built:
+        obj.setdefault("metadata", {}).setdefault("labels", {}).update(owner)
+    return built
+
+
+async def _substitute(
+    built: list[dict[str, Any]], post_build: Any, namespace: str, objects: ObjectApi
+) -> list[dict[str, Any]]:
+    sources = [
+        (
+            ref.kind,
+            ref.name,
+            await _variables_from(objects, namespace, ref.kind, ref.name),
+            ref.optional,
+        )
+        for ref in post_build.substitute_from
+    ]
+    try:
+        variables = collect_variables(post_build.substitute, sources)
+        return [substitute(obj, variables) for obj in built]
+    except SubstitutionError as error:
+        raise ReconcileError("BuildFailed", f"postBuild substitution: {error}") from error
+
+
+async def _variables_from(
+    objects: ObjectApi, namespace: str, kind: str, name: str
+) -> dict[str, str] | None:
+    """The variables of a ConfigMap or Secret; ``None`` when it does not exist."""
+    if kind == "Secret":
+        try:
+            data = await objects.secret_data(namespace, name)
+        except SecretNotFound:
+            return None
+        return {key: value.decode() for key, value in data.items()}
+    try:
+        configmap = await client.get(objects.api, CONFIGMAPS, namespace, name)
+    except client.ApiError as error:
+        if error.not_found:
+            return None
+        raise
+    return {str(k): str(v) for k, v in (configmap.get("data") or {}).items()}
+
+
+async def _decrypt(
+    built: list[dict[str, Any]], decryption: Any, namespace: str, objects: ObjectApi
+) -> list[dict[str, Any]]:
+    keys: dict[str, bytes] = {}
+    if decryption.secret_ref is not None:
+        try:
+            keys = await objects.secret_data(namespace, decryption.secret_ref.name)
+        except SecretNotFound as error:
+            raise ReconcileError("BuildFailed", f"decryption keys unavailable: {error}") from error
+    try:
+        return [decrypt_object(obj, keys) if "sops" in obj else obj for obj in built]
+    except DecryptionError as error:
+        raise ReconcileError("BuildFailed", f"SOPS decryption failed: {error}") from error
+
+
+def _mask_sops(obj: dict[str, Any]) -> dict[str, Any]:
+    """An encrypted Secret with every value replaced by :data:`SOPS_MASK` and its
+    ``sops`` metadata dropped; anything else unchanged."""
+    if "sops" not in obj or obj.get("kind") != "Secret" or obj.get("apiVersion") != "v1":
+        return obj
+    masked = {key: value for key, value in obj.items() if key != "sops"}
+    encoded = base64.b64encode(SOPS_MASK.encode()).decode()
+    if isinstance(obj.get("data"), Mapping):
+        masked["data"] = dict.fromkeys(obj["data"], encoded)
+    if isinstance(obj.get("stringData"), Mapping):
+        masked["stringData"] = dict.fromkeys(obj["stringData"], SOPS_MASK)
+    return masked
