@@ -53,10 +53,17 @@ class Metrics:
             registry=self.registry,
         )
         self._info_labels: dict[ObjectKey, tuple[str, ...]] = {}
+        self._depth: Callable[[], int] | None = None
 
     def track_queue_depth(self, depth: Callable[[], int]) -> None:
-        """Read the queue depth from the scheduler at scrape time."""
-        self.queue_depth.set_function(lambda: float(depth()))
+        """Read the queue depth from the scheduler at each scrape (see :meth:`sample`)."""
+        self._depth = depth
+
+    def sample(self) -> None:
+        """Update the gauges read from live state; call on the event loop before rendering,
+        since :meth:`exposition` may run in a worker thread."""
+        if self._depth is not None:
+            self.queue_depth.set(self._depth())
 
     def observe_reconcile(self, key: ObjectKey, seconds: float, result: str) -> None:
         """Record one finished reconcile."""

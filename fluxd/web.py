@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import anyio.to_thread
 from aiohttp import web
 
 from fluxd.metrics import Metrics
@@ -28,7 +29,11 @@ def probes_app(metrics: Metrics, *, ready: Callable[[], bool]) -> web.Applicatio
     """The metrics and health endpoints."""
 
     async def metrics_handler(_: web.Request) -> web.Response:
-        return web.Response(body=metrics.exposition(), content_type="text/plain", charset="utf-8")
+        # With thousands of objects the text runs to tens of thousands of lines: render it
+        # in a worker thread so a scrape does not stall every reconcile for a second.
+        metrics.sample()
+        body = await anyio.to_thread.run_sync(metrics.exposition)
+        return web.Response(body=body, content_type="text/plain", charset="utf-8")
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok")

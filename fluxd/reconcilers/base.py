@@ -260,18 +260,19 @@ class ReconcileDriver:
         finally:
             if requested_at is not None:
                 status["lastHandledReconcileAt"] = requested_at
+            # Metrics first: whoever sees the new status can already scrape its outcome.
+            self.metrics.observe_reconcile(key, time.monotonic() - started, result)
+            self.metrics.set_state(
+                key, ready=_ready_label(status), suspended=False, revision=_revision(status)
+            )
             with anyio.CancelScope(shield=True), anyio.move_on_after(self.status_timeout):
                 await self._patch_status(obj, original, status)
                 for type_, reason, message, annotations in ctx.events if ctx else []:
                     await self.objects.record_event(obj, type_, reason, message, annotations)
-            self.metrics.observe_reconcile(key, time.monotonic() - started, result)
             if _readiness(status) != _readiness(obj.get("status") or {}):
                 # Objects that depend on this one (dependsOn) wait for it to be Ready at
                 # its latest revision: tell them now rather than at their next retry.
                 self.wake_dependents(key)
-            self.metrics.set_state(
-                key, ready=_ready_label(status), suspended=False, revision=_revision(status)
-            )
         return outcome
 
     @staticmethod

@@ -71,9 +71,6 @@ class KustomizationReconciler(Reconciler):
     def forget(self, key: ObjectKey) -> None:
         self.track_sources(key, ())
 
-    def interval(self, spec: Any) -> float:
-        return parse_duration(spec.interval)
-
     async def reconcile(self, ctx: Context) -> None:
         spec = ctx.spec
         source_key = self._source_key(ctx)
