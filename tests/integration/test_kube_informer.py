@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +14,10 @@ import anyio.lowlevel
 import pytest
 from kubernetes_asyncio.client import ApiClient
 
-from fluxd.kube.client import create, delete, list_page, patch
+from fluxd.devcluster import LocalControlPlane
+from fluxd.kube.client import connect, create, delete, list_page, patch
 from fluxd.kube.informer import EventType, Informer
-from fluxd.kube.resources import CONFIGMAPS, EVENTS
+from fluxd.kube.resources import CONFIGMAPS, EVENTS, NAMESPACES
 
 pytestmark = pytest.mark.integration
 
@@ -238,16 +241,39 @@ def event(namespace: str, name: str, message: str = "m") -> dict[str, Any]:
     }
 
 
+@pytest.fixture
+def compactable_cluster(kubeconfig: Path) -> Iterator[tuple[Path, str]]:
+    """A cluster whose etcd the test may compact, with that etcd's URL: the session's own,
+    or, when the session runs against an external cluster, a local one started for it."""
+    etcd_url = etcd_url_of(kubeconfig)
+    if etcd_url is not None:
+        yield kubeconfig, etcd_url
+        return
+    with LocalControlPlane() as plane:
+        local_url = etcd_url_of(plane.kubeconfig)
+        assert local_url is not None, "the local control plane's etcd was not found"
+        yield plane.kubeconfig, local_url
+
+
 async def test_relists_after_410_gone_and_reports_what_changed(
-    api_client: ApiClient, namespace: str, kubeconfig: Path
+    compactable_cluster: tuple[Path, str],
 ) -> None:
     # Events, because the API server keeps no watch cache for them: a watch from an old
     # resourceVersion goes to etcd, which answers 410 Gone once that revision has been
     # compacted away. (ConfigMaps are served from the watch cache, whose window is not
     # under a test's control.)
-    etcd_url = etcd_url_of(kubeconfig)
-    if etcd_url is None:
-        pytest.skip("needs the etcd of a control plane started by the test session")
+    kubeconfig, etcd_url = compactable_cluster
+    namespace = f"relist-{uuid.uuid4().hex[:8]}"
+    api_client = await connect(str(kubeconfig))
+    try:
+        await create(api_client, NAMESPACES, {"metadata": {"name": namespace}})
+        await _relist_after_410(api_client, namespace, etcd_url)
+        await delete(api_client, NAMESPACES, None, namespace)
+    finally:
+        await api_client.close()
+
+
+async def _relist_after_410(api_client: ApiClient, namespace: str, etcd_url: str) -> None:
     for name in ("kept", "changed", "removed"):
         await create(api_client, EVENTS, event(namespace, name))
     events = Events()
