@@ -8,66 +8,27 @@ prunes its object; broken YAML leaves what runs untouched and says which file is
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from fluxd import conditions
-from fluxd.api import GIT_REPOSITORY, KUSTOMIZATION
+from fluxd.api import KUSTOMIZATION
 from fluxd.demo import seed_deployment
 from fluxd.kube import client
 from fluxd.kube.resources import Resource
 from tests.gitservers import GitHTTPServer, GitRemote
-from tests.integration.conftest import Fluxd, is_ready_now
-
-DEPLOYMENTS = Resource("apps", "v1", "deployments")
-CONFIGMAPS = Resource("", "v1", "configmaps")
-
-
-def kustomization(path: str, **fields: object) -> dict[str, object]:
-    """A Kustomization spec for ``path`` of the test's ``source`` GitRepository."""
-    return {
-        "interval": "1h",
-        "sourceRef": {"kind": "GitRepository", "name": "source"},
-        "path": path,
-        "prune": True,
-        **fields,
-    }
-
-
-def configmap(namespace: str, name: str, value: str = "1") -> str:
-    return (
-        f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n"
-        f"  namespace: {namespace}\ndata:\n  value: '{value}'\n"
-    )
-
-
-async def setup_source(fluxd: Fluxd, remote: GitRemote, server: GitHTTPServer) -> None:
-    await fluxd.create(GIT_REPOSITORY, "source", {"interval": "1h", "url": server.url(remote)})
-    await fluxd.wait_ready(GIT_REPOSITORY, "source")
-
-
-async def push_and_refresh(fluxd: Fluxd, remote: GitRemote, files: dict[str, str]) -> str:
-    sha = remote.commit(files)
-    await fluxd.patch(
-        GIT_REPOSITORY,
-        "source",
-        {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": sha}}},
-    )
-    return sha
-
-
-async def live(fluxd: Fluxd, resource: Resource, name: str) -> dict[str, Any] | None:
-    try:
-        return await client.get(fluxd.api, resource, fluxd.namespace, name)
-    except client.ApiError as error:
-        if error.not_found:
-            return None
-        raise
-
-
-def applied(obj: dict[str, Any], sha: str) -> bool:
-    return is_ready_now(obj) and str(obj["status"].get("lastAppliedRevision", "")).endswith(sha)
+from tests.integration.conftest import Fluxd
+from tests.integration.kustomizations import (
+    CONFIGMAPS,
+    DEPLOYMENTS,
+    applied,
+    configmap,
+    kustomization,
+    live,
+    push_and_refresh,
+    reconcile_now,
+    setup_source,
+)
 
 
 async def test_seed_deployment_follows_git_and_drift_is_reverted(
@@ -108,17 +69,7 @@ async def test_seed_deployment_follows_git_and_drift_is_reverted(
 
     # kubectl scale deployment my-app --replicas=5, then the next reconcile reverts it.
     await client.patch(fluxd.api, DEPLOYMENTS, ns, "my-app", {"spec": {"replicas": 5}})
-    await fluxd.patch(
-        KUSTOMIZATION,
-        "my-apps",
-        {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "drift"}}},
-    )
-    await fluxd.wait_for(
-        KUSTOMIZATION,
-        "my-apps",
-        lambda o: o["status"].get("lastHandledReconcileAt") == "drift",
-        "the drift reconcile",
-    )
+    await reconcile_now(fluxd, "my-apps", "drift")
     reverted = await live(fluxd, DEPLOYMENTS, "my-app")
     assert reverted is not None
     assert reverted["spec"]["replicas"] == 3
