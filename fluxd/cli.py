@@ -25,6 +25,7 @@ from kubernetes_asyncio.config import ConfigException
 from fluxd import __version__, logs
 from fluxd.apply import ApplyError, ApplyManager, ObjectRef, RESTMapper, parse, stale
 from fluxd.apply.diff import diff_objects, render_diff
+from fluxd.apply.ignore import DriftIgnore
 from fluxd.demo import run_local
 from fluxd.kube.client import ApiError, connect, kubeconfig_available
 from fluxd.kustomize import KustomizeError, build, read_directory, render
@@ -214,7 +215,13 @@ async def _diff_in_cluster(args: argparse.Namespace) -> int:
             prune = stale(previous, [ObjectRef.of(obj) for obj in found.objects])
         # The reconciler's field manager: a diff then shows what its next apply writes.
         manager = ApplyManager(api, RESTMapper(api), field_manager="kustomize-controller")
-        changes = await diff_objects(manager, found.objects, prune=prune, owner_labels=owner)
+        try:
+            ignore = DriftIgnore(found.spec.drift_ignore_rules)
+        except ValueError as error:
+            raise PreviewError(f"spec.{error}") from error
+        changes = await diff_objects(
+            manager, found.objects, prune=prune, owner_labels=owner, ignore=ignore
+        )
     finally:
         await api.close()
     for change in changes:

@@ -27,6 +27,7 @@ from typing import Any, Literal
 import yaml
 
 from fluxd.apply.errors import ApplyError
+from fluxd.apply.ignore import DriftIgnore
 from fluxd.apply.inventory import ObjectRef, apply_order
 from fluxd.apply.manager import (
     EXCLUDED,
@@ -68,13 +69,14 @@ async def diff_objects(
     *,
     prune: Iterable[ObjectRef] = (),
     owner_labels: Mapping[str, str] | None = None,
+    ignore: DriftIgnore | None = None,
 ) -> list[ObjectDiff]:
     """The changes applying ``objects`` (and pruning ``prune``) would make, in apply
-    order then deletion order. Raises :class:`ApplyError` when the server refuses an
-    object, naming it."""
+    order then deletion order, leaving out the fields ``ignore`` names. Raises
+    :class:`ApplyError` when the server refuses an object, naming it."""
     found: list[ObjectDiff] = []
     for obj in apply_order(list(objects)):
-        change = await _diff_one(manager, obj)
+        change = await _diff_one(manager, obj, ignore)
         if change is not None:
             found.append(change)
     for ref in prune:
@@ -83,7 +85,9 @@ async def diff_objects(
     return found
 
 
-async def _diff_one(manager: ApplyManager, obj: Mapping[str, Any]) -> ObjectDiff | None:
+async def _diff_one(
+    manager: ApplyManager, obj: Mapping[str, Any], ignore: DriftIgnore | None
+) -> ObjectDiff | None:
     ref = ObjectRef.of(obj)
     if not (ref.kind and ref.version and ref.name):
         raise ApplyError(
@@ -110,6 +114,8 @@ async def _diff_one(manager: ApplyManager, obj: Mapping[str, Any]) -> ObjectDiff
         return None
     if live is not None and any_in_metadata(body, IF_NOT_PRESENT):
         return None
+    if ignore and live is not None:
+        body = ignore.keep_live(body, live)
     try:
         merged = await manager._apply(resource, ref, body, dry_run=True)
     except client.ApiError as error:

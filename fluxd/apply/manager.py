@@ -42,6 +42,7 @@ from kubernetes_asyncio.client import ApiClient
 
 from fluxd.apply.changeset import Action, ChangeSet
 from fluxd.apply.errors import ApplyError
+from fluxd.apply.ignore import DriftIgnore
 from fluxd.apply.inventory import ObjectRef, apply_order, is_cluster_definition
 from fluxd.apply.mapper import NoKindMatchError, RESTMapper
 from fluxd.kube import client
@@ -109,9 +110,13 @@ class ApplyManager:
         objects: Iterable[Mapping[str, Any]],
         *,
         force: bool = False,
+        ignore: DriftIgnore | None = None,
         wait_timeout: float = 60,
     ) -> ChangeSet:
         """Apply ``objects`` in two stages; see the module docstring.
+
+        ``ignore`` names fields of existing objects to leave as they are live
+        (:mod:`fluxd.apply.ignore`).
 
         ``wait_timeout`` bounds the wait for the first stage's CRDs to be established
         (and Namespaces active), and for objects being recreated to be gone. Raises
@@ -127,7 +132,7 @@ class ApplyManager:
             if not stage:
                 continue
             try:
-                plans = await self._plan_stage(stage, force=force)
+                plans = await self._plan_stage(stage, force=force, ignore=ignore)
             except ApplyError as error:
                 error.changes = changes
                 raise
@@ -136,12 +141,14 @@ class ApplyManager:
                 await self._wait_established(plans, changes, wait_timeout)
         return changes
 
-    async def _plan_stage(self, stage: list[Mapping[str, Any]], *, force: bool) -> list[_Plan]:
+    async def _plan_stage(
+        self, stage: list[Mapping[str, Any]], *, force: bool, ignore: DriftIgnore | None
+    ) -> list[_Plan]:
         limit = asyncio.Semaphore(self._concurrency)
 
         async def plan(obj: Mapping[str, Any]) -> _Plan:
             async with limit:
-                return await self._plan(obj, force=force)
+                return await self._plan(obj, force=force, ignore=ignore)
 
         results = await asyncio.gather(*(plan(obj) for obj in stage), return_exceptions=True)
         plans: list[_Plan] = []
@@ -151,7 +158,9 @@ class ApplyManager:
             plans.append(result)
         return plans
 
-    async def _plan(self, obj: Mapping[str, Any], *, force: bool) -> _Plan:
+    async def _plan(
+        self, obj: Mapping[str, Any], *, force: bool, ignore: DriftIgnore | None = None
+    ) -> _Plan:
         ref = ObjectRef.of(obj)
         if not (ref.kind and ref.version and ref.name):
             raise ApplyError(
@@ -183,6 +192,8 @@ class ApplyManager:
                 return _Plan(ref, resource, body, "skipped")
             if live is not None and any_in_metadata(body, IF_NOT_PRESENT):
                 return _Plan(ref, resource, body, "skipped")
+            if ignore and live is not None:
+                body = ignore.keep_live(body, live)
             try:
                 merged = await self._apply(resource, ref, body, dry_run=True)
             except client.ApiError as error:

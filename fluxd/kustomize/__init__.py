@@ -22,8 +22,16 @@ from typing import Any
 from fluxd.kustomize._build import build_files
 from fluxd.kustomize._loader import Files
 from fluxd.kustomize._model import KustomizeError
+from fluxd.kustomize._selector import parse_label_selector
 
-__all__ = ["KustomizeError", "build", "build_directory", "read_directory", "render"]
+__all__ = [
+    "KustomizeError",
+    "build",
+    "build_directory",
+    "parse_label_selector",
+    "read_directory",
+    "render",
+]
 
 
 def build(

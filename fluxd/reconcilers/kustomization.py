@@ -34,6 +34,7 @@ import anyio
 from fluxd import conditions
 from fluxd.api import KUSTOMIZATION, KindInfo, parse_duration
 from fluxd.apply.health import HealthCheckError, HealthRef, custom_rules, wait_for_health
+from fluxd.apply.ignore import DriftIgnore
 from fluxd.apply.inventory import ObjectRef, entries, parse, stale
 from fluxd.apply.manager import ApplyError, ApplyManager
 from fluxd.apply.mapper import RESTMapper
@@ -103,7 +104,11 @@ class KustomizationReconciler(Reconciler):
         owner = {NAME_LABEL: ctx.key.name, NAMESPACE_LABEL: ctx.key.namespace}
 
         try:
-            changes = await self.applier.apply_all(objects, force=spec.force)
+            ignore = DriftIgnore(spec.drift_ignore_rules)
+        except ValueError as error:
+            raise ReconcileError("ReconciliationFailed", f"spec.{error}", stalled=True) from error
+        try:
+            changes = await self.applier.apply_all(objects, force=spec.force, ignore=ignore)
         except ApplyError as error:
             raise ReconcileError(
                 "ReconciliationFailed", f"{error} (revision {revision})"

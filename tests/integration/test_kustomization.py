@@ -75,6 +75,57 @@ async def test_seed_deployment_follows_git_and_drift_is_reverted(
     assert reverted["spec"]["replicas"] == 3
 
 
+async def test_drift_ignore_rules_leave_fields_to_other_actors(
+    fluxd: Fluxd, git_remote: GitRemote, git_http: GitHTTPServer
+) -> None:
+    ns = fluxd.namespace
+    sha = git_remote.commit(
+        {
+            "apps/my-app.yaml": seed_deployment(ns, 2),
+            "apps/settings.yaml": configmap(ns, "settings"),
+        }
+    )
+    await setup_source(fluxd, git_remote, git_http)
+    ignore_replicas = {"paths": ["/spec/replicas"], "target": {"kind": "Deployment"}}
+    await fluxd.create(
+        KUSTOMIZATION, "apps", kustomization("apps", driftIgnoreRules=[ignore_replicas])
+    )
+    await fluxd.wait_for(KUSTOMIZATION, "apps", lambda o: applied(o, sha), "applied")
+    created = await live(fluxd, DEPLOYMENTS, "my-app")
+    assert created is not None
+    assert created["spec"]["replicas"] == 2, "a new object is created as the source says"
+
+    # An autoscaler scales the Deployment; someone edits the ConfigMap by hand.
+    await client.patch(fluxd.api, DEPLOYMENTS, ns, "my-app", {"spec": {"replicas": 5}})
+    await client.patch(fluxd.api, CONFIGMAPS, ns, "settings", {"data": {"value": "edited"}})
+    await reconcile_now(fluxd, "apps", "drift")
+    scaled = await live(fluxd, DEPLOYMENTS, "my-app")
+    edited = await live(fluxd, CONFIGMAPS, "settings")
+    assert scaled is not None
+    assert edited is not None
+    assert scaled["spec"]["replicas"] == 5, "an ignored field was corrected"
+    assert edited["data"]["value"] == "1", "drift outside the ignored paths was left"
+
+    new_sha = await push_and_refresh(
+        fluxd,
+        git_remote,
+        {"apps/my-app.yaml": seed_deployment(ns, 3).replace("nginx:1.25.0", "nginx:1.26.0")},
+    )
+    await fluxd.wait_for(KUSTOMIZATION, "apps", lambda o: applied(o, new_sha), "push applied")
+    updated = await live(fluxd, DEPLOYMENTS, "my-app")
+    assert updated is not None
+    assert updated["spec"]["replicas"] == 5, "an ignored field was applied from git"
+    assert updated["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.26.0"
+
+    bad_rule = {"paths": ["spec/replicas"]}
+    await fluxd.create(KUSTOMIZATION, "bad", kustomization("apps", driftIgnoreRules=[bad_rule]))
+    failed = await fluxd.wait_not_ready(KUSTOMIZATION, "bad", "ReconciliationFailed")
+    ready = conditions.get(failed["status"], "Ready")
+    assert ready is not None
+    assert "driftIgnoreRules[0]" in ready["message"]
+    assert "'spec/replicas' must start with '/'" in ready["message"]
+
+
 async def test_removed_file_is_pruned_and_prune_disabled_is_kept(
     fluxd: Fluxd, git_remote: GitRemote, git_http: GitHTTPServer
 ) -> None:
