@@ -5,11 +5,14 @@ fluxcd/pkg ssa ``ApplyAllStaged`` does: first the cluster definitions (CRDs and
 Namespaces), then, once those are established, everything else. Each stage goes:
 
 1. **plan** every object of the stage, concurrently and without writing anything:
-   read the live object, honour the ``kustomize.toolkit.fluxcd.io/ssa`` annotation
-   (``Ignore`` skips, ``IfNotPresent`` only creates) and ``.../reconcile: disabled``,
-   then ask the server for a dry-run server-side apply. The dry-run result compared to
-   the live object (labels, annotations, and everything outside ``metadata`` and
-   ``status``) says ``created``, ``configured`` or ``unchanged``;
+   ask the server for a dry-run server-side apply. An answer without a
+   ``resourceVersion`` is a new object: ``created``, with no read of the live object
+   (two requests per new object, dry-run and apply). Otherwise the dry-run result
+   compared to the live object (labels, annotations, and everything outside
+   ``metadata`` and ``status``) says ``configured`` or ``unchanged``. The
+   ``kustomize.toolkit.fluxcd.io/ssa`` annotation (``Ignore`` skips, ``IfNotPresent``
+   only creates) and ``.../reconcile: disabled`` are honoured on both the manifest and
+   the live object;
 2. **stop** at the first refusal, before anything of the stage is written: a bad object
    never half-applies a stage. The error names the object and quotes the server;
 3. **apply** only the objects that changed, with field manager ownership forced (fields
@@ -181,22 +184,23 @@ class ApplyManager:
                 "metadata.namespace or the Kustomization's spec.targetNamespace"
             )
 
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                live = await self._get(resource, ref)
-            except client.ApiError as error:
-                raise ApplyError(f"{ref} query failed: {server_words(error)}") from error
-            if any_in_metadata(body, EXCLUDED) or (live and any_in_metadata(live, EXCLUDED)):
-                return _Plan(ref, resource, body, "skipped")
-            if live is not None and any_in_metadata(body, IF_NOT_PRESENT):
-                return _Plan(ref, resource, body, "skipped")
-            if ignore and live is not None:
-                body = ignore.keep_live(body, live)
+        if any_in_metadata(body, EXCLUDED):
+            return _Plan(ref, resource, body, "skipped")
+        # The dry-run itself tells a new object (its answer has no resourceVersion), so the
+        # live object is read first only when the decision needs it before the dry-run.
+        live = await self._read(resource, ref) if ignore or _if_not_present(body) else None
+        for attempt in range(1, _READ_ATTEMPTS + 1):
+            if live is not None:
+                if any_in_metadata(live, EXCLUDED) or _if_not_present(body):
+                    return _Plan(ref, resource, body, "skipped")
+                if ignore:
+                    body = ignore.keep_live(body, live)
             try:
                 merged = await self._apply(resource, ref, body, dry_run=True)
             except client.ApiError as error:
+                live = live or await self._read(resource, ref)
+                if live is not None and any_in_metadata(live, EXCLUDED):
+                    return _Plan(ref, resource, body, "skipped")
                 if live is None or not await self._refused_as_update(resource, ref, body, error):
                     raise ApplyError(dry_run_failure(ref, error)) from error
                 if not (force or any_in_metadata(body, _FORCED) or any_in_metadata(live, _FORCED)):
@@ -205,14 +209,21 @@ class ApplyManager:
                         "recreated: set spec.force: true to delete and re-create it"
                     ) from error
                 return _Plan(ref, resource, body, "created", recreate=True)
-            if live is None:
+            if not _version(merged):
                 return _Plan(ref, resource, body, "created")
+            if live is None or _version(live) != _version(merged):
+                live = await self._read(resource, ref)
             # The dry-run merged into the version we read unless a controller wrote the
             # object in between (a new Deployment gets its revision annotation): compare
-            # like with like, or a fresh object would look drifted.
-            if _version(merged) == _version(live) or attempt == _READ_ATTEMPTS:
+            # like with like, or a fresh object would look drifted. Read again and retry.
+            if live is not None and (
+                _version(merged) == _version(live) or attempt == _READ_ATTEMPTS
+            ):
+                if any_in_metadata(live, EXCLUDED):
+                    return _Plan(ref, resource, body, "skipped")
                 action: Action = "configured" if drifted(live, merged) else "unchanged"
                 return _Plan(ref, resource, body, action)
+        raise ApplyError(f"{ref} kept changing while being planned; it will be tried again")
 
     async def _refused_as_update(
         self, resource: Resource, ref: ObjectRef, body: dict[str, Any], error: client.ApiError
@@ -344,10 +355,7 @@ class ApplyManager:
             return "deleted"  # its CRD is gone, and every object of the kind with it
         except ApplyError as error:
             raise ApplyError(f"{ref} query failed: {error}") from error
-        try:
-            live = await self._get(resource, ref)
-        except client.ApiError as error:
-            raise ApplyError(f"{ref} query failed: {server_words(error)}") from error
+        live = await self._read(resource, ref)
         if live is None:
             return "deleted"
         labels = (live.get("metadata") or {}).get("labels") or {}
@@ -364,6 +372,13 @@ class ApplyManager:
         return "deleted"
 
     # -- requests ---------------------------------------------------------------------------
+
+    async def _read(self, resource: Resource, ref: ObjectRef) -> dict[str, Any] | None:
+        """:meth:`_get`, where a failure is an :class:`ApplyError` naming ``ref``."""
+        try:
+            return await self._get(resource, ref)
+        except client.ApiError as error:
+            raise ApplyError(f"{ref} query failed: {server_words(error)}") from error
 
     async def _get(self, resource: Resource, ref: ObjectRef) -> dict[str, Any] | None:
         try:
@@ -399,6 +414,10 @@ def any_in_metadata(obj: Mapping[str, Any], selector: Mapping[str, str]) -> bool
             if isinstance(found, str) and found and found.lower() == value.lower():
                 return True
     return False
+
+
+def _if_not_present(obj: Mapping[str, Any]) -> bool:
+    return any_in_metadata(obj, IF_NOT_PRESENT)
 
 
 def _version(obj: Mapping[str, Any]) -> str:
