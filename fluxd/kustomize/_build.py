@@ -434,7 +434,11 @@ class _Builder:
                 key: data[key] for key in ("patchesStrategicMerge", "patches") if data.get(key)
             }
             resources = apply_patches(
-                resources, fields, read_file=read_file, kustomization_file=k.file
+                resources,
+                fields,
+                read_file=read_file,
+                kustomization_file=k.file,
+                spec_entries=k.spec_entries,
             )
         _builtins.apply_namespace(
             resources, str(data.get("namespace") or ""), tables["namespace"], file=k.file
@@ -457,6 +461,7 @@ class _Builder:
                 {"patchesJson6902": data["patchesJson6902"]},
                 read_file=read_file,
                 kustomization_file=k.file,
+                spec_entries=k.spec_entries,
             )
         if data.get("replicas"):
             apply_replicas(
@@ -566,9 +571,11 @@ def apply_flux_spec(root: Kustomization, spec: Mapping[str, Any], files: Files) 
     """Fold a Flux Kustomization's build fields into the root kustomization, as Flux does.
 
     ``targetNamespace``, ``namePrefix`` and ``nameSuffix`` override the file's values;
-    ``patches`` and ``components`` are appended; an ``images`` entry replaces the file's
-    entry of the same name, or is appended. ``commonMetadata`` is not a build field: the
-    controller stamps it on the objects afterwards.
+    ``patches`` and ``components`` are appended (where the spec's patches start is kept,
+    so that errors name ``spec.patches[i]``, not an entry the file does not have); an
+    ``images`` entry replaces the file's entry of the same name, or is appended.
+    ``commonMetadata`` is not a build field: the controller stamps it on the objects
+    afterwards.
     """
     data = root.data
     for field_name, key in (
@@ -580,7 +587,9 @@ def apply_flux_spec(root: Kustomization, spec: Mapping[str, Any], files: Files) 
             data[key] = str(spec[field_name])
     for key in ("patches", "patchesStrategicMerge", "patchesJson6902"):
         if spec.get(key):
-            data[key] = [*(data.get(key) or []), *spec[key]]
+            own = list(data.get(key) or [])
+            root.spec_entries[key] = len(own)
+            data[key] = [*own, *spec[key]]
     images = list(data.get("images") or [])
     for image in spec.get("images") or []:
         names = [entry.get("name") for entry in images]

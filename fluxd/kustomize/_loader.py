@@ -14,6 +14,7 @@ do is refused here, before anything runs: remote resources, helm charts.
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -191,6 +192,9 @@ class Kustomization:
     directory: str
     file: str
     data: dict[str, Any]
+    #: Per list field, the index where the entries folded in from a Flux Kustomization's
+    #: spec start (they follow the file's own), so errors can name ``spec.patches[0]``.
+    spec_entries: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def is_component(self) -> bool:

@@ -19,6 +19,10 @@ What kustomize 5.7 does, in its order:
 
 A strategic merge patch keeps the resource's name and kind (unless the options allow a
 change), its namespace, and its apiVersion; a JSON patch may change anything.
+
+Errors name the kustomization file and the entry (``patches[1]``). Entries a Flux
+Kustomization folded in (its ``spec.patches``, after the file's own) are named as the
+user wrote them, ``spec.patches[0]``, with no file: the file does not hold them.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ __all__ = ["apply_patches"]
 
 _PATCH_FIELDS = frozenset({"path", "patch", "target", "options"})
 _JSON6902_FIELDS = frozenset({"path", "patch", "target"})
+_SPEC = "spec."
 
 
 @dataclass
@@ -47,6 +52,8 @@ class _Patch:
 
     source: str
     field: str
+    #: The kustomization file holding the entry; None for one from a Flux spec.
+    file: str | None
     strategic: dict[str, Any] | None = None
     operations: list[dict[str, Any]] | None = None
     target: Selector | None = None
@@ -63,21 +70,23 @@ def apply_patches(
     *,
     read_file: Callable[[str], bytes],
     kustomization_file: str,
+    spec_entries: Mapping[str, int] | None = None,
 ) -> list[Resource]:
     """Apply the kustomization's patch fields to ``resources``; returns the new list.
 
     Handles whichever of ``patchesStrategicMerge``, ``patches`` and ``patchesJson6902``
     are present, in that order. Patched resources are updated in place; resources a
-    patch deletes (``$patch: delete``) are left out of the result.
+    patch deletes (``$patch: delete``) are left out of the result. ``spec_entries`` says
+    where, per field, the entries from a Flux Kustomization's spec start.
     """
-    loader = _Loader(read_file, kustomization_file)
+    loader = _Loader(read_file, kustomization_file, spec_entries or {})
     patches: list[_Patch] = []
     patches += loader.strategic_merge_entries(kustomization.get("patchesStrategicMerge"))
     patches += loader.patch_entries(kustomization.get("patches"))
     patches += loader.json6902_entries(kustomization.get("patchesJson6902"))
     result = list(resources)
     for patch in patches:
-        result = _apply(patch, result, kustomization_file)
+        result = _apply(patch, result)
     return result
 
 
@@ -85,12 +94,27 @@ def apply_patches(
 
 
 class _Loader:
-    def __init__(self, read_file: Callable[[str], bytes], kustomization_file: str) -> None:
+    def __init__(
+        self,
+        read_file: Callable[[str], bytes],
+        kustomization_file: str,
+        spec_entries: Mapping[str, int],
+    ) -> None:
         self.read_file = read_file
         self.file = kustomization_file
+        self.spec_entries = spec_entries
+
+    def field_of(self, key: str, index: int) -> str:
+        start = self.spec_entries.get(key)
+        if start is not None and index >= start:
+            return f"{_SPEC}{key}[{index - start}]"
+        return f"{key}[{index}]"
+
+    def file_of(self, field: str) -> str | None:
+        return None if field.startswith(_SPEC) else self.file
 
     def error(self, message: str, field: str) -> KustomizeError:
-        return KustomizeError(message, file=self.file, field=field)
+        return KustomizeError(message, file=self.file_of(field), field=field)
 
     def read(self, path: Any, field: str) -> tuple[bytes, str]:
         if not isinstance(path, str) or not path:
@@ -111,7 +135,7 @@ class _Loader:
     def strategic_merge_entries(self, value: Any) -> list[_Patch]:
         patches: list[_Patch] = []
         for index, entry in enumerate(self.entries(value, "patchesStrategicMerge")):
-            field = f"patchesStrategicMerge[{index}]"
+            field = self.field_of("patchesStrategicMerge", index)
             if not isinstance(entry, str) or not entry.strip():
                 raise self.error("a patchesStrategicMerge entry must be a path or YAML", field)
             # Like kustomize: an entry that parses as patches is one, else it is a path.
@@ -138,7 +162,7 @@ class _Loader:
     def patch_entries(self, value: Any) -> list[_Patch]:
         patches: list[_Patch] = []
         for index, entry in enumerate(self.entries(value, "patches")):
-            field = f"patches[{index}]"
+            field = self.field_of("patches", index)
             if not isinstance(entry, Mapping):
                 raise self.error("a patches entry must be a map", field)
             self.known(entry, _PATCH_FIELDS, field)
@@ -155,7 +179,9 @@ class _Loader:
                         field,
                     )
                 operations = parse_operations(documents[0], source=source)
-                patches.append(_Patch(source, field, operations=operations, target=target))
+                patches.append(
+                    _Patch(source, field, self.file_of(field), operations=operations, target=target)
+                )
                 continue
             if not all(isinstance(document, dict) for document in documents):
                 raise self.error(
@@ -180,7 +206,7 @@ class _Loader:
     def json6902_entries(self, value: Any) -> list[_Patch]:
         patches: list[_Patch] = []
         for index, entry in enumerate(self.entries(value, "patchesJson6902")):
-            field = f"patchesJson6902[{index}]"
+            field = self.field_of("patchesJson6902", index)
             if not isinstance(entry, Mapping):
                 raise self.error("a patchesJson6902 entry must be a map", field)
             self.known(entry, _JSON6902_FIELDS, field)
@@ -196,7 +222,14 @@ class _Loader:
             except KustomizeError as exc:
                 raise self.error(str(exc), field) from exc
             patches.append(
-                _Patch(source, field, operations=operations, target=target, record_rename=False)
+                _Patch(
+                    source,
+                    field,
+                    self.file_of(field),
+                    operations=operations,
+                    target=target,
+                    record_rename=False,
+                )
             )
         return patches
 
@@ -233,7 +266,7 @@ class _Loader:
     def target(self, value: Any, field: str) -> Selector | None:
         if value is None:
             return None
-        return Selector.from_config(value, file=self.file, field=field)
+        return Selector.from_config(value, file=self.file_of(field), field=field)
 
     def strategic(self, document: dict[str, Any], source: str, field: str) -> _Patch:
         metadata = document.get("metadata")
@@ -242,7 +275,7 @@ class _Loader:
             raise self.error(
                 f"the strategic merge patch in {source} needs kind and metadata.name", field
             )
-        return _Patch(source, field, strategic=document)
+        return _Patch(source, field, self.file_of(field), strategic=document)
 
 
 def _load_any(content: bytes, source: str) -> list[Any]:
@@ -260,12 +293,12 @@ def _looks_like_patch(document: Any) -> bool:
 # --- applying -----------------------------------------------------------------------------
 
 
-def _apply(patch: _Patch, resources: list[Resource], kustomization_file: str) -> list[Resource]:
+def _apply(patch: _Patch, resources: list[Resource]) -> list[Resource]:
     if patch.target is not None:
         targets = patch.target.select(resources)
     else:
         assert patch.strategic is not None
-        targets = [_unique_target(patch, patch.strategic, resources, kustomization_file)]
+        targets = [_unique_target(patch, patch.strategic, resources)]
     deleted: set[int] = set()
     for resource in targets:
         try:
@@ -276,7 +309,7 @@ def _apply(patch: _Patch, resources: list[Resource], kustomization_file: str) ->
         except KustomizeError as exc:
             raise KustomizeError(
                 f"applying the patch {patch.source} to {resource.id}: {exc}",
-                file=kustomization_file,
+                file=patch.file,
                 field=patch.field,
             ) from exc
     return [resource for resource in resources if id(resource) not in deleted]
@@ -327,9 +360,7 @@ def _apply_json(
         resource.rename(new_name)
 
 
-def _unique_target(
-    patch: _Patch, document: dict[str, Any], resources: list[Resource], kustomization_file: str
-) -> Resource:
+def _unique_target(patch: _Patch, document: dict[str, Any], resources: list[Resource]) -> Resource:
     group, _, version = str(document.get("apiVersion") or "").rpartition("/")
     kind = str(document.get("kind") or "")
     metadata = document.get("metadata") or {}
@@ -357,7 +388,7 @@ def _unique_target(
     raise KustomizeError(
         f"no resource matches strategic merge patch {patch_id!r} from {patch.source}: "
         f"{problem} for Id {patch_id}; failed to find unique target for patch",
-        file=kustomization_file,
+        file=patch.file,
         field=patch.field,
     )
 

@@ -47,7 +47,7 @@ class Selector:
     annotation_selector: str = ""
 
     @classmethod
-    def from_config(cls, target: Any, *, file: str, field: str) -> Selector:
+    def from_config(cls, target: Any, *, file: str | None, field: str) -> Selector:
         """A selector from a kustomization's ``target`` map; errors name file and field."""
         if not isinstance(target, Mapping):
             raise KustomizeError("a patch target must be a map", file=file, field=field)

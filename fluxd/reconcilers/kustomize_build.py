@@ -7,12 +7,16 @@ in Flux's order:
 1. the native kustomize build of ``path``, with the Flux fields (``targetNamespace``,
    ``namePrefix``, ``patches``, ``images``, ``components``...) folded into the top
    kustomization, and one generated when the directory has none;
-2. ``commonMetadata`` labels and annotations;
+2. SOPS decryption with the keys of ``decryption.secretRef``, in a worker thread (PGP
+   keys are opened by a ``gpg`` subprocess): whole encrypted objects and, as in Flux,
+   Secret ``data`` entries that are SOPS-encrypted files;
 3. ``postBuild`` substitution, variables from ``substitute`` then ``substituteFrom``
-   (ConfigMaps and Secrets read from the Kustomization's namespace);
-4. SOPS decryption with the keys of ``decryption.secretRef`` — or, for ``fluxd build``,
-   the values of encrypted Secrets masked as Flux's ``flux build`` masks them;
-5. the owner labels ``kustomize.toolkit.fluxcd.io/name|namespace``.
+   (ConfigMaps and Secrets read from the Kustomization's namespace). Decrypted values are
+   substituted too, as in Flux; for ``fluxd build`` the values of encrypted Secrets are
+   then masked, as ``flux build`` masks them;
+4. the owner labels ``kustomize.toolkit.fluxcd.io/name|namespace``;
+5. ``commonMetadata`` labels and annotations, last as in Flux (which sets them at apply
+   time): they are not substituted, and they override any key the manifests set.
 
 Every failure is a :class:`~fluxd.reconcilers.base.ReconcileError` with reason
 ``BuildFailed`` and a message naming the path, file or variable source.
@@ -25,6 +29,8 @@ import posixpath
 from collections.abc import Mapping
 from typing import Any, Literal
 
+import anyio.to_thread
+
 from fluxd.api import to_dict
 from fluxd.kube import client
 from fluxd.kube.resources import CONFIGMAPS
@@ -32,7 +38,7 @@ from fluxd.kustomize import KustomizeError, build
 from fluxd.postbuild import SubstitutionError, collect_variables, substitute
 from fluxd.reconcilers.base import ReconcileError
 from fluxd.reconcilers.objects import ObjectApi, SecretNotFound
-from fluxd.sops import DecryptionError, decrypt_object
+from fluxd.sops import DecryptionError, decrypt_object, decrypt_secret_data
 
 __all__ = ["NAMESPACE_LABEL", "NAME_LABEL", "SOPS_MASK", "SopsMode", "build_objects"]
 
@@ -68,6 +74,15 @@ async def build_objects(
         raise ReconcileError(
             "BuildFailed", f"kustomize build failed for path '{path}': {error}"
         ) from error
+    if sops == "decrypt" and spec.decryption:
+        built = await _decrypt(built, spec.decryption, namespace, objects)
+    if spec.post_build:
+        built = await _substitute(built, spec.post_build, namespace, objects)
+    if sops == "mask":
+        built = [_mask_sops(obj) for obj in built]
+    owner = {NAME_LABEL: name, NAMESPACE_LABEL: namespace}
+    for obj in built:
+        obj.setdefault("metadata", {}).setdefault("labels", {}).update(owner)
     if spec.common_metadata:
         for obj in built:
             metadata = obj.setdefault("metadata", {})
@@ -75,15 +90,6 @@ async def build_objects(
                 metadata.setdefault("labels", {}).update(spec.common_metadata.labels)
             if spec.common_metadata.annotations:
                 metadata.setdefault("annotations", {}).update(spec.common_metadata.annotations)
-    if spec.post_build:
-        built = await _substitute(built, spec.post_build, namespace, objects)
-    if sops == "mask":
-        built = [_mask_sops(obj) for obj in built]
-    elif spec.decryption:
-        built = await _decrypt(built, spec.decryption, namespace, objects)
-    owner = {NAME_LABEL: name, NAMESPACE_LABEL: namespace}
-    for obj in built:
-        obj.setdefault("metadata", {}).setdefault("labels", {}).update(owner)
     return built
 
 
@@ -134,10 +140,18 @@ async def _decrypt(
             keys = await objects.secret_data(namespace, decryption.secret_ref.name)
         except SecretNotFound as error:
             raise ReconcileError("BuildFailed", f"decryption keys unavailable: {error}") from error
+
+    def decrypt_all() -> list[dict[str, Any]]:
+        return [
+            decrypt_object(obj, keys) if "sops" in obj else decrypt_secret_data(obj, keys)
+            for obj in built
+        ]
+
     try:
-        return [decrypt_object(obj, keys) if "sops" in obj else obj for obj in built]
+        return await anyio.to_thread.run_sync(decrypt_all)
     except DecryptionError as error:
-        raise ReconcileError("BuildFailed", f"SOPS decryption failed: {error}") from error
+        # The error already names the object (and the field) that failed to decrypt.
+        raise ReconcileError("BuildFailed", str(error)) from error
 
 
 def _mask_sops(obj: dict[str, Any]) -> dict[str, Any]:
