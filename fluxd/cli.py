@@ -65,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--concurrent", type=int, default=4, help="reconciles at once, per kind")
     run.add_argument(
+        "--default-service-account",
+        help="service account that Kustomizations without spec.serviceAccountName "
+        "impersonate, in their own namespace (multi-tenancy lockdown)",
+    )
+    run.add_argument(
         "--grace-period", type=float, default=30.0, help="seconds to finish work on SIGTERM"
     )
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -130,6 +135,7 @@ def _options(args: argparse.Namespace) -> Options:
         watch_label_selector=args.watch_label_selector,
         concurrent=args.concurrent,
         grace_period=args.grace_period,
+        default_service_account=args.default_service_account,
     )
 
 

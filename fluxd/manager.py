@@ -11,7 +11,8 @@ decide: a new object, a new ``metadata.generation`` (spec change), a new
 them fluxd's own writes — wake nothing, so a failing object keeps its backoff.
 
 Shut-down (SIGTERM): stop taking work, let in-flight reconciles finish within the grace
-period (their status patches are shielded), release the Lease, close the listeners.
+period (their status patches are shielded), release the Lease, close the listeners and
+the API clients opened for Kustomizations' service accounts and kubeconfigs.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ from fluxd.kube.leader import LeaderElector
 from fluxd.metrics import Metrics
 from fluxd.objectkey import ObjectKey
 from fluxd.reconcilers.base import REQUESTED_AT_ANNOTATION, ReconcileDriver, Reconciler
+from fluxd.reconcilers.cluster_access import ClusterAccess
 from fluxd.reconcilers.gitrepository import GitRepositoryReconciler
-from fluxd.reconcilers.kustomization import KustomizationReconciler
+from fluxd.reconcilers.kustomization import FIELD_MANAGER, KustomizationReconciler
 from fluxd.reconcilers.objects import ObjectApi, resource_of
 from fluxd.scheduler import Outcome, Scheduler
 from fluxd.sources.artifact import Artifact
@@ -62,6 +64,9 @@ class Options:
     watch_label_selector: str | None = None
     concurrent: int = 4
     grace_period: float = 30.0
+    #: Flux's ``--default-service-account``: Kustomizations without
+    #: ``spec.serviceAccountName`` impersonate this account of their own namespace.
+    default_service_account: str | None = None
 
 
 def _runtime_namespace() -> str:
@@ -82,6 +87,11 @@ class Daemon:
         self.events = EventRecorder(api, component="fluxd")
         self.informers: dict[str, Informer] = {}
         self.objects = ObjectApi(api, informers=self.informers, events=self.events)
+        self.cluster_access = ClusterAccess(
+            self.objects,
+            field_manager=FIELD_MANAGER,
+            default_service_account=options.default_service_account,
+        )
         self.reconcilers: list[Reconciler] = [
             GitRepositoryReconciler(
                 objects=self.objects,
@@ -93,6 +103,7 @@ class Daemon:
                 objects=self.objects,
                 cache=self.cache,
                 track_sources=self.scheduler.track_sources,
+                access=self.cluster_access,
             ),
         ]
         self._drivers: dict[str, ReconcileDriver] = {}
@@ -182,6 +193,7 @@ class Daemon:
             with anyio.CancelScope(shield=True):
                 for runner in runners:
                     await runner.cleanup()
+                await self.cluster_access.close()
         log.info("stopped")
 
     async def _listen(self, name: str, app: web.Application, address: str) -> web.AppRunner:

@@ -7,9 +7,11 @@ step fails. Everything around that is the same for every kind, and lives here:
 
 1. an object that is gone is forgotten; one being deleted runs the kind's ``finalize``
    and then loses fluxd's finalizer (``finalizers.fluxcd.io``, Flux's own, so objects
-   keep working across a swap between Flux and fluxd);
+   keep working across a swap between Flux and fluxd). A suspended object skips
+   ``finalize``, as Flux does: deleting it leaves what it applied or installed running;
 2. ``spec.suspend: true`` skips the work and keeps the last status;
-3. ``Reconciling`` is set before work on a new generation, so ``kubectl get`` shows progress;
+3. ``Reconciling`` is written for a new generation whose reconcile is still at work after
+   :data:`PROGRESS_DELAY`, so ``kubectl get`` shows progress on long applies and waits;
 4. success sets ``Ready=True`` and removes ``Reconciling``/``Stalled``; a retryable error
    sets ``Ready=False`` with the error's reason and ``Reconciling=ProgressingWithRetry``;
    an error that retrying cannot fix sets ``Stalled`` and waits for a spec change;
@@ -33,6 +35,7 @@ import structlog
 
 from fluxd import conditions
 from fluxd.api import KindInfo, SpecError, parse_duration
+from fluxd.kube.client import ApiError
 from fluxd.metrics import Metrics
 from fluxd.objectkey import ObjectKey
 from fluxd.reconcilers.objects import EventType, ObjectApi
@@ -49,6 +52,9 @@ __all__ = [
 
 FINALIZER: Final = "finalizers.fluxcd.io"
 REQUESTED_AT_ANNOTATION: Final = "reconcile.fluxcd.io/requestedAt"
+#: How long a reconcile of a new generation runs before its ``Reconciling`` status is
+#: written: shorter ones go straight to their final status, one write instead of two.
+PROGRESS_DELAY: Final = 2.0
 
 log = structlog.get_logger(__name__)
 
@@ -111,6 +117,10 @@ class Reconciler(ABC):
     kind: ClassVar[KindInfo[Any]]
     #: Failure conditions (negative polarity, e.g. ``FetchFailed``) removed on success.
     negative_conditions: ClassVar[tuple[str, ...]] = ()
+    #: Whether objects of this kind are named in others' ``dependsOn``: those wait for it
+    #: to be Ready at its latest revision, so every change of its readiness wakes them.
+    #: (A source wakes its consumers when it stores a new artifact instead.)
+    depended_on: ClassVar[bool] = False
 
     @abstractmethod
     async def reconcile(self, ctx: Context) -> None:
@@ -125,6 +135,13 @@ class Reconciler(ABC):
     def interval(self, spec: Any) -> float:
         """Seconds until the next periodic reconcile (``spec.interval``)."""
         return parse_duration(spec.interval)
+
+    def retry_interval(self, spec: Any) -> float | None:
+        """Seconds until the retry after a failure: ``spec.retryInterval`` for the kinds
+        that have it (Kustomization) and set it, as Flux requeues; ``None`` leaves the
+        delay to the scheduler's exponential backoff."""
+        retry = getattr(spec, "retry_interval", None)
+        return parse_duration(retry) if retry else None
 
 
 class ReconcileDriver:
@@ -174,12 +191,15 @@ class ReconcileDriver:
         self, key: ObjectKey, obj: dict[str, Any], bound: structlog.stdlib.BoundLogger
     ) -> Outcome:
         if FINALIZER in (obj["metadata"].get("finalizers") or []):
-            try:
-                await self.reconciler.finalize(obj)
-            except ReconcileError as error:
-                bound.warning("finalization failed", reason=error.reason, error=error.message)
-                await self.objects.record_event(obj, "Warning", error.reason, error.message)
-                return Outcome.failure()
+            if (obj.get("spec") or {}).get("suspend"):
+                bound.info("object is suspended: deleted without cleaning up what it owns")
+            else:
+                try:
+                    await self.reconciler.finalize(obj)
+                except ReconcileError as error:
+                    bound.warning("finalization failed", reason=error.reason, error=error.message)
+                    await self.objects.record_event(obj, "Warning", error.reason, error.message)
+                    return Outcome.failure()
             await self.objects.remove_finalizer(self.kind, obj, FINALIZER)
         self.reconciler.forget(key)
         self.metrics.forget(key)
@@ -203,6 +223,7 @@ class ReconcileDriver:
             except SpecError as error:
                 raise ReconcileError("InvalidSpec", str(error), stalled=True) from error
             ctx = Context(key=key, obj=obj, spec=spec, status=status, log=bound)
+            progress: dict[str, Any] | None = None
             if status.get("observedGeneration") != generation:
                 previous = status.get("observedGeneration", -1)
                 conditions.mark_reconciling(
@@ -218,9 +239,10 @@ class ReconcileDriver:
                     "reconciliation in progress",
                     generation=generation,
                 )
-                await self._patch_status(obj, original, status)
-                original = copy.deepcopy(status)
-            await self.reconciler.reconcile(ctx)
+                progress = copy.deepcopy(status)
+            original, failure = await self._run_reporting_progress(ctx, original, progress)
+            if failure is not None:
+                raise failure
             for type_ in (conditions.RECONCILING, conditions.STALLED):
                 conditions.delete(status, type_)
             for type_ in self.reconciler.negative_conditions:
@@ -245,7 +267,12 @@ class ReconcileDriver:
             self._mark_failed(status, error, generation)
             bound.error("reconciliation failed", reason=error.reason, error=error.message)
             result = "stalled" if error.stalled else "failure"
-            outcome = Outcome.idle() if error.stalled else Outcome.failure(error.retry_after)
+            if error.stalled:
+                outcome = Outcome.idle()
+            elif error.retry_after is None and ctx is not None:
+                outcome = Outcome.failure(self.reconciler.retry_interval(ctx.spec))
+            else:
+                outcome = Outcome.failure(error.retry_after)
             if ctx is not None:
                 ctx.event("Warning", error.reason, error.message)
             else:
@@ -269,11 +296,51 @@ class ReconcileDriver:
                 await self._patch_status(obj, original, status)
                 for type_, reason, message, annotations in ctx.events if ctx else []:
                     await self.objects.record_event(obj, type_, reason, message, annotations)
-            if _readiness(status) != _readiness(obj.get("status") or {}):
+            if self.reconciler.depended_on and _readiness(status) != _readiness(
+                obj.get("status") or {}
+            ):
                 # Objects that depend on this one (dependsOn) wait for it to be Ready at
                 # its latest revision: tell them now rather than at their next retry.
                 self.wake_dependents(key)
         return outcome
+
+    async def _run_reporting_progress(
+        self, ctx: Context, original: dict[str, Any], progress: dict[str, Any] | None
+    ) -> tuple[dict[str, Any], ReconcileError | None]:
+        """Run the reconciler; if it is still at work after :data:`PROGRESS_DELAY`, write
+        the ``progress`` status (a new generation's ``Reconciling``) meanwhile.
+
+        Most reconciles finish sooner, and their final status patch says it all in one
+        write. Returns the status the server now holds (the baseline of the final patch)
+        and the reconciler's error, raised by the caller: raised in here it would leave
+        the task group wrapped in an exception group.
+        """
+        written = original
+        failure: ReconcileError | None = None
+        reporting = False
+
+        async def report_progress(status: dict[str, Any]) -> None:
+            nonlocal written, reporting
+            await anyio.sleep(PROGRESS_DELAY)
+            reporting = True
+            try:
+                await self._patch_status(ctx.obj, original, status)
+            except ApiError as error:  # the final patch still writes the outcome
+                ctx.log.warning("progress status not written", error=str(error))
+                return
+            written = status
+
+        async with anyio.create_task_group() as tg:
+            if progress is not None:
+                tg.start_soon(report_progress, progress)
+            try:
+                await self.reconciler.reconcile(ctx)
+            except ReconcileError as error:
+                failure = error
+            finally:
+                if not reporting:
+                    tg.cancel_scope.cancel()
+        return copy.deepcopy(written), failure
 
     @staticmethod
     def _mark_failed(status: dict[str, Any], error: ReconcileError, generation: int) -> None:
@@ -314,8 +381,10 @@ def status_patch(original: Mapping[str, Any], desired: Mapping[str, Any]) -> dic
     return patch
 
 
-def _readiness(status: Mapping[str, Any]) -> tuple[str, str]:
-    return _ready_label(status), _revision(status)
+def _readiness(status: Mapping[str, Any]) -> tuple[str, str, object]:
+    # The generation counts too: a dependency Ready again at a new generation, with the
+    # same revision, must wake the objects waiting for it.
+    return _ready_label(status), _revision(status), status.get("observedGeneration")
 
 
 def _ready_label(status: Mapping[str, Any]) -> str:

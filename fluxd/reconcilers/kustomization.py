@@ -2,44 +2,70 @@
 
 Steps, in order; each failure carries Flux's reason:
 
-1. **dependencies** (``dependsOn``): each must be Ready for its current generation;
-   until then ``DependencyNotReady``. The scheduler is told what this object depends on
-   (its source and its dependencies) so that a new artifact, or a dependency turning
-   Ready, wakes it at once;
-2. **artifact**: the source's artifact, read from the shared cache (``ArtifactFailed``
-   while it has none);
+1. **artifact**: the source's artifact, read from the shared cache (``ArtifactFailed``
+   while it has none). The scheduler is told what this object depends on (its source
+   and its dependencies) so that a new artifact, or a dependency turning Ready, wakes it
+   at once;
+2. **dependencies** (``dependsOn``): each must exist and be Ready at its current
+   generation, having applied this revision when it builds from the same source; a
+   ``readyExpr`` (CEL over ``self`` and ``dep``) replaces that check. Until then
+   ``DependencyNotReady``, looked at again every 30 s (Flux's
+   ``--requeue-dependency``) unless a dependency wakes it sooner;
 3. **build**: :mod:`~fluxd.reconcilers.kustomize_build` (shared with ``fluxd build`` and
    ``fluxd diff``): the native kustomize engine over the artifact's files with the Flux
-   fields folded in, ``commonMetadata``, ``postBuild`` variable substitution, SOPS
-   decryption, owner labels (``BuildFailed`` naming the file);
+   fields folded in, SOPS decryption, ``postBuild`` variable substitution, owner labels,
+   ``commonMetadata`` (``BuildFailed`` naming the file);
 4. **apply**: staged server-side apply with drift detection: unchanged objects are not
-   written (``ReconciliationFailed`` naming the object when the server refuses one);
+   written, fields named by ``driftIgnoreRules`` keep their live values
+   (``ReconciliationFailed`` naming the object when the server refuses one);
 5. **prune**: objects in the previous inventory but not in this build are deleted when
    ``prune: true`` (``PruneFailed``);
-6. **health**: with ``wait: true`` every applied object, else ``healthChecks``, must become
-   Current within ``timeout`` (``HealthCheckFailed``); a new source revision arriving
-   meanwhile cancels the stale wait.
+6. **health**: with ``wait: true`` every applied object (but the Kustomization itself),
+   else ``healthChecks``, must become Current within ``timeout`` (Flux's rule: the
+   interval minus 30 s when not set, never under 30 s) (``HealthCheckFailed``); a new
+   source revision arriving meanwhile cancels the stale wait. Invalid
+   ``healthCheckExprs`` stall the Kustomization before anything is applied.
+
+Steps 4 to 6, and the deletion below, act as the Kustomization's identity
+(``serviceAccountName`` or the daemon's default account, impersonated; ``kubeConfig``, a
+remote cluster): see :mod:`~fluxd.reconcilers.cluster_access`. An unusable kubeconfig
+fails with ``ReconciliationFailed`` before the build.
 
 The status records ``lastAttemptedRevision`` before the work and ``lastAppliedRevision`` and
 ``inventory`` after it, as Flux does.
+
+Deletion (the finalizer) follows ``deletionPolicy``: ``MirrorPrune`` (the default) deletes
+the inventory when ``prune: true``, ``Delete`` always, ``WaitForTermination`` always and
+then waits, up to ``timeout``, until the objects are gone; ``Orphan`` leaves them. A
+suspended Kustomization deletes nothing, as in Flux.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 import anyio
 
 from fluxd import conditions
-from fluxd.api import KUSTOMIZATION, KindInfo, parse_duration
-from fluxd.apply.health import HealthCheckError, HealthRef, custom_rules, wait_for_health
+from fluxd.api import KUSTOMIZATION, KindInfo
+from fluxd.apply.health import (
+    HealthCheckError,
+    HealthRef,
+    StatusRule,
+    cel_predicate,
+    custom_rules,
+    wait_for_health,
+)
 from fluxd.apply.ignore import DriftIgnore
 from fluxd.apply.inventory import ObjectRef, entries, parse, stale
-from fluxd.apply.manager import ApplyError, ApplyManager
-from fluxd.apply.mapper import RESTMapper
+from fluxd.apply.manager import ApplyError
+from fluxd.apply.mapper import NoKindMatchError
+from fluxd.kube import client
 from fluxd.objectkey import ObjectKey
 from fluxd.reconcilers.base import Context, ReconcileError, Reconciler
+from fluxd.reconcilers.cluster_access import Cluster, ClusterAccess, ClusterAccessError
 from fluxd.reconcilers.kustomize_build import NAME_LABEL, NAMESPACE_LABEL, build_objects
 from fluxd.reconcilers.objects import ObjectApi
 from fluxd.sources.cache import ArtifactCache
@@ -47,14 +73,21 @@ from fluxd.sources.cache import ArtifactCache
 __all__ = ["KustomizationReconciler"]
 
 HEALTHY = "Healthy"
+#: Flux's words for an error that retrying cannot fix (a bad expression in the spec).
+TERMINAL = "Reconciliation failed terminally due to configuration error"
+#: The field manager of applied objects: Flux's, so ownership carries over in a swap.
+FIELD_MANAGER = "kustomize-controller"
 #: Flux's ``--requeue-dependency``: how soon to look again at an unready dependency.
 DEPENDENCY_RETRY = 30.0
+#: How often ``WaitForTermination`` looks whether the deleted objects are gone.
+TERMINATION_POLL = 0.5
 
 
 class KustomizationReconciler(Reconciler):
     """``kustomize.toolkit.fluxcd.io/v1`` Kustomization."""
 
     kind: ClassVar[KindInfo[Any]] = KUSTOMIZATION
+    depended_on: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -62,25 +95,33 @@ class KustomizationReconciler(Reconciler):
         objects: ObjectApi,
         cache: ArtifactCache,
         track_sources: Callable[[ObjectKey, Iterable[ObjectKey]], None],
+        access: ClusterAccess,
     ) -> None:
         self.objects = objects
         self.cache = cache
         self.track_sources = track_sources
-        self.mapper = RESTMapper(objects.api)
-        self.applier = ApplyManager(objects.api, self.mapper, field_manager="kustomize-controller")
+        #: Which cluster client each Kustomization acts with (its service account, its
+        #: kubeconfig); the daemon owns it and closes it on stop.
+        self.access = access
 
     def forget(self, key: ObjectKey) -> None:
         self.track_sources(key, ())
+        self.access.forget(key)
 
     async def reconcile(self, ctx: Context) -> None:
         spec = ctx.spec
+        try:
+            rules = custom_rules(spec.health_check_exprs)
+        except ValueError as error:
+            raise ReconcileError(
+                "InvalidCELExpression", f"{TERMINAL}: {error}", stalled=True
+            ) from error
         source_key = self._source_key(ctx)
         dependencies = [
             ObjectKey(self.kind.kind, dep.namespace or ctx.key.namespace, dep.name)
             for dep in spec.depends_on
         ]
         self.track_sources(ctx.key, [source_key, *dependencies])
-        self._check_dependencies(ctx, dependencies, spec)
 
         artifact = self.cache.get(source_key)
         if artifact is None:
@@ -91,7 +132,9 @@ class KustomizationReconciler(Reconciler):
                 retry_after=DEPENDENCY_RETRY,
             )
         revision = artifact.revision
+        self._check_dependencies(ctx, dependencies, source_key, revision)
         ctx.status["lastAttemptedRevision"] = revision
+        cluster = await self._cluster(ctx.key, spec)
 
         objects = await build_objects(
             artifact.files,
@@ -108,7 +151,7 @@ class KustomizationReconciler(Reconciler):
         except ValueError as error:
             raise ReconcileError("ReconciliationFailed", f"spec.{error}", stalled=True) from error
         try:
-            changes = await self.applier.apply_all(objects, force=spec.force, ignore=ignore)
+            changes = await cluster.applier.apply_all(objects, force=spec.force, ignore=ignore)
         except ApplyError as error:
             raise ReconcileError(
                 "ReconciliationFailed", f"{error} (revision {revision})"
@@ -121,7 +164,7 @@ class KustomizationReconciler(Reconciler):
         if spec.prune:
             removed = stale(previous, parse(applied))
             try:
-                pruned = await self.applier.delete_all(removed, owner_labels=owner)
+                pruned = await cluster.applier.delete_all(removed, owner_labels=owner)
             except ApplyError as error:
                 ctx.status["inventory"] = {"entries": applied}
                 raise ReconcileError("PruneFailed", str(error)) from error
@@ -129,56 +172,140 @@ class KustomizationReconciler(Reconciler):
                 ctx.event("Normal", "Progressing", pruned.summary(), self._revision_note(revision))
         ctx.status["inventory"] = {"entries": applied}
 
-        await self._check_health(ctx, objects, source_key, revision)
+        await self._check_health(ctx, cluster, objects, source_key, revision, rules)
         ctx.status["lastAppliedRevision"] = revision
         ctx.ready_reason = "ReconciliationSucceeded"
         ctx.ready_message = f"Applied revision: {revision}"
 
     async def finalize(self, obj: dict[str, Any]) -> None:
+        """Apply ``spec.deletionPolicy`` to the inventory, as the Kustomization's identity.
+
+        (A suspended Kustomization never gets here: the driver lets it go without
+        finalizing, so it deletes nothing whatever its policy, as in Flux.) When the
+        service account to impersonate is gone (its namespace is being deleted, say) the
+        objects are left in place with a Warning event rather than holding the
+        Kustomization forever. ``WaitForTermination`` gives up after ``timeout`` with a
+        Warning event and lets the Kustomization go.
+        """
         spec = self.kind.parse_spec(obj)
-        policy = spec.deletion_policy or "MirrorPrune"
-        if policy == "Orphan" or (policy == "MirrorPrune" and not spec.prune):
-            return
         metadata = obj["metadata"]
+        key = ObjectKey(self.kind.kind, metadata["namespace"], metadata["name"])
         inventory = _inventory(obj.get("status") or {})
-        owner = {NAME_LABEL: metadata["name"], NAMESPACE_LABEL: metadata["namespace"]}
+        if not inventory or not _deletes_objects(spec):
+            return
+        revision = str((obj.get("status") or {}).get("lastAppliedRevision") or "")
+        note = self._revision_note(revision) if revision else {}
+        if spec.kube_config is None and not await self._account_exists(key, spec):
+            account = self.access.service_account(spec)
+            listed = ", ".join(str(ref) for ref in inventory)
+            message = (
+                f"unable to prune objects: service account '{key.namespace}/{account}' to "
+                f"impersonate is gone; left in place: {listed}"
+            )
+            await self.objects.record_event(obj, "Warning", "PruneFailed", message, note)
+            return
+        cluster = await self._cluster(key, spec, reason="PruneFailed")
+        owner = {NAME_LABEL: key.name, NAMESPACE_LABEL: key.namespace}
         try:
-            await self.applier.delete_all(list(reversed(inventory)), owner_labels=owner)
+            deleted = await cluster.applier.delete_all(inventory, owner_labels=owner)
         except ApplyError as error:
             raise ReconcileError("PruneFailed", f"finalizing: {error}") from error
+        if not deleted.has_changes:
+            return
+        await self.objects.record_event(obj, "Normal", "Progressing", deleted.summary(), note)
+        if spec.effective_deletion_policy != "WaitForTermination":
+            return
+        timeout = spec.timeout_seconds
+        remaining = await _wait_terminated(cluster, deleted.with_action("deleted"), timeout)
+        if remaining:
+            listed = ", ".join(str(ref) for ref in remaining)
+            message = (
+                f"failed to wait for resources termination: still there after {timeout:g}s: "
+                f"{listed}"
+            )
+            await self.objects.record_event(obj, "Warning", "PruneFailed", message, note)
 
     # -- steps -----------------------------------------------------------------------------
+
+    async def _cluster(
+        self, key: ObjectKey, spec: Any, *, reason: str = "ReconciliationFailed"
+    ) -> Cluster:
+        """The cluster client ``key`` acts with; an unusable kubeconfig fails with
+        ``reason`` before anything is built or applied."""
+        try:
+            return await self.access.for_kustomization(key, spec)
+        except ClusterAccessError as error:
+            raise ReconcileError(reason, f"failed to build kube client: {error}") from error
+
+    async def _account_exists(self, key: ObjectKey, spec: Any) -> bool:
+        try:
+            return await self.access.account_exists(key.namespace, spec)
+        except client.ApiError as error:
+            raise ReconcileError(
+                "PruneFailed", f"finalizing: looking up the service account: {error}"
+            ) from error
 
     def _source_key(self, ctx: Context) -> ObjectKey:
         ref = ctx.spec.source_ref
         return ObjectKey(ref.kind, ref.namespace or ctx.key.namespace, ref.name)
 
-    def _check_dependencies(self, ctx: Context, dependencies: list[ObjectKey], spec: Any) -> None:
-        for dependency in dependencies:
-            dep = self.objects.cached(self.kind, dependency.namespace, dependency.name)
-            status = (dep or {}).get("status") or {}
-            generation = (dep or {}).get("metadata", {}).get("generation")
-            if (
-                dep is None
-                or not conditions.is_ready(status)
-                or status.get("observedGeneration") != generation
-            ):
-                raise ReconcileError(
-                    "DependencyNotReady",
-                    f"dependency '{dependency.namespace}/{dependency.name}' is not ready",
-                    retry_after=parse_duration(spec.retry_interval or spec.interval),
-                )
+    def _check_dependencies(
+        self, ctx: Context, dependencies: list[ObjectKey], source_key: ObjectKey, revision: str
+    ) -> None:
+        """Flux's readiness of each dependency: it exists; then its ``readyExpr`` decides
+        when it has one, else it must be Ready at its latest generation and, when it
+        builds from the same source, have applied this revision."""
+        for ref, key in zip(ctx.spec.depends_on, dependencies, strict=True):
+            where = f"'{key.namespace}/{key.name}'"
+            dep = self.objects.cached(self.kind, key.namespace, key.name)
+            if dep is None:
+                raise _not_ready(f"dependency {where} not found")
+            if ref.ready_expr:
+                try:
+                    ready = cel_predicate(ref.ready_expr)
+                except ValueError as error:
+                    raise ReconcileError(
+                        "InvalidCELExpression",
+                        f"{TERMINAL}: readyExpr of dependency {where}: {error}",
+                        stalled=True,
+                    ) from error
+                try:
+                    met = ready({"self": ctx.obj, "dep": dep})
+                except Exception as error:  # a user's expression: any failure is "not yet"
+                    raise _not_ready(f"dependency {where}: readyExpr failed: {error}") from error
+                if not met:
+                    raise _not_ready(f"dependency {where} is not ready according to readyExpr")
+                continue
+            status = dep.get("status") or {}
+            if not conditions.is_ready(status) or status.get("observedGeneration") != dep[
+                "metadata"
+            ].get("generation"):
+                raise _not_ready(f"dependency {where} is not ready")
+            dep_ref = dep["spec"]["sourceRef"]
+            dep_source = ObjectKey(
+                dep_ref["kind"], dep_ref.get("namespace") or key.namespace, dep_ref["name"]
+            )
+            if dep_source == source_key and status.get("lastAppliedRevision") != revision:
+                raise _not_ready(f"dependency {where} revision is not up to date")
 
     async def _check_health(
         self,
         ctx: Context,
+        cluster: Cluster,
         objects: list[dict[str, Any]],
         source_key: ObjectKey,
         revision: str,
+        rules: Mapping[tuple[str, str], StatusRule],
     ) -> None:
         spec = ctx.spec
         if spec.wait:
-            targets = [ObjectRef.of(obj) for obj in objects]
+            # Never wait for itself: flux-system applies its own Kustomization.
+            itself = (self.kind.group, self.kind.kind, ctx.key.namespace, ctx.key.name)
+            targets = [
+                ref
+                for ref in map(ObjectRef.of, objects)
+                if (ref.group, ref.kind, ref.namespace, ref.name) != itself
+            ]
         else:
             targets = [
                 ObjectRef(
@@ -194,13 +321,9 @@ class KustomizationReconciler(Reconciler):
             conditions.delete(ctx.status, HEALTHY)
             return
         try:
-            rules = custom_rules(spec.health_check_exprs)
-        except ValueError as error:
-            raise ReconcileError("InvalidCELExpression", str(error), stalled=True) from error
-        try:
             refs = [
                 HealthRef(
-                    await self.mapper.resource_for(target.api_version, target.kind),
+                    await cluster.mapper.resource_for(target.api_version, target.kind),
                     target.namespace or None,
                     target.name,
                     target.kind,
@@ -209,7 +332,8 @@ class KustomizationReconciler(Reconciler):
             ]
         except ApplyError as error:
             raise ReconcileError("HealthCheckFailed", str(error)) from error
-        timeout = parse_duration(spec.timeout or spec.interval)
+        timeout = spec.timeout_seconds
+        started = time.monotonic()
         superseded = False
         failure: HealthCheckError | None = None
 
@@ -228,7 +352,7 @@ class KustomizationReconciler(Reconciler):
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch_source, tg.cancel_scope)
             try:
-                await wait_for_health(self.objects.api, refs, timeout=timeout, rules=rules)
+                await wait_for_health(cluster.api, refs, timeout=timeout, rules=rules)
             except HealthCheckError as error:
                 failure = error
             tg.cancel_scope.cancel()
@@ -239,18 +363,61 @@ class KustomizationReconciler(Reconciler):
                 retry_after=0.0,
             )
         if failure is not None:
-            message = f"health check failed after {timeout:g}s: {failure}"
             conditions.mark_false(
-                ctx.status, HEALTHY, "HealthCheckFailed", message, generation=ctx.generation
+                ctx.status, HEALTHY, "HealthCheckFailed", str(failure), generation=ctx.generation
             )
-            raise ReconcileError("HealthCheckFailed", message) from failure
+            raise ReconcileError(
+                "HealthCheckFailed",
+                f"health check failed after {time.monotonic() - started:.1f}s: {failure}",
+            ) from failure
         conditions.mark_true(
-            ctx.status, HEALTHY, "Succeeded", "Health check passed", generation=ctx.generation
+            ctx.status,
+            HEALTHY,
+            "Succeeded",
+            f"Health check passed in {time.monotonic() - started:.1f}s",
+            generation=ctx.generation,
         )
 
     @staticmethod
     def _revision_note(revision: str) -> dict[str, str]:
         return {"kustomize.toolkit.fluxcd.io/revision": revision}
+
+
+def _deletes_objects(spec: Any) -> bool:
+    """Whether ``deletionPolicy`` deletes the inventory when the Kustomization goes:
+    ``MirrorPrune`` (the default) as ``prune`` says, ``Delete`` and
+    ``WaitForTermination`` always, ``Orphan`` never."""
+    policy = spec.effective_deletion_policy
+    if policy == "MirrorPrune":
+        return bool(spec.prune)
+    return policy in ("Delete", "WaitForTermination")
+
+
+async def _wait_terminated(
+    cluster: Cluster, refs: list[ObjectRef], patience: float
+) -> list[ObjectRef]:
+    """Wait until every object of ``refs`` is gone from ``cluster`` (finalizers run,
+    garbage collected); what is still there after ``patience`` seconds."""
+    remaining = list(refs)
+    with anyio.move_on_after(patience):
+        while remaining:
+            remaining = [ref for ref in remaining if await _exists(cluster, ref)]
+            if remaining:
+                await anyio.sleep(TERMINATION_POLL)
+    return remaining
+
+
+async def _exists(cluster: Cluster, ref: ObjectRef) -> bool:
+    try:
+        resource = await cluster.mapper.resource_for(ref.api_version, ref.kind)
+        await client.get(cluster.api, resource, ref.namespace or None, ref.name)
+    except NoKindMatchError:
+        return False  # its CRD went, and every object of the kind with it
+    except client.ApiError as error:
+        return not error.not_found
+    except ApplyError:
+        return True  # discovery failed: unknown yet, so keep waiting
+    return True
 
 
 def _inventory(status: Mapping[str, Any]) -> list[ObjectRef]:
@@ -260,3 +427,9 @@ def _inventory(status: Mapping[str, Any]) -> list[ObjectRef]:
         return parse((status.get("inventory") or {}).get("entries") or [])
     except ValueError:
         return []
+
+
+def _not_ready(message: str) -> ReconcileError:
+    """A dependency is not ready: look again at Flux's ``--requeue-dependency`` pace; a
+    dependency turning Ready wakes this object sooner."""
+    return ReconcileError("DependencyNotReady", message, retry_after=DEPENDENCY_RETRY)

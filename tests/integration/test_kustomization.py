@@ -8,6 +8,7 @@ prunes its object; broken YAML leaves what runs untouched and says which file is
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -124,6 +125,38 @@ async def test_drift_ignore_rules_leave_fields_to_other_actors(
     assert ready is not None
     assert "driftIgnoreRules[0]" in ready["message"]
     assert "'spec/replicas' must start with '/'" in ready["message"]
+
+
+async def test_a_long_reconcile_shows_progress_until_it_ends(
+    fluxd: Fluxd, git_remote: GitRemote, git_http: GitHTTPServer
+) -> None:
+    ns = fluxd.namespace
+    sha = git_remote.commit({"deploy/a.yaml": configmap(ns, "a")})
+    await setup_source(fluxd, git_remote, git_http)
+    late = {"apiVersion": "v1", "kind": "ConfigMap", "name": "late", "namespace": ns}
+    await fluxd.create(
+        KUSTOMIZATION, "apps", kustomization("deploy", healthChecks=[late], timeout="1m")
+    )
+
+    def in_progress(obj: dict[str, Any]) -> bool:
+        status = obj.get("status") or {}
+        ready = conditions.get(status, "Ready")
+        reconciling = conditions.get(status, "Reconciling")
+        return (
+            ready is not None
+            and (ready["status"], ready["message"]) == ("Unknown", "reconciliation in progress")
+            and reconciling is not None
+            and reconciling["status"] == "True"
+        )
+
+    await fluxd.wait_for(KUSTOMIZATION, "apps", in_progress, "Reconciling while health waits")
+    assert await live(fluxd, CONFIGMAPS, "a") is not None
+
+    await client.create(
+        fluxd.api, CONFIGMAPS, {"metadata": {"name": "late", "namespace": ns}, "data": {}}
+    )
+    done = await fluxd.wait_for(KUSTOMIZATION, "apps", lambda o: applied(o, sha), "applied")
+    assert conditions.get(done["status"], "Reconciling") is None
 
 
 async def test_removed_file_is_pruned_and_prune_disabled_is_kept(
@@ -327,7 +360,7 @@ async def test_sops_secret_substitution_and_target_namespace(
     assert settings_cm["data"] == {"greeting": "hello", "size": "large", "color": "blue"}
 
 
-async def test_health_check_timeout_names_the_unready_object(
+async def test_a_new_revision_cancels_a_stale_health_wait(
     fluxd: Fluxd, git_remote: GitRemote, git_http: GitHTTPServer
 ) -> None:
     ns = fluxd.namespace
@@ -338,20 +371,21 @@ async def test_health_check_timeout_names_the_unready_object(
     )
     git_remote.commit({"deploy/app.yaml": unschedulable})
     await setup_source(fluxd, git_remote, git_http)
-    await fluxd.create(
-        KUSTOMIZATION,
-        "apps",
-        kustomization(
-            "deploy",
-            wait=True,
-            timeout="3s",
-        ),
-    )
-    obj = await fluxd.wait_not_ready(KUSTOMIZATION, "apps", "HealthCheckFailed")
-    ready = conditions.get(obj["status"], "Ready")
+    await fluxd.create(KUSTOMIZATION, "apps", kustomization("deploy", wait=True, timeout="5m"))
+
+    def waiting(obj: dict[str, Any]) -> bool:
+        reconciling = conditions.get(obj.get("status") or {}, "Reconciling")
+        return reconciling is not None and reconciling["status"] == "True"
+
+    await fluxd.wait_for(KUSTOMIZATION, "apps", waiting, "the health wait in progress")
+    fixed = await push_and_refresh(fluxd, git_remote, {"deploy/app.yaml": seed_deployment(ns, 1)})
+    # Without the cancel, the stale wait would hold the Kustomization for five minutes.
+    obj = await fluxd.wait_for(KUSTOMIZATION, "apps", lambda o: applied(o, fixed), "fix applied")
     healthy = conditions.get(obj["status"], "Healthy")
-    assert ready is not None
     assert healthy is not None
-    assert f"Deployment/{ns}/my-app" in ready["message"]
-    assert healthy["status"] == "False"
-    assert obj["status"]["inventory"]["entries"], "applied objects must be in the inventory"
+    assert healthy["status"] == "True"
+    await fluxd.wait_event(
+        "apps",
+        lambda e: e["reason"] == "HealthCheckCanceled" and "new source revision" in e["message"],
+        "the stale wait canceled",
+    )

@@ -1,0 +1,11 @@
+"""``fluxd run`` flags become the daemon's :class:`~fluxd.manager.Options`."""
+
+from __future__ import annotations
+
+from fluxd.cli import _options, _parser
+
+
+def test_default_service_account_flag_reaches_the_options() -> None:
+    args = _parser().parse_args(["run", "--default-service-account", "tenant"])
+    assert _options(args).default_service_account == "tenant"
+    assert _options(_parser().parse_args(["run"])).default_service_account is None

@@ -1,0 +1,160 @@
+"""The reconcile driver: Flux's ``retryInterval`` where the kind has one, and deletion
+of a suspended object leaving what it owns alone."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import pytest
+
+from fluxd.api import GIT_REPOSITORY, KUSTOMIZATION, KindInfo
+from fluxd.metrics import Metrics
+from fluxd.objectkey import ObjectKey
+from fluxd.reconcilers.base import FINALIZER, Context, ReconcileDriver, ReconcileError, Reconciler
+from fluxd.reconcilers.objects import EventType, ObjectApi
+from fluxd.scheduler import Outcome
+
+
+class OneObject(ObjectApi):
+    """The driver's seam to the API server, holding one object in memory."""
+
+    def __init__(self, obj: dict[str, Any]) -> None:
+        self.obj = obj
+        self.events: list[tuple[EventType, str, str]] = []
+
+    def cached(self, kind: KindInfo[Any], namespace: str, name: str) -> dict[str, Any] | None:
+        return self.obj
+
+    async def patch_status(
+        self, kind: KindInfo[Any], obj: Mapping[str, Any], patch: Mapping[str, Any]
+    ) -> None:
+        self.obj["status"] = {**(self.obj.get("status") or {}), **patch}
+
+    async def add_finalizer(
+        self, kind: KindInfo[Any], obj: Mapping[str, Any], finalizer: str
+    ) -> None:
+        self.obj["metadata"]["finalizers"] = [finalizer]
+
+    async def remove_finalizer(
+        self, kind: KindInfo[Any], obj: Mapping[str, Any], finalizer: str
+    ) -> None:
+        self.obj["metadata"]["finalizers"] = []
+
+    async def record_event(
+        self,
+        obj: Mapping[str, Any],
+        type_: EventType,
+        reason: str,
+        message: str,
+        annotations: Mapping[str, str] | None = None,
+    ) -> None:
+        self.events.append((type_, reason, message))
+
+
+def failing(kind_info: KindInfo[Any], error: ReconcileError) -> Reconciler:
+    class Failing(Reconciler):
+        kind: ClassVar[KindInfo[Any]] = kind_info
+
+        async def reconcile(self, ctx: Context) -> None:
+            raise error
+
+    return Failing()
+
+
+async def run_once(
+    kind: KindInfo[Any], spec: dict[str, Any], error: ReconcileError
+) -> tuple[Outcome, OneObject]:
+    objects = OneObject(
+        {
+            "apiVersion": kind.api_version,
+            "kind": kind.kind,
+            "metadata": {"name": "apps", "namespace": "flux-system", "generation": 1},
+            "spec": spec,
+        }
+    )
+    driver = ReconcileDriver(failing(kind, error), objects=objects, metrics=Metrics())
+    outcome = await driver(ObjectKey(kind.kind, "flux-system", "apps"))
+    assert objects.obj["metadata"]["finalizers"] == [FINALIZER]
+    return outcome, objects
+
+
+KS_SPEC = {
+    "interval": "1h",
+    "sourceRef": {"kind": "GitRepository", "name": "source"},
+    "path": "./deploy",
+    "prune": True,
+}
+
+
+@pytest.mark.parametrize(
+    ("spec", "error", "retry_after"),
+    [
+        pytest.param(
+            {**KS_SPEC, "retryInterval": "2s"},
+            ReconcileError("ReconciliationFailed", "boom"),
+            2.0,
+            id="retryInterval",
+        ),
+        pytest.param(
+            KS_SPEC, ReconcileError("ReconciliationFailed", "boom"), None, id="backoff-when-unset"
+        ),
+        pytest.param(
+            {**KS_SPEC, "retryInterval": "2s"},
+            ReconcileError("DependencyNotReady", "wait", retry_after=30.0),
+            30.0,
+            id="step-delay-wins",
+        ),
+    ],
+)
+async def test_a_kustomization_failure_is_retried_after_retry_interval(
+    spec: dict[str, Any], error: ReconcileError, retry_after: float | None
+) -> None:
+    outcome, objects = await run_once(KUSTOMIZATION, spec, error)
+    assert outcome == Outcome.failure(retry_after)
+    assert objects.events == [("Warning", error.reason, error.message)]
+    assert objects.obj["status"]["conditions"][0]["reason"] == error.reason
+
+
+async def test_a_kind_without_retry_interval_backs_off() -> None:
+    spec = {"interval": "1h", "url": "https://example.com/repo.git"}
+    outcome, _ = await run_once(
+        GIT_REPOSITORY, spec, ReconcileError("GitOperationFailed", "unreachable")
+    )
+    assert outcome == Outcome.failure(None)
+
+
+class Finalizing(Reconciler):
+    kind: ClassVar[KindInfo[Any]] = KUSTOMIZATION
+
+    def __init__(self) -> None:
+        self.finalized: list[str] = []
+
+    async def reconcile(self, ctx: Context) -> None:
+        raise AssertionError("an object being deleted is not reconciled")
+
+    async def finalize(self, obj: dict[str, Any]) -> None:
+        self.finalized.append(obj["metadata"]["name"])
+
+
+@pytest.mark.parametrize(("suspend", "finalized"), [(False, ["apps"]), (True, [])])
+async def test_a_suspended_object_is_deleted_without_finalizing(
+    suspend: bool, finalized: list[str]
+) -> None:
+    objects = OneObject(
+        {
+            "metadata": {
+                "name": "apps",
+                "namespace": "flux-system",
+                "deletionTimestamp": "2026-01-01T00:00:00Z",
+                "finalizers": [FINALIZER],
+            },
+            "spec": {**KS_SPEC, "suspend": suspend},
+        }
+    )
+    reconciler = Finalizing()
+    driver = ReconcileDriver(reconciler, objects=objects, metrics=Metrics())
+    outcome = await driver(ObjectKey("Kustomization", "flux-system", "apps"))
+    assert outcome == Outcome.idle()
+    assert reconciler.finalized == finalized
+    assert objects.obj["metadata"]["finalizers"] == [], "the finalizer was kept"
