@@ -436,3 +436,33 @@ def parse_duration(text: str) -> float:
     if re.fullmatch(DURATION_PATTERN, text) is None:
         raise ValueError(f"invalid duration {text!r}, expected e.g. '30s', '5m', '1h30m'")
     return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+
+
+def format_duration(seconds: float) -> str:
+    """A duration as Go prints it (``time.Duration.String``), the form Flux's messages
+    use: ``1h0m0s``, ``2m3.5s``, ``1.25s``, ``512.3ms``, ``0s``."""
+    nanos = round(seconds * 1e9)
+    sign, nanos = ("-", -nanos) if nanos < 0 else ("", nanos)
+    if nanos == 0:
+        return "0s"
+    if nanos < 1_000_000_000:
+        for unit, size in (("ms", 1_000_000), ("µs", 1_000)):
+            if nanos >= size:
+                return sign + _decimal(nanos, size) + unit
+        return f"{sign}{nanos}ns"
+    hours, rest = divmod(nanos, 3_600_000_000_000)
+    minutes, rest = divmod(rest, 60_000_000_000)
+    text = _decimal(rest, 1_000_000_000) + "s"
+    if hours:
+        return f"{sign}{hours}h{minutes}m{text}"
+    if minutes:
+        return f"{sign}{minutes}m{text}"
+    return sign + text
+
+
+def _decimal(value: int, unit: int) -> str:
+    whole, fraction = divmod(value, unit)
+    if not fraction:
+        return str(whole)
+    digits = len(str(unit)) - 1
+    return f"{whole}.{fraction:0{digits}d}".rstrip("0")

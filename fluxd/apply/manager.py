@@ -48,6 +48,7 @@ from fluxd.apply.errors import ApplyError
 from fluxd.apply.ignore import DriftIgnore
 from fluxd.apply.inventory import ObjectRef, apply_order, is_cluster_definition
 from fluxd.apply.mapper import NoKindMatchError, RESTMapper
+from fluxd.apply.ownership import takeover
 from fluxd.kube import client
 from fluxd.kube.resources import Resource
 
@@ -68,6 +69,7 @@ FORCE_ANNOTATION = "kustomize.toolkit.fluxcd.io/force"
 # Label-or-annotation selectors, matched case-insensitively as Flux does.
 EXCLUDED = {SSA_ANNOTATION: "Ignore", RECONCILE_ANNOTATION: "Disabled"}
 IF_NOT_PRESENT = {SSA_ANNOTATION: "IfNotPresent"}
+_MERGE = {SSA_ANNOTATION: "Merge"}
 _FORCED = {FORCE_ANNOTATION: "Enabled"}
 PRUNE_EXCLUDED = {
     PRUNE_ANNOTATION: "Disabled",
@@ -88,6 +90,7 @@ class _Plan:
     body: dict[str, Any]
     action: Action
     recreate: bool = False
+    take_over: bool = False
 
 
 class ApplyManager:
@@ -221,8 +224,14 @@ class ApplyManager:
             ):
                 if any_in_metadata(live, EXCLUDED):
                     return _Plan(ref, resource, body, "skipped")
-                action: Action = "configured" if drifted(live, merged) else "unchanged"
-                return _Plan(ref, resource, body, action)
+                # Fields kubectl added are taken over so that the apply removes them:
+                # a change even when the dry-run (which keeps them) shows none.
+                take_over = not (
+                    any_in_metadata(body, _MERGE) or any_in_metadata(live, _MERGE)
+                ) and (takeover(live, self.field_manager) is not None)
+                drift = take_over or drifted(live, merged)
+                action: Action = "configured" if drift else "unchanged"
+                return _Plan(ref, resource, body, action, take_over=take_over)
         raise ApplyError(f"{ref} kept changing while being planned; it will be tried again")
 
     async def _refused_as_update(
@@ -255,6 +264,8 @@ class ApplyManager:
             try:
                 if plan.recreate:
                     await self._delete_and_wait(plan, wait_timeout)
+                if plan.take_over:
+                    await self._take_over(plan)
                 if plan.action in ("created", "configured"):
                     await self._apply(plan.resource, plan.ref, plan.body, dry_run=False)
             except client.ApiError as error:
@@ -265,6 +276,37 @@ class ApplyManager:
                 error.changes = changes
                 raise
             changes.add(plan.ref, plan.action)
+
+    async def _take_over(self, plan: _Plan) -> None:
+        """Hand kubectl's fields to this manager (:mod:`fluxd.apply.ownership`), on the
+        object as it is now. The patch holds only for the version read: a controller
+        writing in between (a Deployment's status) makes the server refuse it, and it
+        is computed again from a fresh read."""
+        for attempt in range(1, _READ_ATTEMPTS + 1):
+            live = await self._get(plan.resource, plan.ref)
+            managed = takeover(live, self.field_manager) if live is not None else None
+            if live is None or managed is None:
+                return
+            try:
+                await client.patch(
+                    self.api,
+                    plan.resource,
+                    plan.ref.namespace or None,
+                    plan.ref.name,
+                    [
+                        {
+                            "op": "test",
+                            "path": "/metadata/resourceVersion",
+                            "value": _version(live),
+                        },
+                        {"op": "replace", "path": "/metadata/managedFields", "value": managed},
+                    ],
+                    patch_type="json",
+                )
+                return
+            except client.ApiError as error:
+                if error.status != 422 or attempt == _READ_ATTEMPTS:
+                    raise
 
     async def _delete_and_wait(self, plan: _Plan, patience: float) -> None:
         await client.delete(

@@ -210,6 +210,7 @@ class ReconcileDriver:
         self, key: ObjectKey, obj: dict[str, Any], bound: structlog.stdlib.BoundLogger
     ) -> Outcome:
         original = obj.get("status") or {}
+        readiness_before = _readiness(original)
         status = copy.deepcopy(original)
         generation = int(obj["metadata"].get("generation", 0))
         requested_at = (obj["metadata"].get("annotations") or {}).get(REQUESTED_AT_ANNOTATION)
@@ -296,9 +297,7 @@ class ReconcileDriver:
                 await self._patch_status(obj, original, status)
                 for type_, reason, message, annotations in ctx.events if ctx else []:
                     await self.objects.record_event(obj, type_, reason, message, annotations)
-            if self.reconciler.depended_on and _readiness(status) != _readiness(
-                obj.get("status") or {}
-            ):
+            if self.reconciler.depended_on and _readiness(status) != readiness_before:
                 # Objects that depend on this one (dependsOn) wait for it to be Ready at
                 # its latest revision: tell them now rather than at their next retry.
                 self.wake_dependents(key)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,31 +174,51 @@ async def namespace(api_client: ApiClient) -> AsyncIterator[str]:
     await client.delete(api_client, NAMESPACES, None, name)
 
 
-@pytest.fixture
-async def fluxd(api_client: ApiClient, namespace: str) -> AsyncIterator[Fluxd]:
+@asynccontextmanager
+async def running_daemon(api: ApiClient, **options: Any) -> AsyncIterator[Daemon]:
+    """fluxd in-process with loopback listeners and the given :class:`Options` fields,
+    ready (informers synced) when yielded and stopped gracefully on exit."""
     artifact_port = free_port()
-    options = Options(
-        metrics_addr="127.0.0.1:0",
-        artifact_addr=f"127.0.0.1:{artifact_port}",
-        artifact_base_url=f"http://127.0.0.1:{artifact_port}",
-        watch_namespace=namespace,
-        grace_period=5,
+    daemon = Daemon(
+        api,
+        Options(
+            metrics_addr="127.0.0.1:0",
+            artifact_addr=f"127.0.0.1:{artifact_port}",
+            artifact_base_url=f"http://127.0.0.1:{artifact_port}",
+            grace_period=5,
+            **options,
+        ),
     )
-    daemon = Daemon(api_client, options)
     task = asyncio.create_task(daemon.run(), name="fluxd under test")
-    async with asyncio.timeout(WAIT_TIMEOUT):
-        while not (daemon.addresses.get("probes") and daemon.ready()):
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.02)
-    running = Fluxd(daemon, api_client, namespace)
     try:
-        yield running
+        async with asyncio.timeout(WAIT_TIMEOUT):
+            while not (daemon.addresses.get("probes") and daemon.ready()):
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.02)
+        yield daemon
     finally:
-        await _delete_flux_objects(running)
         daemon.shutdown()
         async with asyncio.timeout(WAIT_TIMEOUT):
             await task
+
+
+@asynccontextmanager
+async def namespaced_fluxd(api: ApiClient, namespace: str, **options: Any) -> AsyncIterator[Fluxd]:
+    """A daemon watching ``namespace`` only; the Flux objects left in it are deleted
+    while the daemon still runs, so its finalizers are honoured."""
+    async with running_daemon(api, watch_namespace=namespace, **options) as daemon:
+        running = Fluxd(daemon, api, namespace)
+        try:
+            yield running
+        finally:
+            await _delete_flux_objects(running)
+
+
+@pytest.fixture
+async def fluxd(api_client: ApiClient, namespace: str) -> AsyncIterator[Fluxd]:
+    async with namespaced_fluxd(api_client, namespace) as running:
+        yield running
 
 
 async def _delete_flux_objects(running: Fluxd) -> None:

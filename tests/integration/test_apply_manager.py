@@ -203,6 +203,62 @@ async def test_drift_by_another_manager_is_reverted(manager: ApplyManager, names
     assert actions(settled) == {f"Deployment/{namespace}/web": "unchanged"}
 
 
+async def test_fields_kubectl_added_are_removed_unless_ssa_merge(
+    manager: ApplyManager, namespace: str
+) -> None:
+    merge = {"kustomize.toolkit.fluxcd.io/ssa": "Merge"}
+    desired = [
+        configmap(namespace, "edited", {"a": "1"}),
+        configmap(namespace, "kept", {"a": "1"}, annotations=merge),
+    ]
+    await manager.apply_all(desired)
+    for name in ("edited", "kept"):  # kubectl edit: a new key and a new label
+        await client.patch(
+            manager.api,
+            CONFIGMAPS,
+            namespace,
+            name,
+            {"metadata": {"labels": {"team": "x"}}, "data": {"b": "2"}},
+            field_manager="kubectl-edit",
+        )
+    changes = await manager.apply_all(desired)
+    assert actions(changes) == {
+        f"ConfigMap/{namespace}/edited": "configured",
+        f"ConfigMap/{namespace}/kept": "unchanged",
+    }
+    edited = await client.get(manager.api, CONFIGMAPS, namespace, "edited")
+    assert edited["data"] == {"a": "1"}
+    assert "team" not in (edited["metadata"].get("labels") or {})
+    assert {entry["manager"] for entry in edited["metadata"]["managedFields"]} == {"fluxd-test"}
+    kept = await client.get(manager.api, CONFIGMAPS, namespace, "kept")
+    assert kept["data"] == {"a": "1", "b": "2"}
+    assert kept["metadata"]["labels"]["team"] == "x"
+    assert actions(await manager.apply_all(desired)) == {
+        f"ConfigMap/{namespace}/edited": "unchanged",
+        f"ConfigMap/{namespace}/kept": "unchanged",
+    }
+
+
+async def test_an_object_kubectl_applied_is_adopted_without_its_leftovers(
+    manager: ApplyManager, namespace: str
+) -> None:
+    last_applied = "kubectl.kubernetes.io/last-applied-configuration"
+    await client.request(
+        manager.api,
+        "POST",
+        CONFIGMAPS.path(namespace),
+        query={"fieldManager": "kubectl-client-side-apply"},
+        body=configmap(
+            namespace, "adopted", {"a": "1", "old": "x"}, annotations={last_applied: "{}"}
+        ),
+    )
+    changes = await manager.apply_all([configmap(namespace, "adopted", {"a": "1"})])
+    assert actions(changes) == {f"ConfigMap/{namespace}/adopted": "configured"}
+    adopted = await client.get(manager.api, CONFIGMAPS, namespace, "adopted")
+    assert adopted["data"] == {"a": "1"}
+    assert last_applied not in (adopted["metadata"].get("annotations") or {})
+
+
 async def test_crd_namespace_and_custom_resource_in_one_call(
     manager: ApplyManager, crd_group: str, api_client: ApiClient
 ) -> None:

@@ -26,6 +26,7 @@ from fluxd.apply.health import (
 )
 from fluxd.kube import client
 from fluxd.kube.resources import Resource
+from tests.integration.widgets import widget_crd
 
 pytestmark = pytest.mark.integration
 
@@ -144,36 +145,12 @@ async def test_failing_job_fails_the_wait_early(api_client: ApiClient, namespace
 
 
 @pytest.fixture
-async def widget_crd(api_client: ApiClient) -> AsyncIterator[tuple[Resource, str]]:
+async def widgets_kind(api_client: ApiClient) -> AsyncIterator[tuple[Resource, str]]:
     """A fresh namespaced ``Widget`` kind with a status subresource; yields its collection
     and the CRD's name."""
     group = f"t{uuid.uuid4().hex[:8]}.fluxd.test"
     name = f"widgets.{group}"
-    crd = {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": name},
-        "spec": {
-            "group": group,
-            "scope": "Namespaced",
-            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "x-kubernetes-preserve-unknown-fields": True,
-                        }
-                    },
-                }
-            ],
-        },
-    }
-    await client.create(api_client, CRDS, crd)
+    await client.create(api_client, CRDS, widget_crd(group))
     try:
         yield Resource(group, "v1", "widgets"), name
     finally:
@@ -181,9 +158,9 @@ async def widget_crd(api_client: ApiClient) -> AsyncIterator[tuple[Resource, str
 
 
 async def test_crd_becomes_established(
-    api_client: ApiClient, widget_crd: tuple[Resource, str]
+    api_client: ApiClient, widgets_kind: tuple[Resource, str]
 ) -> None:
-    _, name = widget_crd
+    _, name = widgets_kind
     target = HealthRef(CRDS, None, name, "CustomResourceDefinition")
     await wait_for_health(api_client, [target], timeout=ROLLOUT_TIMEOUT, poll=0.1)
     live = await client.get(api_client, CRDS, None, name)
@@ -191,9 +168,9 @@ async def test_crd_becomes_established(
 
 
 async def test_custom_resource_conditions(
-    api_client: ApiClient, namespace: str, widget_crd: tuple[Resource, str]
+    api_client: ApiClient, namespace: str, widgets_kind: tuple[Resource, str]
 ) -> None:
-    widgets, crd_name = widget_crd
+    widgets, crd_name = widgets_kind
     await wait_for_health(
         api_client, [HealthRef(CRDS, None, crd_name, "CustomResourceDefinition")], timeout=30
     )

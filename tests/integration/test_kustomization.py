@@ -7,6 +7,7 @@ prunes its object; broken YAML leaves what runs untouched and says which file is
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,18 @@ async def test_seed_deployment_follows_git_and_drift_is_reverted(
     assert running["spec"]["replicas"] == 2
     assert running["status"].get("readyReplicas") == 2, "wait: true returned before rollout"
     assert running["metadata"]["labels"]["kustomize.toolkit.fluxcd.io/name"] == "my-apps"
+    finished = await fluxd.wait_event(
+        "my-apps",
+        lambda e: e["reason"] == "ReconciliationSucceeded",
+        "Flux's closing event",
+    )
+    assert re.fullmatch(
+        r"Reconciliation finished in [0-9.]+m?s, next run in 1h0m0s", finished["message"]
+    )
+    assert finished["metadata"]["annotations"] == {
+        "kustomize.toolkit.fluxcd.io/revision": f"master@sha1:{sha}",
+        "kustomize.toolkit.fluxcd.io/commit_status": "update",
+    }
 
     new_sha = await push_and_refresh(
         fluxd, git_remote, {"apps/my-app/my-app.yaml": seed_deployment(ns, 3)}

@@ -9,9 +9,6 @@ fluxd, so it shows which identity was used.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +20,8 @@ from fluxd import conditions
 from fluxd.api import KUSTOMIZATION
 from fluxd.kube import client
 from fluxd.kube.resources import Resource
-from fluxd.manager import Daemon, Options
-from tests.gitservers import GitHTTPServer, GitRemote, free_port
-from tests.integration.conftest import WAIT_TIMEOUT, Fluxd, _delete_flux_objects
+from tests.gitservers import GitHTTPServer, GitRemote
+from tests.integration.conftest import Fluxd, namespaced_fluxd
 from tests.integration.kustomizations import (
     CONFIGMAPS,
     applied,
@@ -148,37 +144,6 @@ async def kubeconfig_for_token(admin_config: str, api: ApiClient, namespace: str
     )
 
 
-@asynccontextmanager
-async def running_fluxd(api: ApiClient, namespace: str, **options: Any) -> AsyncIterator[Fluxd]:
-    """A daemon like the ``fluxd`` fixture's, with other :class:`Options`."""
-    port = free_port()
-    daemon = Daemon(
-        api,
-        Options(
-            metrics_addr="127.0.0.1:0",
-            artifact_addr=f"127.0.0.1:{port}",
-            artifact_base_url=f"http://127.0.0.1:{port}",
-            watch_namespace=namespace,
-            grace_period=5,
-            **options,
-        ),
-    )
-    task = asyncio.create_task(daemon.run(), name="fluxd with options under test")
-    async with asyncio.timeout(WAIT_TIMEOUT):
-        while not (daemon.addresses.get("probes") and daemon.ready()):
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.02)
-    running = Fluxd(daemon, api, namespace)
-    try:
-        yield running
-    finally:
-        await _delete_flux_objects(running)
-        daemon.shutdown()
-        async with asyncio.timeout(WAIT_TIMEOUT):
-            await task
-
-
 # -- serviceAccountName ------------------------------------------------------------------------
 
 
@@ -285,7 +250,7 @@ async def test_default_service_account_locks_down_kustomizations_without_one(
     sha = git_remote.commit(
         {"locked/a.yaml": configmap(ns, "locked"), "allowed/a.yaml": configmap(ns, "allowed")}
     )
-    async with running_fluxd(api_client, ns, default_service_account="tenant") as fluxd:
+    async with namespaced_fluxd(api_client, ns, default_service_account="tenant") as fluxd:
         await setup_source(fluxd, git_remote, git_http)
         await fluxd.create(KUSTOMIZATION, "locked", kustomization("locked"))
         await fluxd.create(

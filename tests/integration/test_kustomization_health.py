@@ -26,10 +26,9 @@ from fluxd import conditions
 from fluxd.api import GIT_REPOSITORY, KUSTOMIZATION, KindInfo
 from fluxd.kube import client
 from fluxd.kube.resources import NAMESPACES, Resource
-from fluxd.manager import Daemon, Options
 from fluxd.reconcilers.objects import resource_of
-from tests.gitservers import GitHTTPServer, GitRemote, free_port
-from tests.integration.conftest import WAIT_TIMEOUT, Fluxd, ready_reason
+from tests.gitservers import GitHTTPServer, GitRemote
+from tests.integration.conftest import WAIT_TIMEOUT, Fluxd, ready_reason, running_daemon
 from tests.integration.kustomizations import (
     CONFIGMAPS,
     DEPLOYMENTS,
@@ -41,6 +40,7 @@ from tests.integration.kustomizations import (
     reconcile_now,
     setup_source,
 )
+from tests.integration.widgets import widget_crd
 
 pytestmark = pytest.mark.integration
 
@@ -73,34 +73,6 @@ def job(namespace: str, name: str, *, fail: bool = False) -> str:
         "    spec:\n      restartPolicy: Never\n      containers:\n"
         "      - name: migrate\n        image: busybox:1.36\n"
     )
-
-
-def widget_crd(group: str) -> dict[str, Any]:
-    """A namespaced ``Widget`` kind of ``group``, with a status subresource."""
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"widgets.{group}"},
-        "spec": {
-            "group": group,
-            "scope": "Namespaced",
-            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "x-kubernetes-preserve-unknown-fields": True,
-                        }
-                    },
-                }
-            ],
-        },
-    }
 
 
 def widget(group: str, namespace: str, name: str) -> dict[str, Any]:
@@ -470,30 +442,13 @@ async def labelled_fluxd(api: ApiClient, namespaces: list[str]) -> AsyncIterator
     """A daemon for Flux objects labelled ``fluxd.test/run=<first namespace>``; yields a
     :class:`Fluxd` view per namespace. Objects are deleted while it still runs."""
     selector = f"fluxd.test/run={namespaces[0]}"
-    port = free_port()
-    options = Options(
-        metrics_addr="127.0.0.1:0",
-        artifact_addr=f"127.0.0.1:{port}",
-        artifact_base_url=f"http://127.0.0.1:{port}",
-        watch_label_selector=selector,
-        grace_period=5,
-    )
-    daemon = Daemon(api, options)
-    task = asyncio.create_task(daemon.run(), name="cluster-wide fluxd under test")
-    try:
-        async with asyncio.timeout(WAIT_TIMEOUT):
-            while not (daemon.addresses.get("probes") and daemon.ready()):
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.02)
-        yield [Fluxd(daemon, api, namespace) for namespace in namespaces]
-    finally:
-        # Consumers before their source, each waited for: fluxd's finalizers run.
-        for kind in (KUSTOMIZATION, GIT_REPOSITORY):
-            await _delete_labelled(api, resource_of(kind), namespaces, selector)
-        daemon.shutdown()
-        async with asyncio.timeout(WAIT_TIMEOUT):
-            await task
+    async with running_daemon(api, watch_label_selector=selector) as daemon:
+        try:
+            yield [Fluxd(daemon, api, namespace) for namespace in namespaces]
+        finally:
+            # Consumers before their source, each waited for: fluxd's finalizers run.
+            for kind in (KUSTOMIZATION, GIT_REPOSITORY):
+                await _delete_labelled(api, resource_of(kind), namespaces, selector)
 
 
 async def _delete_labelled(

@@ -394,7 +394,7 @@ async def test_each_apply_records_what_changed_and_a_no_op_writes_nothing(
             fluxd.api,
             "GET",
             f"/api/v1/namespaces/{ns}/events",
-            query={"fieldSelector": "involvedObject.name=apps,type=Normal"},
+            query={"fieldSelector": "involvedObject.name=apps,reason=Progressing"},
         )
         return sorted(
             (event["metadata"]["name"], event.get("count", 1), event["message"])

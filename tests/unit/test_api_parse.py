@@ -20,6 +20,7 @@ from fluxd.api import (
     HelmReleaseSpec,
     KustomizationSpec,
     SpecError,
+    format_duration,
     from_dict,
     kind_for,
     parse_duration,
@@ -237,6 +238,26 @@ def test_kind_lookup_accepts_served_versions_only() -> None:
 )
 def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0s"),
+        (5, "5s"),
+        (600, "10m0s"),
+        (3600, "1h0m0s"),
+        (123.5, "2m3.5s"),
+        (1.25, "1.25s"),
+        (0.5123, "512.3ms"),
+        (0.0000015, "1.5µs"),
+        (1e-9, "1ns"),
+        (90061.5, "25h1m1.5s"),
+        (-2, "-2s"),
+    ],
+)
+def test_format_duration_prints_as_go_does(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
 
 
 def test_parse_duration_rejects_what_the_crd_rejects() -> None:

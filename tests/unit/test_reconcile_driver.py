@@ -1,16 +1,19 @@
-"""The reconcile driver: Flux's ``retryInterval`` where the kind has one, and deletion
-of a suspended object leaving what it owns alone."""
+"""The reconcile driver: Flux's ``retryInterval`` where the kind has one, deletion of a
+suspended object leaving what it owns alone, progress written only for long reconciles,
+and who is woken when an object turns Ready."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import anyio
 import pytest
 
 from fluxd.api import GIT_REPOSITORY, KUSTOMIZATION, KindInfo
 from fluxd.metrics import Metrics
 from fluxd.objectkey import ObjectKey
+from fluxd.reconcilers import base
 from fluxd.reconcilers.base import FINALIZER, Context, ReconcileDriver, ReconcileError, Reconciler
 from fluxd.reconcilers.objects import EventType, ObjectApi
 from fluxd.scheduler import Outcome
@@ -158,3 +161,88 @@ async def test_a_suspended_object_is_deleted_without_finalizing(
     assert outcome == Outcome.idle()
     assert reconciler.finalized == finalized
     assert objects.obj["metadata"]["finalizers"] == [], "the finalizer was kept"
+
+
+class Recording(OneObject):
+    """:class:`OneObject` that also keeps every status patch, in order."""
+
+    def __init__(self, obj: dict[str, Any]) -> None:
+        super().__init__(obj)
+        self.patches: list[dict[str, Any]] = []
+
+    async def patch_status(
+        self, kind: KindInfo[Any], obj: Mapping[str, Any], patch: Mapping[str, Any]
+    ) -> None:
+        self.patches.append(dict(patch))
+        await super().patch_status(kind, obj, patch)
+
+
+class Working(Reconciler):
+    """Succeeds after ``seconds`` of work."""
+
+    kind: ClassVar[KindInfo[Any]] = KUSTOMIZATION
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    async def reconcile(self, ctx: Context) -> None:
+        await anyio.sleep(self.seconds)
+        ctx.ready_message = "done"
+
+
+class WorkingDependency(Working):
+    depended_on: ClassVar[bool] = True
+
+
+def new_generation() -> Recording:
+    return Recording(
+        {
+            "metadata": {"name": "apps", "namespace": "flux-system", "generation": 2},
+            "spec": KS_SPEC,
+            "status": {"observedGeneration": 1},
+        }
+    )
+
+
+def condition_states(status: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["message"]) for c in status.get("conditions") or []}
+
+
+async def test_a_quick_reconcile_writes_its_status_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(base, "PROGRESS_DELAY", 0.2)
+    objects = new_generation()
+    driver = ReconcileDriver(Working(0), objects=objects, metrics=Metrics())
+    await driver(ObjectKey("Kustomization", "flux-system", "apps"))
+    assert len(objects.patches) == 1
+    assert condition_states(objects.patches[0]) == {"Ready": ("True", "done")}
+
+
+async def test_a_long_reconcile_shows_progress_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(base, "PROGRESS_DELAY", 0.05)
+    objects = new_generation()
+    driver = ReconcileDriver(Working(0.3), objects=objects, metrics=Metrics())
+    await driver(ObjectKey("Kustomization", "flux-system", "apps"))
+    progress, final = objects.patches
+    assert condition_states(progress) == {
+        "Reconciling": ("True", "processing object: new generation 1 -> 2"),
+        "Ready": ("Unknown", "reconciliation in progress"),
+    }
+    assert condition_states(final) == {"Ready": ("True", "done")}
+    assert final["observedGeneration"] == 2
+
+
+@pytest.mark.parametrize(
+    ("reconciler", "woken"),
+    [(WorkingDependency(0), ["apps"]), (Working(0), [])],
+    ids=["depended-on kind", "source-like kind"],
+)
+async def test_turning_ready_wakes_dependents_of_kinds_others_depend_on(
+    reconciler: Reconciler, woken: list[str]
+) -> None:
+    objects = new_generation()
+    seen: list[ObjectKey] = []
+    driver = ReconcileDriver(
+        reconciler, objects=objects, metrics=Metrics(), wake_dependents=seen.append
+    )
+    await driver(ObjectKey("Kustomization", "flux-system", "apps"))
+    assert [key.name for key in seen] == woken
