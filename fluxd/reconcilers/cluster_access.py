@@ -47,7 +47,6 @@ import yaml
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.config import ConfigException, load_kube_config_from_dict
 
-import fluxd
 from fluxd.apply.manager import ApplyManager
 from fluxd.apply.mapper import RESTMapper
 from fluxd.kube import client
@@ -294,19 +293,18 @@ class ClusterAccess:
         if remote is None:
             # The daemon's configuration object is shared, so a refreshed token serves
             # every identity.
-            api = ApiClient(configuration=self.objects.api.configuration)
+            api = client.api_client(self.objects.api.configuration)
         else:
             secret, kubeconfig = remote
             configuration = Configuration()
             try:
                 await load_kube_config_from_dict(kubeconfig, client_configuration=configuration)
                 # Building the client builds its TLS context: a bad certificate shows here.
-                api = ApiClient(configuration=configuration)
+                api = client.api_client(configuration)
             except (ConfigException, ValueError, OSError) as error:
                 raise ClusterAccessError(
                     f"kubeconfig in secret '{secret}' cannot be used: {error}"
                 ) from error
-        api.user_agent = f"fluxd/{fluxd.__version__}"
         if user is not None:
             api.set_default_header(IMPERSONATE_USER, user)
         return api
