@@ -32,6 +32,7 @@ from fluxd.kustomize import KustomizeError, build, read_directory, render
 from fluxd.kustomize._loader import KUSTOMIZATION_FILE_NAMES
 from fluxd.manager import Options, serve
 from fluxd.preview import PreviewError, preview
+from fluxd.reconcilers.kustomization import FIELD_MANAGER
 from fluxd.reconcilers.kustomize_build import NAME_LABEL, NAMESPACE_LABEL
 
 __all__ = ["main"]
@@ -220,7 +221,7 @@ async def _diff_in_cluster(args: argparse.Namespace) -> int:
                 previous = []
             prune = stale(previous, [ObjectRef.of(obj) for obj in found.objects])
         # The reconciler's field manager: a diff then shows what its next apply writes.
-        manager = ApplyManager(api, RESTMapper(api), field_manager="kustomize-controller")
+        manager = ApplyManager(api, RESTMapper(api), field_manager=FIELD_MANAGER)
         try:
             ignore = DriftIgnore(found.spec.drift_ignore_rules)
         except ValueError as error:

@@ -1,4 +1,4 @@
-"""Taking over the fields ``kubectl`` wrote, so that the source decides them again.
+"""Taking over the fields ``kubectl`` (or Flux) wrote, so the source decides them again.
 
 Server-side apply only removes a field the applier owns and no longer sends. A field
 someone added with ``kubectl edit``, ``kubectl patch``, ``kubectl label`` or a
@@ -9,8 +9,9 @@ manager before applying; this module does the same computation:
 - the managers taken over are kubectl's (``kubectl``, ``kubectl-edit``,
   ``kubectl-client-side-apply``, ``kubectl-patch``, ... with an ``Update`` operation,
   and ``kubectl`` server-side applies), ``before-first-apply`` (fields written before
-  server-side apply tracked them) and the applier's own ``Update`` entries (what older
-  controller versions wrote without server-side apply);
+  server-side apply tracked them), the applier's own ``Update`` entries (what older
+  controller versions wrote without server-side apply) and Flux's
+  ``kustomize-controller`` (fluxd adopts its objects when it replaces Flux);
 - their field sets are merged into the applier's ``Apply`` entry (one is created when
   there is none) and their entries dropped; ``status`` subresource entries stay;
 - (the apply manager leaves alone objects annotated ``kustomize.toolkit.fluxcd.io/ssa:
@@ -29,7 +30,11 @@ from typing import Any
 __all__ = ["takeover"]
 
 _PREFIX_MANAGERS = (("kubectl", "Update"), ("kubectl", "Apply"))
-_EXACT_MANAGERS = (("before-first-apply", "Update"),)
+_EXACT_MANAGERS = (
+    ("before-first-apply", "Update"),
+    ("kustomize-controller", "Apply"),
+    ("kustomize-controller", "Update"),
+)
 
 
 def takeover(live: Mapping[str, Any], field_manager: str) -> list[dict[str, Any]] | None:

@@ -79,8 +79,9 @@ HEALTHY = "Healthy"
 COMMIT_STATUS_ANNOTATION = "kustomize.toolkit.fluxcd.io/commit_status"
 #: Flux's words for an error that retrying cannot fix (a bad expression in the spec).
 TERMINAL = "Reconciliation failed terminally due to configuration error"
-#: The field manager of applied objects: Flux's, so ownership carries over in a swap.
-FIELD_MANAGER = "kustomize-controller"
+#: The field manager of applied objects. The fields Flux's kustomize-controller applied
+#: before a swap are taken over (:mod:`fluxd.apply.ownership`), so they keep being pruned.
+FIELD_MANAGER = "fluxd"
 #: Flux's ``--requeue-dependency``: how soon to look again at an unready dependency.
 DEPENDENCY_RETRY = 30.0
 #: How often ``WaitForTermination`` looks whether the deleted objects are gone.
@@ -156,7 +157,9 @@ class KustomizationReconciler(Reconciler):
         except ValueError as error:
             raise ReconcileError("ReconciliationFailed", f"spec.{error}", stalled=True) from error
         try:
-            changes = await cluster.applier.apply_all(objects, force=spec.force, ignore=ignore)
+            changes = await cluster.applier.apply_all(
+                objects, force=spec.force, ignore=ignore, wait_timeout=spec.timeout_seconds
+            )
         except ApplyError as error:
             raise ReconcileError(
                 "ReconciliationFailed", f"{error} (revision {revision})"

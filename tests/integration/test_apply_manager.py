@@ -259,6 +259,18 @@ async def test_an_object_kubectl_applied_is_adopted_without_its_leftovers(
     assert last_applied not in (adopted["metadata"].get("annotations") or {})
 
 
+async def test_objects_flux_applied_are_adopted_and_keep_being_pruned(
+    manager: ApplyManager, namespace: str
+) -> None:
+    flux = ApplyManager(manager.api, manager.mapper, field_manager="kustomize-controller")
+    await flux.apply_all([configmap(namespace, "swapped", {"a": "1", "gone": "x"})])
+    changes = await manager.apply_all([configmap(namespace, "swapped", {"a": "1"})])
+    assert actions(changes) == {f"ConfigMap/{namespace}/swapped": "configured"}
+    swapped = await client.get(manager.api, CONFIGMAPS, namespace, "swapped")
+    assert swapped["data"] == {"a": "1"}, "a field Flux applied outlived its removal from git"
+    assert {entry["manager"] for entry in swapped["metadata"]["managedFields"]} == {"fluxd-test"}
+
+
 async def test_crd_namespace_and_custom_resource_in_one_call(
     manager: ApplyManager, crd_group: str, api_client: ApiClient
 ) -> None:

@@ -540,7 +540,7 @@ async def test_a_field_taken_by_another_manager_is_taken_back(
     back = await live(fluxd, CONFIGMAPS, "a")
     assert back is not None
     assert back["data"] == {"value": "1"}
-    assert value_owners(back) == {"kustomize-controller"}
+    assert value_owners(back) == {"fluxd"}
 
 
 async def test_a_source_in_a_missing_namespace_fails_and_others_still_apply(

@@ -6,7 +6,7 @@ from typing import Any
 
 from fluxd.apply.ownership import takeover
 
-MANAGER = "kustomize-controller"
+MANAGER = "fluxd"
 
 
 def entry(manager: str, operation: str, fields: dict[str, Any], **extra: str) -> dict[str, Any]:
@@ -85,3 +85,9 @@ def test_own_updates_and_kubectl_server_side_applies_are_taken_status_is_not() -
         (MANAGER, None),
     ]
     assert managed[1]["fieldsV1"] == {"f:data": {"f:u": {}, "f:k": {}}}
+
+
+def test_what_flux_applied_is_adopted_after_a_swap() -> None:
+    flux = entry("kustomize-controller", "Apply", {"f:data": {"f:a": {}, "f:gone": {}}})
+    managed = takeover(live(flux), MANAGER)
+    assert managed == [entry(MANAGER, "Apply", {"f:data": {"f:a": {}, "f:gone": {}}})]
