@@ -10,7 +10,8 @@ Steps, in order; each failure carries Flux's reason:
    generation, having applied this revision when it builds from the same source; a
    ``readyExpr`` (CEL over ``self`` and ``dep``) replaces that check. Until then
    ``DependencyNotReady``, looked at again every 30 s (Flux's
-   ``--requeue-dependency``) unless a dependency wakes it sooner;
+   ``--requeue-dependency``) unless a dependency wakes it sooner. A dependency outside
+   what this daemon watches is read from the API server (found, but without wake-ups);
 3. **build**: :mod:`~fluxd.reconcilers.kustomize_build` (shared with ``fluxd build`` and
    ``fluxd diff``): the native kustomize engine over the artifact's files with the Flux
    fields folded in, SOPS decryption, ``postBuild`` variable substitution, owner labels,
@@ -138,7 +139,7 @@ class KustomizationReconciler(Reconciler):
                 retry_after=DEPENDENCY_RETRY,
             )
         revision = artifact.revision
-        self._check_dependencies(ctx, dependencies, source_key, revision)
+        await self._check_dependencies(ctx, dependencies, source_key, revision)
         ctx.status["lastAttemptedRevision"] = revision
         cluster = await self._cluster(ctx.key, spec)
 
@@ -265,7 +266,7 @@ class KustomizationReconciler(Reconciler):
         ref = ctx.spec.source_ref
         return ObjectKey(ref.kind, ref.namespace or ctx.key.namespace, ref.name)
 
-    def _check_dependencies(
+    async def _check_dependencies(
         self, ctx: Context, dependencies: list[ObjectKey], source_key: ObjectKey, revision: str
     ) -> None:
         """Flux's readiness of each dependency: it exists; then its ``readyExpr`` decides
@@ -273,7 +274,7 @@ class KustomizationReconciler(Reconciler):
         builds from the same source, have applied this revision."""
         for ref, key in zip(ctx.spec.depends_on, dependencies, strict=True):
             where = f"'{key.namespace}/{key.name}'"
-            dep = self.objects.cached(self.kind, key.namespace, key.name)
+            dep = await self.objects.read(self.kind, key.namespace, key.name)
             if dep is None:
                 raise _not_ready(f"dependency {where} not found")
             if ref.ready_expr:

@@ -54,6 +54,20 @@ class ObjectApi:
         """The informer's copy of a Flux object, or ``None`` when it does not exist."""
         return self._informers[kind.kind].get(namespace, name)
 
+    async def read(self, kind: KindInfo[Any], namespace: str, name: str) -> dict[str, Any] | None:
+        """The informer's copy of a Flux object, else the API server's: an object outside
+        what this daemon watches (another namespace under ``--watch-namespace``, another
+        shard's label) is still found, as Flux finds it. ``None`` when it does not exist."""
+        cached = self.cached(kind, namespace, name)
+        if cached is not None:
+            return cached
+        try:
+            return await client.get(self.api, resource_of(kind), namespace, name)
+        except client.ApiError as error:
+            if error.not_found:
+                return None
+            raise
+
     async def patch_status(
         self, kind: KindInfo[Any], obj: Mapping[str, Any], patch: Mapping[str, Any]
     ) -> None:

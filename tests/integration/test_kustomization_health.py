@@ -525,3 +525,47 @@ async def test_dependency_in_another_namespace(
         # retryInterval is 1h: the dependency's wake-up crosses namespaces.
         await apps.wait_ready(KUSTOMIZATION, "apps")
         assert await client.get(api_client, CONFIGMAPS, namespace, "app")
+
+
+async def test_a_dependency_outside_the_watched_namespace_is_read_from_the_api(
+    fluxd: Fluxd, other_namespace: str, git_remote: GitRemote, git_http: GitHTTPServer
+) -> None:
+    # The ``fluxd`` fixture watches its own namespace only; ``infra`` lives elsewhere and
+    # is reconciled by someone else (here: its Ready status is written by the test).
+    kustomizations = resource_of(KUSTOMIZATION)
+    await client.create(
+        fluxd.api,
+        kustomizations,
+        {
+            "apiVersion": KUSTOMIZATION.api_version,
+            "kind": KUSTOMIZATION.kind,
+            "metadata": {"name": "infra", "namespace": other_namespace},
+            "spec": kustomization("infra"),
+        },
+    )
+    ready = {
+        "type": "Ready",
+        "status": "True",
+        "reason": "ReconciliationSucceeded",
+        "message": "Applied revision: elsewhere",
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+        "observedGeneration": 1,
+    }
+    await client.patch_status(
+        fluxd.api,
+        kustomizations,
+        other_namespace,
+        "infra",
+        {"observedGeneration": 1, "conditions": [ready]},
+    )
+    sha = git_remote.commit({"apps/b.yaml": configmap(fluxd.namespace, "app")})
+    await setup_source(fluxd, git_remote, git_http)
+    await fluxd.create(
+        KUSTOMIZATION,
+        "apps",
+        kustomization(
+            "apps", retryInterval="1h", dependsOn=[{"name": "infra", "namespace": other_namespace}]
+        ),
+    )
+    await fluxd.wait_for(KUSTOMIZATION, "apps", lambda o: applied(o, sha), "applied")
+    assert await live(fluxd, CONFIGMAPS, "app") is not None
