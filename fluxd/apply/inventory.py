@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 __all__ = [
     "ObjectRef",
     "apply_order",
+    "apply_stage",
     "entries",
     "is_cluster_definition",
     "order_key",
@@ -133,18 +134,28 @@ def order_key(item: ObjectRef | Mapping[str, Any]) -> tuple[int, str, str, str, 
 
 
 def is_cluster_definition(item: ObjectRef | Mapping[str, Any]) -> bool:
-    """CRDs and Namespaces: applied (and waited for) before everything else."""
+    """CRDs, Namespaces and ClusterRoles: applied first, in a stage of their own."""
     ref = _ref(item)
-    return (ref.kind == "CustomResourceDefinition" and ref.group == "apiextensions.k8s.io") or (
-        ref.kind == "Namespace" and ref.group == "" and ref.version == "v1"
+    return (
+        (ref.kind == "CustomResourceDefinition" and ref.group == "apiextensions.k8s.io")
+        or (ref.kind == "Namespace" and ref.group == "" and ref.version == "v1")
+        or (ref.kind == "ClusterRole" and ref.group == "rbac.authorization.k8s.io")
     )
 
 
+def apply_stage(item: ObjectRef | Mapping[str, Any]) -> int:
+    """Flux's stage of an object: 0 the cluster definitions, 1 the class definitions
+    (``StorageClass``, ``IngressClass``, ``GatewayClass``... any kind ending in
+    ``Class``), 2 everything else."""
+    if is_cluster_definition(item):
+        return 0
+    return 1 if _ref(item).kind.endswith("Class") else 2
+
+
 def apply_order(items: Iterable[_T]) -> list[_T]:
-    """The items in the order they are applied: cluster definitions (sorted), then the
-    rest (sorted)."""
+    """The items in the order they are applied: stage by stage, each in kind order."""
     listed = list(items)
-    return sorted(listed, key=lambda item: (not is_cluster_definition(item), order_key(item)))
+    return sorted(listed, key=lambda item: (apply_stage(item), order_key(item)))
 
 
 def entries(items: Iterable[ObjectRef | Mapping[str, Any]]) -> list[dict[str, str]]:

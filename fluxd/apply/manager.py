@@ -1,8 +1,9 @@
 """Staged server-side apply with drift detection, and safe deletion: Flux's ssa manager.
 
-Applying a set of objects (:meth:`ApplyManager.apply_all`) runs in two stages, as
-fluxcd/pkg ssa ``ApplyAllStaged`` does: first the cluster definitions (CRDs and
-Namespaces), then, once those are established, everything else. Each stage goes:
+Applying a set of objects (:meth:`ApplyManager.apply_all`) runs in stages, as Flux's
+staged apply does: first the cluster definitions (CRDs, Namespaces, ClusterRoles), then,
+once the CRDs are established and the Namespaces active, the class definitions
+(``StorageClass``, ``IngressClass``...), then everything else. Each stage goes:
 
 1. **plan** every object of the stage, concurrently and without writing anything:
    ask the server for a dry-run server-side apply. An answer without a
@@ -16,7 +17,8 @@ Namespaces), then, once those are established, everything else. Each stage goes:
 2. **stop** at the first refusal, before anything of the stage is written: a bad object
    never half-applies a stage. The error names the object and quotes the server;
 3. **apply** only the objects that changed, with field manager ownership forced (fields
-   another manager took, such as ``kubectl scale`` replicas, come back). So a
+   another manager took, such as ``kubectl scale`` replicas, come back; fields kubectl
+   added are taken over first, :mod:`fluxd.apply.ownership`, so they go). So a
    reconcile that finds no drift writes nothing and no ``resourceVersion`` moves.
 
 A change the server refuses on update but would accept on a new object (an immutable
@@ -46,7 +48,7 @@ from kubernetes_asyncio.client import ApiClient
 from fluxd.apply.changeset import Action, ChangeSet
 from fluxd.apply.errors import ApplyError
 from fluxd.apply.ignore import DriftIgnore
-from fluxd.apply.inventory import ObjectRef, apply_order, is_cluster_definition
+from fluxd.apply.inventory import ObjectRef, apply_order, apply_stage
 from fluxd.apply.mapper import NoKindMatchError, RESTMapper
 from fluxd.apply.ownership import takeover
 from fluxd.kube import client
@@ -119,7 +121,7 @@ class ApplyManager:
         ignore: DriftIgnore | None = None,
         wait_timeout: float = 60,
     ) -> ChangeSet:
-        """Apply ``objects`` in two stages; see the module docstring.
+        """Apply ``objects`` in Flux's three stages; see the module docstring.
 
         ``ignore`` names fields of existing objects to leave as they are live
         (:mod:`fluxd.apply.ignore`).
@@ -129,10 +131,7 @@ class ApplyManager:
         :class:`ApplyError`; its ``changes`` are those of the stages already applied.
         """
         ordered = apply_order(list(objects))
-        stages = (
-            [obj for obj in ordered if is_cluster_definition(obj)],
-            [obj for obj in ordered if not is_cluster_definition(obj)],
-        )
+        stages = [[obj for obj in ordered if apply_stage(obj) == stage] for stage in (0, 1, 2)]
         changes = ChangeSet()
         for number, stage in enumerate(stages):
             if not stage:
@@ -331,8 +330,14 @@ class ApplyManager:
     async def _wait_established(
         self, plans: list[_Plan], changes: ChangeSet, patience: float
     ) -> None:
-        """Wait until the first stage's CRDs are served and its Namespaces active."""
-        pending = [plan for plan in plans if plan.action != "skipped"]
+        """Wait until the first stage's CRDs are served and its Namespaces active (its
+        ClusterRoles need no waiting)."""
+        pending = [
+            plan
+            for plan in plans
+            if plan.action != "skipped"
+            and plan.ref.kind in ("CustomResourceDefinition", "Namespace")
+        ]
         last: dict[ObjectRef, dict[str, Any] | None] = {}
         try:
             async with asyncio.timeout(patience):

@@ -19,6 +19,8 @@ from fluxd.kube.resources import CONFIGMAPS, NAMESPACES, Resource
 DEPLOYMENTS = Resource("apps", "v1", "deployments")
 SERVICES = Resource("", "v1", "services")
 CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
+CLUSTER_ROLES = Resource("rbac.authorization.k8s.io", "v1", "clusterroles", namespaced=False)
+PRIORITY_CLASSES = Resource("scheduling.k8s.io", "v1", "priorityclasses", namespaced=False)
 OWNER = {"kustomize.toolkit.fluxcd.io/name": "apps", "kustomize.toolkit.fluxcd.io/namespace": "ns"}
 
 
@@ -388,6 +390,39 @@ async def test_invalid_object_stops_the_stage(manager: ApplyManager, namespace: 
     for resource, name in ((CONFIGMAPS, "new"), (SERVICES, "bad"), (DEPLOYMENTS, "web")):
         with pytest.raises(client.ApiError):
             await client.get(manager.api, resource, namespace, name)
+
+
+async def test_earlier_stages_land_when_a_later_one_fails(
+    manager: ApplyManager, namespace: str
+) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": f"reader-{suffix}"},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}],
+    }
+    priority = {
+        "apiVersion": "scheduling.k8s.io/v1",
+        "kind": "PriorityClass",
+        "metadata": {"name": f"high-{suffix}"},
+        "value": 1000,
+    }
+    bad = configmap(namespace, "bad", {"v": "1"})
+    bad["data"] = {"not a key!": "x"}
+    try:
+        with pytest.raises(ApplyError) as failed:
+            await manager.apply_all([bad, configmap(namespace, "ok", {"v": "1"}), priority, role])
+        assert failed.value.changes is not None
+        assert actions(failed.value.changes) == {
+            f"ClusterRole/reader-{suffix}": "created",
+            f"PriorityClass/high-{suffix}": "created",
+        }
+        with pytest.raises(client.ApiError):
+            await client.get(manager.api, CONFIGMAPS, namespace, "ok")
+    finally:
+        await client.delete(manager.api, CLUSTER_ROLES, None, f"reader-{suffix}")
+        await client.delete(manager.api, PRIORITY_CLASSES, None, f"high-{suffix}")
 
 
 async def test_unknown_kind_and_missing_namespace_are_named(

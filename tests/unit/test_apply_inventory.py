@@ -10,6 +10,7 @@ import pytest
 from fluxd.apply.inventory import (
     ObjectRef,
     apply_order,
+    apply_stage,
     entries,
     is_cluster_definition,
     parse,
@@ -101,14 +102,17 @@ def test_apply_order_is_fluxs_kind_order_whatever_the_input() -> None:
         obj("apps/v1", "StatefulSet", "db", "apps"),
     ]
     expected = [
+        # stage 0: cluster definitions
         "CustomResourceDefinition/widgets.example.com",
         "Namespace/apps",
+        "ClusterRole/cr",
+        # stage 1: class definitions
         "PriorityClass/high",
         "StorageClass/fast",
+        # stage 2: the rest
         "ResourceQuota/apps/q",
         "ServiceAccount/apps/sa",
         "Role/apps/r",
-        "ClusterRole/cr",
         "RoleBinding/apps/rb",
         "ClusterRoleBinding/crb",
         "ConfigMap/apps/c",
@@ -130,13 +134,18 @@ def test_apply_order_is_fluxs_kind_order_whatever_the_input() -> None:
         assert [str(ObjectRef.of(m)) for m in apply_order(shuffled)] == expected
 
 
-def test_cluster_definitions_are_crds_and_core_namespaces() -> None:
+def test_stages_are_cluster_definitions_then_classes_then_the_rest() -> None:
     assert is_cluster_definition(
         obj("apiextensions.k8s.io/v1", "CustomResourceDefinition", "a.b.c")
     )
     assert is_cluster_definition(obj("v1", "Namespace", "n"))
+    assert is_cluster_definition(obj("rbac.authorization.k8s.io/v1", "ClusterRole", "r"))
     assert not is_cluster_definition(obj("example.com/v1", "Namespace", "n"))
-    assert not is_cluster_definition(obj("rbac.authorization.k8s.io/v1", "ClusterRole", "r"))
+    assert not is_cluster_definition(obj("example.com/v1", "ClusterRole", "r"))
+    assert apply_stage(obj("rbac.authorization.k8s.io/v1", "ClusterRole", "r")) == 0
+    assert apply_stage(obj("networking.k8s.io/v1", "IngressClass", "nginx")) == 1
+    assert apply_stage(obj("gateway.networking.k8s.io/v1", "GatewayClass", "gw")) == 1
+    assert apply_stage(obj("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "b")) == 2
 
 
 def test_entries_are_in_apply_order_and_unique() -> None:
