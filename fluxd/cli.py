@@ -71,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
         "impersonate, in their own namespace (multi-tenancy lockdown)",
     )
     run.add_argument(
+        "--watch-configs-label-selector",
+        default="reconcile.fluxcd.io/watch=Enabled",
+        help="ConfigMaps and Secrets with these labels wake the Kustomizations that read "
+        "them when they change; empty watches none",
+    )
+    run.add_argument(
         "--grace-period", type=float, default=30.0, help="seconds to finish work on SIGTERM"
     )
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -137,6 +143,7 @@ def _options(args: argparse.Namespace) -> Options:
         concurrent=args.concurrent,
         grace_period=args.grace_period,
         default_service_account=args.default_service_account,
+        watch_configs_label_selector=args.watch_configs_label_selector,
     )
 
 

@@ -34,6 +34,7 @@ from fluxd.kube.client import connect
 from fluxd.kube.events import EventRecorder
 from fluxd.kube.informer import Informer
 from fluxd.kube.leader import LeaderElector
+from fluxd.kube.resources import CONFIGMAPS, SECRETS
 from fluxd.metrics import Metrics
 from fluxd.objectkey import ObjectKey
 from fluxd.reconcilers.base import REQUESTED_AT_ANNOTATION, ReconcileDriver, Reconciler
@@ -67,6 +68,10 @@ class Options:
     #: Flux's ``--default-service-account``: Kustomizations without
     #: ``spec.serviceAccountName`` impersonate this account of their own namespace.
     default_service_account: str | None = None
+    #: Flux's ``--watch-configs-label-selector``: ConfigMaps and Secrets with these labels
+    #: wake the objects that read them (``postBuild.substituteFrom``) when they change;
+    #: empty watches none.
+    watch_configs_label_selector: str = "reconcile.fluxcd.io/watch=Enabled"
 
 
 def _runtime_namespace() -> str:
@@ -121,6 +126,17 @@ class Daemon:
                 namespace=options.watch_namespace,
                 label_selector=options.watch_label_selector,
                 on_event=self._event_handler(kind.kind),
+            )
+        watched_configs = (("ConfigMap", CONFIGMAPS), ("Secret", SECRETS))
+        for config_kind, resource in (
+            watched_configs if options.watch_configs_label_selector else ()
+        ):
+            self.informers[config_kind] = Informer(
+                api,
+                resource,
+                namespace=options.watch_namespace,
+                label_selector=options.watch_configs_label_selector,
+                on_event=self._config_changed(config_kind),
             )
         self._seen: dict[ObjectKey, tuple[int, str | None, bool]] = {}
         self._stop = anyio.Event()
@@ -245,6 +261,23 @@ class Daemon:
                 self.scheduler.enqueue(key)
                 return
             self._remember_and_enqueue(kind, obj, force=event_type == "ADDED")
+
+        return on_event
+
+    def _config_changed(self, kind: str) -> Any:
+        async def on_event(
+            event_type: Literal["ADDED", "MODIFIED", "DELETED"], obj: dict[str, Any]
+        ) -> None:
+            metadata = obj["metadata"]
+            key = ObjectKey(kind, metadata.get("namespace", ""), metadata["name"])
+            woken = self.scheduler.wake_dependents(key)
+            if woken:
+                log.info(
+                    "watched configuration changed: waking its readers",
+                    source=str(key),
+                    event=event_type,
+                    dependents=[str(dependent) for dependent in woken],
+                )
 
         return on_event
 

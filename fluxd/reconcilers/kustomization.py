@@ -3,9 +3,10 @@
 Steps, in order; each failure carries Flux's reason:
 
 1. **artifact**: the source's artifact, read from the shared cache (``ArtifactFailed``
-   while it has none). The scheduler is told what this object depends on (its source
-   and its dependencies) so that a new artifact, or a dependency turning Ready, wakes it
-   at once;
+   while it has none). The scheduler is told what this object depends on (its source,
+   its dependencies, the ConfigMaps and Secrets of ``postBuild.substituteFrom``) so that
+   a new artifact, a dependency turning Ready, or a change to a watched ConfigMap or
+   Secret (labelled ``reconcile.fluxcd.io/watch: Enabled``) wakes it at once;
 2. **dependencies** (``dependsOn``): each must exist and be Ready at its current
    generation, having applied this revision when it builds from the same source; a
    ``readyExpr`` (CEL over ``self`` and ``dep``) replaces that check. Until then
@@ -128,7 +129,12 @@ class KustomizationReconciler(Reconciler):
             ObjectKey(self.kind.kind, dep.namespace or ctx.key.namespace, dep.name)
             for dep in spec.depends_on
         ]
-        self.track_sources(ctx.key, [source_key, *dependencies])
+        # ConfigMaps and Secrets read by postBuild wake it when they change, if watched.
+        configs = [
+            ObjectKey(ref.kind, ctx.key.namespace, ref.name)
+            for ref in (spec.post_build.substitute_from if spec.post_build else ())
+        ]
+        self.track_sources(ctx.key, [source_key, *dependencies, *configs])
 
         artifact = self.cache.get(source_key)
         if artifact is None:

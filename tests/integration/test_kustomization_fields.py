@@ -21,7 +21,7 @@ from fluxd.api import KUSTOMIZATION
 from fluxd.kube import client
 from fluxd.kube.resources import SECRETS
 from tests.gitservers import GitHTTPServer, GitRemote
-from tests.integration.conftest import Fluxd
+from tests.integration.conftest import WAIT_TIMEOUT, Fluxd
 from tests.integration.kustomizations import (
     CONFIGMAPS,
     DEPLOYMENTS,
@@ -318,6 +318,42 @@ async def test_missing_substitute_from_fails_until_the_configmap_exists(
     done = await reconcile_now(fluxd, "apps", "vars-created")
     assert applied(done, sha), f"not applied after the ConfigMap appeared: {done['status']}"
     assert (await live_configmap(fluxd, "settings"))["data"] == {"region": "eu-1"}
+
+
+async def test_a_watched_configmap_wakes_its_readers_when_it_changes(
+    fluxd: Fluxd, git_remote: GitRemote, git_http: GitHTTPServer
+) -> None:
+    ns = fluxd.namespace
+    settings = configmap(ns, "settings").replace("value: '1'", "region: ${REGION}")
+    sha = git_remote.commit({"deploy/settings.yaml": settings})
+    await setup_source(fluxd, git_remote, git_http)
+    await fluxd.create(
+        KUSTOMIZATION,
+        "apps",
+        kustomization(
+            "deploy",
+            postBuild={"substituteFrom": [{"kind": "ConfigMap", "name": "cluster-vars"}]},
+        ),
+    )
+    await fluxd.wait_not_ready(KUSTOMIZATION, "apps", "BuildFailed")
+    # Labelled as Flux documents it; no reconcile is requested from here on (interval 1h).
+    watched = {"reconcile.fluxcd.io/watch": "Enabled"}
+    await client.create(
+        fluxd.api,
+        CONFIGMAPS,
+        {
+            "metadata": {"name": "cluster-vars", "namespace": ns, "labels": watched},
+            "data": {"REGION": "eu-1"},
+        },
+    )
+    await fluxd.wait_for(KUSTOMIZATION, "apps", lambda o: applied(o, sha), "woken by creation")
+    assert (await live_configmap(fluxd, "settings"))["data"] == {"region": "eu-1"}
+
+    await client.patch(fluxd.api, CONFIGMAPS, ns, "cluster-vars", {"data": {"REGION": "us-2"}})
+
+    async with asyncio.timeout(WAIT_TIMEOUT):
+        while (await live_configmap(fluxd, "settings"))["data"] != {"region": "us-2"}:
+            await asyncio.sleep(0.1)
 
 
 def pgp_secret_manifest() -> str:
