@@ -113,6 +113,16 @@ class KindInfo(Generic[S]):
     def crd_name(self) -> str:
         return f"{self.plural}.{self.group}"
 
+    @property
+    def controller(self) -> str:
+        """The Flux controller that reconciles this kind: the ``source.component`` of
+        its Events, as ``kubectl describe`` and event-based tooling know it."""
+        if self.group == "image.toolkit.fluxcd.io":
+            if self.kind == "ImageUpdateAutomation":
+                return "image-automation-controller"
+            return "image-reflector-controller"
+        return f"{self.group.split('.')[0]}-controller"
+
     def parse_spec(self, obj: Mapping[str, Any]) -> S:
         """The typed spec of a whole object (``{"apiVersion", "kind", "spec", ...}``).
 

@@ -148,16 +148,23 @@ class EventRecorder:
         reason: str,
         message: str,
         annotations: Mapping[str, str] | None = None,
+        component: str | None = None,
     ) -> None:
-        """Record an event about ``obj``; never raises (except on cancellation)."""
+        """Record an event about ``obj``; never raises (except on cancellation).
+
+        ``component`` names the reporting controller when it is not the recorder's own.
+        """
         ref = involved_object(obj)
+        component = component or self._component
         now = datetime.now(UTC)
         # client-go's aggregation key: everything but the object's resourceVersion.
         identity = tuple(sorted((k, v) for k, v in ref.items() if k != "resourceVersion"))
         series = self._series_for((identity, type, reason, message))
         async with series.lock:
             try:
-                await self._write(series, ref, type, reason, message, annotations or {}, now)
+                await self._write(
+                    series, ref, type, reason, message, annotations or {}, now, component
+                )
             except Exception as exc:
                 series.name = ""
                 log.warning(
@@ -174,7 +181,7 @@ class EventRecorder:
             message=message,
             annotations=dict(annotations or {}),
             timestamp=now,
-            reporting_controller=self._component,
+            reporting_controller=component,
             reporting_instance=self._host,
             count=count,
         )
@@ -203,6 +210,7 @@ class EventRecorder:
         message: str,
         annotations: Mapping[str, str],
         now: datetime,
+        component: str,
     ) -> None:
         fresh = time.monotonic() - series.last_seen <= self._window
         if series.name and fresh:
@@ -233,8 +241,8 @@ class EventRecorder:
             "type": type,
             "reason": reason,
             "message": message,
-            "source": {"component": self._component, "host": self._host},
-            "reportingComponent": self._component,
+            "source": {"component": component, "host": self._host},
+            "reportingComponent": component,
             "reportingInstance": self._host,
             "firstTimestamp": _timestamp(now),
             "lastTimestamp": _timestamp(now),

@@ -11,12 +11,13 @@ state from before its own write.
 from __future__ import annotations
 
 import base64
+import contextlib
 from collections.abc import Mapping
 from typing import Any, Literal
 
 from kubernetes_asyncio.client import ApiClient
 
-from fluxd.api import KindInfo
+from fluxd.api import KindInfo, kind_for
 from fluxd.kube import client
 from fluxd.kube.events import EventRecorder
 from fluxd.kube.informer import Informer
@@ -134,7 +135,16 @@ class ObjectApi:
         message: str,
         annotations: Mapping[str, str] | None = None,
     ) -> None:
-        """Record a Kubernetes Event about ``obj`` (never raises)."""
+        """Record a Kubernetes Event about ``obj`` (never raises), reported by the Flux
+        controller of its kind (``kustomize-controller``...), as Flux reports it."""
+        component: str | None = None
+        with contextlib.suppress(KeyError):
+            component = kind_for(str(obj.get("apiVersion")), str(obj.get("kind"))).controller
         await self._events.emit(
-            dict(obj), type=type_, reason=reason, message=message, annotations=annotations
+            dict(obj),
+            type=type_,
+            reason=reason,
+            message=message,
+            annotations=annotations,
+            component=component,
         )

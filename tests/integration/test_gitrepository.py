@@ -96,11 +96,12 @@ async def test_branch_becomes_ready_with_flux_status_events_and_artifact(
     assert "finalizers.fluxcd.io" in obj["metadata"]["finalizers"]
     assert await artifact_files(fluxd, obj) == {"deploy/cm.yaml": MANIFEST.encode()}
 
-    await fluxd.wait_event(
+    event = await fluxd.wait_event(
         "app",
         lambda e: e["reason"] == "NewArtifact" and "Add the demo ConfigMap" in e["message"],
         "NewArtifact naming the commit",
     )
+    assert event["source"]["component"] == "source-controller", "reported as Flux reports it"
 
 
 async def test_push_then_requested_at_moves_the_revision(

@@ -68,6 +68,7 @@ async def test_seed_deployment_follows_git_and_drift_is_reverted(
     assert re.fullmatch(
         r"Reconciliation finished in [0-9.]+m?s, next run in 1h0m0s", finished["message"]
     )
+    assert finished["source"]["component"] == "kustomize-controller"
     assert finished["metadata"]["annotations"] == {
         "kustomize.toolkit.fluxcd.io/revision": f"master@sha1:{sha}",
         "kustomize.toolkit.fluxcd.io/commit_status": "update",

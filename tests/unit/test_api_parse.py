@@ -14,6 +14,7 @@ from fluxd.api import (
     HELM_RELEASE,
     IMAGE_POLICY,
     IMAGE_UPDATE_AUTOMATION,
+    KINDS,
     KUSTOMIZATION,
     GitRepositoryRef,
     GitRepositorySpec,
@@ -271,3 +272,22 @@ def test_every_seed_example_parses() -> None:
     assert len(documents) >= 8
     for doc in documents:
         parse_spec(doc)
+
+
+def test_each_kind_names_the_flux_controller_that_reconciles_it() -> None:
+    controllers = {info.kind: info.controller for info in KINDS}
+    assert controllers == {
+        "GitRepository": "source-controller",
+        "OCIRepository": "source-controller",
+        "HelmRepository": "source-controller",
+        "HelmChart": "source-controller",
+        "Bucket": "source-controller",
+        "Kustomization": "kustomize-controller",
+        "HelmRelease": "helm-controller",
+        "Provider": "notification-controller",
+        "Alert": "notification-controller",
+        "Receiver": "notification-controller",
+        "ImageRepository": "image-reflector-controller",
+        "ImagePolicy": "image-reflector-controller",
+        "ImageUpdateAutomation": "image-automation-controller",
+    }
