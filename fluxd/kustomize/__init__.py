@@ -1,6 +1,6 @@
 """A kustomize build engine in pure Python, byte for byte what ``kubectl kustomize`` prints.
 
-The public surface is three functions::
+The public surface is three functions (and :func:`source_files`, what a build reads whole)::
 
     objects = build(files, "clusters/prod")       # files: {posix path: bytes}
     objects = build_directory(Path("./repo/app"))
@@ -15,22 +15,25 @@ kustomize-controller does: as if it had one listing every manifest below it.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from fluxd.kustomize import _loader
 from fluxd.kustomize._build import build_files
-from fluxd.kustomize._loader import Files
+from fluxd.kustomize._loader import Files, SourceFile
 from fluxd.kustomize._model import KustomizeError
 from fluxd.kustomize._selector import parse_label_selector
 
 __all__ = [
     "KustomizeError",
+    "SourceFile",
     "build",
     "build_directory",
     "parse_label_selector",
     "read_directory",
     "render",
+    "source_files",
 ]
 
 
@@ -58,6 +61,24 @@ def build(
         Files(files), path, generate_missing=generate_missing, flux_spec=flux_spec
     )
     return [resource.obj for resource in resources]
+
+
+def source_files(
+    files: Mapping[str, bytes], path: str = ".", *, components: Sequence[str] = ()
+) -> list[SourceFile]:
+    """The files the build of ``path`` reads whole and Flux decrypts before building it.
+
+    The ``files`` and ``envs`` of every ``secretGenerator`` and the ``path`` of every
+    patch, in every kustomization reachable from ``path`` through directory ``resources``
+    and ``components`` (``components`` adds a Flux Kustomization's own, relative to
+    ``path``). Paths are resolved against each kustomization's directory; only files the
+    artifact holds are listed, each once. Fails with a :class:`KustomizeError` where the
+    build would (an unreadable kustomization file).
+    """
+    directory = _loader.resolve(
+        ".", path.lstrip("/") or ".", kustomization_file="(build path)", field="path"
+    )
+    return list(_loader.source_files(Files(files), directory, components=tuple(components)))
 
 
 def read_directory(directory: Path) -> dict[str, bytes]:

@@ -19,7 +19,7 @@ import posixpath
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from fluxd.kustomize._model import KustomizeError, Resource
 from fluxd.kustomize._yaml import load_documents
@@ -29,11 +29,13 @@ __all__ = [
     "Files",
     "Kustomization",
     "ReadFile",
+    "SourceFile",
     "generate_kustomization",
     "load_resources",
     "looks_remote",
     "read_kustomization",
     "resolve",
+    "source_files",
     "stringify_annotations",
 ]
 
@@ -445,3 +447,106 @@ def _describe(obj: Mapping[str, Any]) -> str:
     parts = [str(obj.get("apiVersion") or ""), str(obj.get("kind") or "")]
     name = str(metadata.get("name") or "")
     return "/".join(part for part in parts if part) + (f" {name}" if name else "")
+
+
+# -- files read whole by generators and patches ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A file a kustomization reads whole: a ``secretGenerator`` source or a patch file."""
+
+    #: The file, normalized and relative to the artifact root.
+    path: str
+    #: ``files`` or ``envs`` of a ``secretGenerator`` entry, or ``patches``.
+    field: Literal["files", "envs", "patches"]
+    #: What the entry names it by: the key of a ``files`` entry (``key=path``, or the path
+    #: when there is no key), the reference as written otherwise. Flux picks the SOPS
+    #: format of the file from this name.
+    name: str
+    #: The kustomization file holding the reference.
+    kustomization_file: str
+
+
+def source_files(
+    files: Files, directory: str, *, components: list[str] | tuple[str, ...] = ()
+) -> Iterator[SourceFile]:
+    """The secretGenerator ``files``/``envs`` and patch ``path`` files of a build.
+
+    Walks the kustomization in ``directory`` (read as the build reads the top one, or
+    generated when missing, as Flux does) and every kustomization reachable from it
+    through ``resources`` that are directories and ``components`` — plus ``components``,
+    the Flux Kustomization's own, relative to ``directory`` — each directory once. The
+    references are those Flux's kustomize-controller decrypts before the build; each
+    existing file is yielded once, first reference first. What does not resolve to a
+    file inside the artifact (remote, missing, climbing above the root) is skipped: the
+    build itself reports it. The legacy ``env`` field and ``patchesStrategicMerge`` are
+    not followed, as in Flux.
+    """
+    if not files.is_dir(directory):
+        return
+    root = read_kustomization(files, directory, flux_rewrite=True)
+    if root is None:
+        root = generate_kustomization(files, directory)
+    extra = [join(directory, entry) for entry in components if not entry.startswith("/")]
+    seen_dirs: set[str] = set()
+    seen_files: set[str] = set()
+    for source in _walk_sources(files, root, extra, seen_dirs):
+        if source.path not in seen_files:
+            seen_files.add(source.path)
+            yield source
+
+
+def _inside(directory: str, reference: Any) -> str | None:
+    """``reference`` joined to ``directory``, or None if it cannot be a local path."""
+    if not isinstance(reference, str) or not reference or reference.startswith("/"):
+        return None
+    if looks_remote(reference):
+        return None
+    path = join(directory, reference)
+    if path == ".." or path.startswith("../"):
+        return None
+    return path
+
+
+def _walk_sources(
+    files: Files, kustomization: Kustomization, extra: list[str], seen_dirs: set[str]
+) -> Iterator[SourceFile]:
+    seen_dirs.add(kustomization.directory)
+    yield from _own_sources(files, kustomization)
+    references = [*kustomization.paths("resources"), *kustomization.paths("components")]
+    below = [_inside(kustomization.directory, reference) for reference in references]
+    for path in [*below, *extra]:
+        if path is None or path in seen_dirs or not files.is_dir(path):
+            continue
+        seen_dirs.add(path)
+        child = read_kustomization(files, path)
+        if child is not None:
+            yield from _walk_sources(files, child, [], seen_dirs)
+
+
+def _own_sources(files: Files, k: Kustomization) -> Iterator[SourceFile]:
+    def found(
+        reference: Any, field: Literal["files", "envs", "patches"], name: str
+    ) -> Iterator[SourceFile]:
+        path = _inside(k.directory, reference)
+        if path is not None and files.is_file(path):
+            yield SourceFile(path, field, name, k.file)
+
+    generators = k.data.get("secretGenerator")
+    for entry in generators if isinstance(generators, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        sources = entry.get("files")
+        for source in sources if isinstance(sources, list) else []:
+            if isinstance(source, str):
+                key, equals, reference = source.partition("=")
+                yield from found(reference if equals else key, "files", key)
+        envs = entry.get("envs")
+        for env in envs if isinstance(envs, list) else []:
+            if isinstance(env, str):
+                yield from found(env, "envs", env)
+    patches = k.data.get("patches")
+    for patch in patches if isinstance(patches, list) else []:
+        if isinstance(patch, dict) and isinstance(patch.get("path"), str):
+            yield from found(patch["path"], "patches", patch["path"])

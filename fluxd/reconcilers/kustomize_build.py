@@ -4,18 +4,24 @@ One implementation, shared by the Kustomization reconciler and the ``fluxd build
 ``fluxd diff`` commands, so what the commands print is what the daemon applies. The steps,
 in Flux's order:
 
-1. the native kustomize build of ``path``, with the Flux fields (``targetNamespace``,
+1. with ``decryption`` set, the SOPS-encrypted files the build reads whole are
+   decrypted in a copy of the artifact, as Flux does before the build: the ``files`` and
+   ``envs`` of every ``secretGenerator`` and the ``path`` of every patch, in every
+   kustomization reachable from ``path`` (format from the file name, or from the key of
+   a ``key=path`` source; ``envs`` default to dotenv; files without SOPS metadata are
+   left alone), with the keys of ``decryption.secretRef`` and in a worker thread as below;
+2. the native kustomize build of ``path``, with the Flux fields (``targetNamespace``,
    ``namePrefix``, ``patches``, ``images``, ``components``...) folded into the top
    kustomization, and one generated when the directory has none;
-2. SOPS decryption with the keys of ``decryption.secretRef``, in a worker thread (PGP
-   keys are opened by a ``gpg`` subprocess): whole encrypted objects and, as in Flux,
-   Secret ``data`` entries that are SOPS-encrypted files;
-3. ``postBuild`` substitution, variables from ``substitute`` then ``substituteFrom``
+3. SOPS decryption with the keys of ``decryption.secretRef``, in a worker thread (PGP
+   keys are opened by a ``gpg`` subprocess) of the built objects: whole encrypted objects
+   and, as in Flux, Secret ``data`` entries that are SOPS-encrypted files;
+4. ``postBuild`` substitution, variables from ``substitute`` then ``substituteFrom``
    (ConfigMaps and Secrets read from the Kustomization's namespace). Decrypted values are
    substituted too, as in Flux; for ``fluxd build`` the values of encrypted Secrets are
    then masked, as ``flux build`` masks them;
-4. the owner labels ``kustomize.toolkit.fluxcd.io/name|namespace``;
-5. ``commonMetadata`` labels and annotations, last as in Flux (which sets them at apply
+5. the owner labels ``kustomize.toolkit.fluxcd.io/name|namespace``;
+6. ``commonMetadata`` labels and annotations, last as in Flux (which sets them at apply
    time): they are not substituted, and they override any key the manifests set.
 
 Every failure is a :class:`~fluxd.reconcilers.base.ReconcileError` with reason
@@ -34,11 +40,19 @@ import anyio.to_thread
 from fluxd.api import to_dict
 from fluxd.kube import client
 from fluxd.kube.resources import CONFIGMAPS
-from fluxd.kustomize import KustomizeError, build
+from fluxd.kustomize import KustomizeError, SourceFile, build, source_files
 from fluxd.postbuild import SubstitutionError, collect_variables, substitute
 from fluxd.reconcilers.base import ReconcileError
 from fluxd.reconcilers.objects import ObjectApi, SecretNotFound
-from fluxd.sops import DecryptionError, decrypt_object, decrypt_secret_data
+from fluxd.sops import (
+    DecryptionError,
+    Format,
+    decrypt_file,
+    decrypt_object,
+    decrypt_secret_data,
+    format_for_path,
+    has_marker,
+)
 
 __all__ = ["NAMESPACE_LABEL", "NAME_LABEL", "SOPS_MASK", "SopsMode", "build_objects"]
 
@@ -68,14 +82,26 @@ async def build_objects(
     Secrets that ``postBuild`` and ``decryption`` name.
     """
     directory = posixpath.normpath(path or ".").lstrip("/") or "."
+    flux_spec = to_dict(spec)
+    keys: dict[str, bytes] | None = None
+    if sops == "decrypt" and spec.decryption:
+        keys = await _decryption_keys(spec.decryption, namespace, objects)
+        components = [str(entry) for entry in flux_spec.get("components") or []]
+        try:
+            sources = source_files(files, directory, components=components)
+        except KustomizeError as error:
+            raise ReconcileError(
+                "BuildFailed", f"kustomize build failed for path '{path}': {error}"
+            ) from error
+        files = await _decrypt_sources(files, sources, keys)
     try:
-        built = build(files, directory, generate_missing=True, flux_spec=to_dict(spec))
+        built = build(files, directory, generate_missing=True, flux_spec=flux_spec)
     except KustomizeError as error:
         raise ReconcileError(
             "BuildFailed", f"kustomize build failed for path '{path}': {error}"
         ) from error
-    if sops == "decrypt" and spec.decryption:
-        built = await _decrypt(built, spec.decryption, namespace, objects)
+    if keys is not None:
+        built = await _decrypt(built, keys)
     if spec.post_build:
         built = await _substitute(built, spec.post_build, namespace, objects)
     if sops == "mask":
@@ -131,16 +157,60 @@ async def _variables_from(
     return {str(k): str(v) for k, v in (configmap.get("data") or {}).items()}
 
 
-async def _decrypt(
-    built: list[dict[str, Any]], decryption: Any, namespace: str, objects: ObjectApi
-) -> list[dict[str, Any]]:
-    keys: dict[str, bytes] = {}
-    if decryption.secret_ref is not None:
-        try:
-            keys = await objects.secret_data(namespace, decryption.secret_ref.name)
-        except SecretNotFound as error:
-            raise ReconcileError("BuildFailed", f"decryption keys unavailable: {error}") from error
+async def _decryption_keys(decryption: Any, namespace: str, objects: ObjectApi) -> dict[str, bytes]:
+    """The data of ``decryption.secretRef`` (no keys without one)."""
+    if decryption.secret_ref is None:
+        return {}
+    try:
+        return await objects.secret_data(namespace, decryption.secret_ref.name)
+    except SecretNotFound as error:
+        raise ReconcileError("BuildFailed", f"decryption keys unavailable: {error}") from error
 
+
+def _source_format(source: SourceFile) -> Format:
+    """The SOPS format Flux reads and writes a source file in."""
+    found = format_for_path(source.name)
+    if source.field == "envs" and found == "binary":
+        return "dotenv"
+    return found
+
+
+async def _decrypt_sources(
+    files: Mapping[str, bytes], sources: list[SourceFile], keys: Mapping[str, bytes]
+) -> Mapping[str, bytes]:
+    """A copy of ``files`` with every encrypted source file in its plaintext form.
+
+    A file is decrypted only when it carries the SOPS marker of its format; ``files``
+    itself is returned when none does.
+    """
+    # Source paths are normalized; the map's own keys are what the build reads.
+    keys_by_path = {posixpath.normpath(key.lstrip("/")): key for key in files if key}
+    pending: list[tuple[SourceFile, str, Format]] = []
+    for source in sources:
+        key = keys_by_path.get(source.path)
+        fmt = _source_format(source)
+        if key is not None and has_marker(files[key], fmt):
+            pending.append((source, key, fmt))
+    if not pending:
+        return files
+
+    def decrypt_all() -> dict[str, bytes]:
+        decrypted = dict(files)
+        for source, key, fmt in pending:
+            try:
+                decrypted[key] = decrypt_file(files[key], fmt, fmt, keys)
+            except DecryptionError as error:
+                raise ReconcileError(
+                    "BuildFailed",
+                    f"failed to decrypt {source.field} file '{source.path}' (referenced in"
+                    f" {source.kustomization_file}) as {fmt}: {error}",
+                ) from error
+        return decrypted
+
+    return await anyio.to_thread.run_sync(decrypt_all)
+
+
+async def _decrypt(built: list[dict[str, Any]], keys: Mapping[str, bytes]) -> list[dict[str, Any]]:
     def decrypt_all() -> list[dict[str, Any]]:
         return [
             decrypt_object(obj, keys) if "sops" in obj else decrypt_secret_data(obj, keys)

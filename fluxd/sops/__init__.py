@@ -16,6 +16,7 @@ from fluxd.sops._files import (
     decrypt_secret_data,
     detect_format,
     format_for_path,
+    has_marker,
 )
 
 __all__ = [
@@ -26,5 +27,6 @@ __all__ = [
     "decrypt_secret_data",
     "detect_format",
     "format_for_path",
+    "has_marker",
     "is_encrypted",
 ]

@@ -32,7 +32,14 @@ from fluxd.kustomize._model import KustomizeError
 from fluxd.kustomize._yaml import load_values
 from fluxd.sops._decrypt import Comment, CommentKey, DecryptionError, decrypt_tree
 
-__all__ = ["Format", "decrypt_file", "decrypt_secret_data", "detect_format", "format_for_path"]
+__all__ = [
+    "Format",
+    "decrypt_file",
+    "decrypt_secret_data",
+    "detect_format",
+    "format_for_path",
+    "has_marker",
+]
 
 Format = Literal["yaml", "json", "dotenv", "ini", "binary"]
 
@@ -64,6 +71,13 @@ def detect_format(data: bytes) -> Format | None:
         if marker in data:
             return name
     return None
+
+
+def has_marker(data: bytes, fmt: Format) -> bool:
+    """Whether ``data`` carries the SOPS marker of format ``fmt``: Flux decrypts a file
+    referenced by a kustomization only then, and leaves it as it is otherwise."""
+    wanted = "json" if fmt == "binary" else fmt
+    return any(marker in data for name, marker in _MARKERS if name == wanted)
 
 
 # -- loading ---------------------------------------------------------------------------------

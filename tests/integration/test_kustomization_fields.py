@@ -8,6 +8,7 @@ shows it, and checks what a user sees: the objects in the cluster, the inventory
 from __future__ import annotations
 
 import asyncio
+import base64
 import shutil
 import subprocess
 import tempfile
@@ -20,6 +21,7 @@ from fluxd import conditions
 from fluxd.api import KUSTOMIZATION
 from fluxd.kube import client
 from fluxd.kube.resources import SECRETS
+from fluxd.kustomize import build
 from tests.gitservers import GitHTTPServer, GitRemote
 from tests.integration.conftest import WAIT_TIMEOUT, Fluxd
 from tests.integration.kustomizations import (
@@ -484,3 +486,53 @@ async def test_invalid_patch_fails_naming_it_and_the_daemon_keeps_working(
         "own": "yes",
         "spec": "yes",
     }
+
+
+async def test_sops_encrypted_env_file_of_a_secret_generator_is_decrypted_before_the_build(
+    fluxd: Fluxd, git_remote: GitRemote, git_http: GitHTTPServer
+) -> None:
+    ns = fluxd.namespace
+    own = (
+        "resources:\n- settings.yaml\n"
+        "secretGenerator:\n- name: app-env\n  envs:\n  - secrets/app.enc.env\n"
+    )
+    sha = git_remote.commit(
+        {
+            "deploy/kustomization.yaml": own,
+            "deploy/settings.yaml": configmap(ns, "settings"),
+            "deploy/secrets/app.enc.env": (SOPS_FIXTURES / "app.enc.env").read_text(),
+        }
+    )
+    await setup_source(fluxd, git_remote, git_http)
+    await fluxd.secret("sops-age", {"identity.agekey": (SOPS_FIXTURES / "age.agekey").read_text()})
+    await fluxd.create(
+        KUSTOMIZATION,
+        "apps",
+        kustomization(
+            "deploy",
+            targetNamespace=ns,
+            decryption={"provider": "sops", "secretRef": {"name": "sops-age"}},
+        ),
+    )
+    done = await fluxd.wait_for(KUSTOMIZATION, "apps", lambda o: applied(o, sha), "applied")
+    # The generated name carries kustomize's hash of the *decrypted* content, as in Flux.
+    plain = {
+        "kustomization.yaml": own.encode(),
+        "settings.yaml": configmap(ns, "settings").encode(),
+        "secrets/app.enc.env": (SOPS_FIXTURES / "app.dec.env").read_bytes(),
+    }
+    [expected] = [obj for obj in build(plain) if obj["kind"] == "Secret"]
+    name = expected["metadata"]["name"]
+    assert name.startswith("app-env-")
+    assert f"{ns}_{name}__Secret" in inventory_ids(done)
+    secret = await live(fluxd, SECRETS, name)
+    assert secret is not None, f"the generated Secret {name} was not applied"
+    values = {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
+    assert values == {
+        "DB_USER": "admin",
+        "DB_PASS": "s3cr3t=with=equals",
+        "MULTI": "line one\\nline two",
+        "EMPTY": "",
+        "API_unencrypted": "clear",
+    }
+    await live_configmap(fluxd, "settings")
