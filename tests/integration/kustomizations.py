@@ -1,15 +1,18 @@
 """What the Kustomization tests share: a spec for a path of the test's git source, the
-source itself, pushes that the daemon notices at once, and reads of what landed."""
+source itself, pushes that the daemon notices at once, reads of what landed, and polling
+for what a user would wait to see."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fluxd.api import GIT_REPOSITORY, KUSTOMIZATION
 from fluxd.kube import client
 from fluxd.kube.resources import Resource
 from tests.gitservers import GitHTTPServer, GitRemote
-from tests.integration.conftest import Fluxd, is_ready_now
+from tests.integration.conftest import WAIT_TIMEOUT, Fluxd, is_ready_now
 
 DEPLOYMENTS = Resource("apps", "v1", "deployments")
 CONFIGMAPS = Resource("", "v1", "configmaps")
@@ -75,3 +78,13 @@ async def reconcile_now(fluxd: Fluxd, name: str, token: str) -> dict[str, Any]:
         lambda o: (o.get("status") or {}).get("lastHandledReconcileAt") == token,
         f"the reconcile requested as {token!r}",
     )
+
+
+async def until(what: str, check: Callable[[], Awaitable[bool]]) -> None:
+    """Poll ``check`` until it holds, as a user re-running ``kubectl get`` would."""
+    try:
+        async with asyncio.timeout(WAIT_TIMEOUT):
+            while not await check():
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        raise AssertionError(f"{what} not seen in {WAIT_TIMEOUT:.0f}s") from None

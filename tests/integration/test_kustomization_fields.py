@@ -23,7 +23,7 @@ from fluxd.kube import client
 from fluxd.kube.resources import SECRETS
 from fluxd.kustomize import build
 from tests.gitservers import GitHTTPServer, GitRemote
-from tests.integration.conftest import WAIT_TIMEOUT, Fluxd
+from tests.integration.conftest import Fluxd
 from tests.integration.kustomizations import (
     CONFIGMAPS,
     DEPLOYMENTS,
@@ -33,6 +33,7 @@ from tests.integration.kustomizations import (
     live,
     reconcile_now,
     setup_source,
+    until,
 )
 
 SOPS_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sops"
@@ -353,9 +354,10 @@ async def test_a_watched_configmap_wakes_its_readers_when_it_changes(
 
     await client.patch(fluxd.api, CONFIGMAPS, ns, "cluster-vars", {"data": {"REGION": "us-2"}})
 
-    async with asyncio.timeout(WAIT_TIMEOUT):
-        while (await live_configmap(fluxd, "settings"))["data"] != {"region": "us-2"}:
-            await asyncio.sleep(0.1)
+    async def substituted_again() -> bool:
+        return bool((await live_configmap(fluxd, "settings"))["data"] == {"region": "us-2"})
+
+    await until("the new value substituted without a reconcile request", substituted_again)
 
 
 def pgp_secret_manifest() -> str:

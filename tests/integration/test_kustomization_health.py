@@ -12,9 +12,8 @@ exit after a second, and a pod annotated ``fluxd.test/fail: "true"`` exits with 
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -39,6 +38,7 @@ from tests.integration.kustomizations import (
     push_and_refresh,
     reconcile_now,
     setup_source,
+    until,
 )
 from tests.integration.widgets import widget_crd
 
@@ -88,16 +88,6 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
     found = conditions.get(obj.get("status") or {}, type_)
     assert found is not None, f"no {type_} condition in {obj.get('status')}"
     return dict(found)
-
-
-async def until(what: str, check: Callable[[], Awaitable[bool]]) -> None:
-    """Poll ``check`` until it holds, as a user re-running ``kubectl get`` would."""
-    try:
-        async with asyncio.timeout(WAIT_TIMEOUT):
-            while not await check():
-                await asyncio.sleep(0.1)
-    except TimeoutError:
-        raise AssertionError(f"{what} not seen in {WAIT_TIMEOUT:.0f}s") from None
 
 
 async def served(api: ApiClient, resource: Resource, namespace: str) -> bool:
