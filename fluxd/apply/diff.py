@@ -1,13 +1,13 @@
 """What applying objects would change, without changing anything: ``fluxd diff``.
 
-Each object goes through the same dry-run the apply manager plans with (server-side
-apply, ``dryRun=All``, the manager's field manager, ownership forced), and the answer is
-compared to the live object the same way drift is detected, so ``fluxd diff`` reports
-drift exactly when the next reconcile would write. Objects the manager would skip
-(``ssa: Ignore``, ``reconcile: disabled``, ``ssa: IfNotPresent`` on an existing object)
-are skipped here too. Objects of the previous inventory that a prune would delete are
-reported as ``deleted`` (only those that exist, still carry the owner labels and are not
-``prune: disabled``).
+Each object goes through the apply manager's own planning (:meth:`ApplyManager.plan`:
+the same dry-run, skips, drift-ignore rules and drift test), so ``fluxd diff`` reports
+an object when the next reconcile would change its content. (Fields ``kubectl`` added,
+which that apply takes over and so removes, are still in the dry-run's answer: they do
+not show.) Objects of
+the previous inventory that a prune would delete are reported as ``deleted``
+(:meth:`ApplyManager.would_delete`: they exist, still carry the owner labels and are
+not ``prune: disabled``).
 
 An object is ``created`` when it does not exist; also when its kind or namespace does not
 exist yet (a CRD or Namespace that the same build creates): the dry-run cannot run then.
@@ -26,21 +26,10 @@ from typing import Any, Literal
 
 import yaml
 
-from fluxd.apply.errors import ApplyError
 from fluxd.apply.ignore import DriftIgnore
 from fluxd.apply.inventory import ObjectRef, apply_order
-from fluxd.apply.manager import (
-    EXCLUDED,
-    IF_NOT_PRESENT,
-    PRUNE_EXCLUDED,
-    ApplyManager,
-    any_in_metadata,
-    drifted,
-    dry_run_failure,
-    server_words,
-)
+from fluxd.apply.manager import ApplyManager, drifted
 from fluxd.apply.mapper import NoKindMatchError
-from fluxd.kube import client
 
 __all__ = ["DiffAction", "ObjectDiff", "diff_objects", "render_diff"]
 
@@ -80,7 +69,7 @@ async def diff_objects(
         if change is not None:
             found.append(change)
     for ref in prune:
-        if await _would_delete(manager, ref, owner_labels or {}):
+        if await manager.would_delete(ref, owner_labels or {}):
             found.append(ObjectDiff(ref, "deleted"))
     return found
 
@@ -88,66 +77,20 @@ async def diff_objects(
 async def _diff_one(
     manager: ApplyManager, obj: Mapping[str, Any], ignore: DriftIgnore | None
 ) -> ObjectDiff | None:
-    ref = ObjectRef.of(obj)
-    if not (ref.kind and ref.version and ref.name):
-        raise ApplyError(
-            f"{ref}: not a Kubernetes object: apiVersion, kind and metadata.name are required"
-        )
     try:
-        resource = await manager.mapper.resource_for(ref.api_version, ref.kind)
-    except NoKindMatchError:
-        return ObjectDiff(ref, "created")
-    body = copy.deepcopy(dict(obj))
-    if not resource.namespaced:
-        body.setdefault("metadata", {}).pop("namespace", None)
-        ref = dataclasses.replace(ref, namespace="")
-    elif not ref.namespace:
-        raise ApplyError(
-            f"{ref} namespace not specified: a {ref.kind} lives in a namespace; set "
-            "metadata.namespace or the Kustomization's spec.targetNamespace"
-        )
-    try:
-        live = await manager._get(resource, ref)
-    except client.ApiError as error:
-        raise ApplyError(f"{ref} query failed: {server_words(error)}") from error
-    if any_in_metadata(body, EXCLUDED) or (live is not None and any_in_metadata(live, EXCLUDED)):
+        plan = await manager.plan(obj, ignore=ignore, namespace_pending=True)
+    except NoKindMatchError:  # its CRD is created by this build
+        return ObjectDiff(ObjectRef.of(obj), "created")
+    if plan.action == "created":
+        return ObjectDiff(plan.ref, "created")
+    # The content the dry-run shows: fields kubectl added, which the apply would take
+    # over and so remove, are still in its answer and not shown.
+    if plan.live is None or plan.merged is None or not drifted(plan.live, plan.merged):
         return None
-    if live is not None and any_in_metadata(body, IF_NOT_PRESENT):
-        return None
-    if ignore and live is not None:
-        body = ignore.keep_live(body, live)
-    try:
-        merged = await manager._apply(resource, ref, body, dry_run=True)
-    except client.ApiError as error:
-        if live is None and error.not_found:  # its namespace is created by this build
-            return ObjectDiff(ref, "created")
-        raise ApplyError(dry_run_failure(ref, error)) from error
-    if live is None:
-        return ObjectDiff(ref, "created")
-    if not drifted(live, merged):
-        return None
+    live, merged = plan.live, plan.merged
     if _is_secret(live):
         live, merged = _mask_changes(live, merged, "before"), _mask_changes(merged, live, "after")
-    return ObjectDiff(ref, "drifted", _printable(live), _printable(merged))
-
-
-async def _would_delete(
-    manager: ApplyManager, ref: ObjectRef, owner_labels: Mapping[str, str]
-) -> bool:
-    try:
-        resource = await manager.mapper.resource_for(ref.api_version, ref.kind)
-    except NoKindMatchError:
-        return False
-    try:
-        live = await manager._get(resource, ref)
-    except client.ApiError as error:
-        raise ApplyError(f"{ref} query failed: {server_words(error)}") from error
-    if live is None:
-        return False
-    labels = (live.get("metadata") or {}).get("labels") or {}
-    if any(labels.get(key) != value for key, value in owner_labels.items()):
-        return False
-    return not any_in_metadata(live, PRUNE_EXCLUDED)
+    return ObjectDiff(plan.ref, "drifted", _printable(live), _printable(merged))
 
 
 def _printable(obj: Mapping[str, Any]) -> dict[str, Any]:

@@ -61,6 +61,7 @@ __all__ = [
     "SSA_ANNOTATION",
     "ApplyError",
     "ApplyManager",
+    "Plan",
 ]
 
 SSA_ANNOTATION = "kustomize.toolkit.fluxcd.io/ssa"
@@ -84,8 +85,11 @@ _READ_ATTEMPTS = 3
 
 
 @dataclasses.dataclass
-class _Plan:
-    """What the apply step will do with one object, decided before anything is written."""
+class Plan:
+    """What the apply step will do with one object, decided before anything is written.
+
+    For an existing object, ``live`` is it as read and ``merged`` the dry-run's answer
+    (what applying would make of it); both are ``None`` for a new one."""
 
     ref: ObjectRef
     resource: Resource
@@ -93,6 +97,8 @@ class _Plan:
     action: Action
     recreate: bool = False
     take_over: bool = False
+    live: dict[str, Any] | None = None
+    merged: dict[str, Any] | None = None
 
 
 class ApplyManager:
@@ -148,24 +154,36 @@ class ApplyManager:
 
     async def _plan_stage(
         self, stage: list[Mapping[str, Any]], *, force: bool, ignore: DriftIgnore | None
-    ) -> list[_Plan]:
+    ) -> list[Plan]:
         limit = asyncio.Semaphore(self._concurrency)
 
-        async def plan(obj: Mapping[str, Any]) -> _Plan:
+        async def plan(obj: Mapping[str, Any]) -> Plan:
             async with limit:
-                return await self._plan(obj, force=force, ignore=ignore)
+                return await self.plan(obj, force=force, ignore=ignore)
 
         results = await asyncio.gather(*(plan(obj) for obj in stage), return_exceptions=True)
-        plans: list[_Plan] = []
+        plans: list[Plan] = []
         for result in results:  # report the first failure in apply order
             if isinstance(result, BaseException):
                 raise result
             plans.append(result)
         return plans
 
-    async def _plan(
-        self, obj: Mapping[str, Any], *, force: bool, ignore: DriftIgnore | None = None
-    ) -> _Plan:
+    async def plan(
+        self,
+        obj: Mapping[str, Any],
+        *,
+        force: bool = False,
+        ignore: DriftIgnore | None = None,
+        namespace_pending: bool = False,
+    ) -> Plan:
+        """Decide what applying ``obj`` would do, writing nothing (step 1 above).
+
+        Raises :class:`ApplyError` naming the object, a :class:`NoKindMatchError` when
+        its kind is not served. ``namespace_pending`` (for ``fluxd diff``, which applies
+        nothing) plans an object whose namespace does not exist yet as ``created``: a
+        Namespace of the same build would make it.
+        """
         ref = ObjectRef.of(obj)
         if not (ref.kind and ref.version and ref.name):
             raise ApplyError(
@@ -174,7 +192,7 @@ class ApplyManager:
         try:
             resource = await self.mapper.resource_for(ref.api_version, ref.kind)
         except ApplyError as error:
-            raise ApplyError(f"{ref} dry-run failed: {error}") from error
+            raise type(error)(f"{ref} dry-run failed: {error}") from error
         body = copy.deepcopy(dict(obj))
         metadata = body.setdefault("metadata", {})
         if not resource.namespaced:
@@ -187,14 +205,14 @@ class ApplyManager:
             )
 
         if any_in_metadata(body, EXCLUDED):
-            return _Plan(ref, resource, body, "skipped")
+            return Plan(ref, resource, body, "skipped")
         # The dry-run itself tells a new object (its answer has no resourceVersion), so the
         # live object is read first only when the decision needs it before the dry-run.
         live = await self._read(resource, ref) if ignore or _if_not_present(body) else None
         for attempt in range(1, _READ_ATTEMPTS + 1):
             if live is not None:
                 if any_in_metadata(live, EXCLUDED) or _if_not_present(body):
-                    return _Plan(ref, resource, body, "skipped")
+                    return Plan(ref, resource, body, "skipped")
                 if ignore:
                     body = ignore.keep_live(body, live)
             try:
@@ -202,7 +220,9 @@ class ApplyManager:
             except client.ApiError as error:
                 live = live or await self._read(resource, ref)
                 if live is not None and any_in_metadata(live, EXCLUDED):
-                    return _Plan(ref, resource, body, "skipped")
+                    return Plan(ref, resource, body, "skipped")
+                if live is None and error.not_found and namespace_pending:
+                    return Plan(ref, resource, body, "created")
                 if live is None or not await self._refused_as_update(resource, ref, body, error):
                     raise ApplyError(dry_run_failure(ref, error)) from error
                 if not (force or any_in_metadata(body, _FORCED) or any_in_metadata(live, _FORCED)):
@@ -210,9 +230,9 @@ class ApplyManager:
                         f"{dry_run_failure(ref, error)}; this change needs {ref} to be "
                         "recreated: set spec.force: true to delete and re-create it"
                     ) from error
-                return _Plan(ref, resource, body, "created", recreate=True)
+                return Plan(ref, resource, body, "created", recreate=True)
             if not _version(merged):
-                return _Plan(ref, resource, body, "created")
+                return Plan(ref, resource, body, "created")
             if live is None or _version(live) != _version(merged):
                 live = await self._read(resource, ref)
             # The dry-run merged into the version we read unless a controller wrote the
@@ -222,7 +242,7 @@ class ApplyManager:
                 _version(merged) == _version(live) or attempt == _READ_ATTEMPTS
             ):
                 if any_in_metadata(live, EXCLUDED):
-                    return _Plan(ref, resource, body, "skipped")
+                    return Plan(ref, resource, body, "skipped")
                 # Fields kubectl added are taken over so that the apply removes them:
                 # a change even when the dry-run (which keeps them) shows none.
                 take_over = not (
@@ -230,7 +250,9 @@ class ApplyManager:
                 ) and (takeover(live, self.field_manager) is not None)
                 drift = take_over or drifted(live, merged)
                 action: Action = "configured" if drift else "unchanged"
-                return _Plan(ref, resource, body, action, take_over=take_over)
+                return Plan(
+                    ref, resource, body, action, take_over=take_over, live=live, merged=merged
+                )
         raise ApplyError(f"{ref} kept changing while being planned; it will be tried again")
 
     async def _refused_as_update(
@@ -258,7 +280,7 @@ class ApplyManager:
             return False
         return True
 
-    async def _execute(self, plans: list[_Plan], changes: ChangeSet, wait_timeout: float) -> None:
+    async def _execute(self, plans: list[Plan], changes: ChangeSet, wait_timeout: float) -> None:
         for plan in plans:
             try:
                 if plan.recreate:
@@ -276,7 +298,7 @@ class ApplyManager:
                 raise
             changes.add(plan.ref, plan.action)
 
-    async def _take_over(self, plan: _Plan) -> None:
+    async def _take_over(self, plan: Plan) -> None:
         """Hand kubectl's fields to this manager (:mod:`fluxd.apply.ownership`), on the
         object as it is now. The patch holds only for the version read: a controller
         writing in between (a Deployment's status) makes the server refuse it, and it
@@ -307,7 +329,7 @@ class ApplyManager:
                 if error.status != 422 or attempt == _READ_ATTEMPTS:
                     raise
 
-    async def _delete_and_wait(self, plan: _Plan, patience: float) -> None:
+    async def _delete_and_wait(self, plan: Plan, patience: float) -> None:
         await client.delete(
             self.api,
             plan.resource,
@@ -328,7 +350,7 @@ class ApplyManager:
             ) from None
 
     async def _wait_established(
-        self, plans: list[_Plan], changes: ChangeSet, patience: float
+        self, plans: list[Plan], changes: ChangeSet, patience: float
     ) -> None:
         """Wait until the first stage's CRDs are served and its Namespaces active (its
         ClusterRoles need no waiting)."""
@@ -390,25 +412,22 @@ class ApplyManager:
             raise ApplyError(f"delete failed: {'; '.join(failures)}", changes=changes)
         return changes
 
+    async def would_delete(self, ref: ObjectRef, owner_labels: Mapping[str, str]) -> bool:
+        """Whether :meth:`delete_all` would delete ``ref`` now: it exists, still carries
+        ``owner_labels`` and is not excluded from pruning."""
+        _, live = await self._deletable(ref, owner_labels, None)
+        return live is not None
+
     async def _delete(
         self,
         ref: ObjectRef,
         owner_labels: Mapping[str, str],
         skip: Callable[[dict[str, Any]], bool] | None,
     ) -> Action:
-        try:
-            resource = await self.mapper.resource_for(ref.api_version, ref.kind)
-        except NoKindMatchError:
-            return "deleted"  # its CRD is gone, and every object of the kind with it
-        except ApplyError as error:
-            raise ApplyError(f"{ref} query failed: {error}") from error
-        live = await self._read(resource, ref)
-        if live is None:
+        resource, live = await self._deletable(ref, owner_labels, skip)
+        if resource is None:
             return "deleted"
-        labels = (live.get("metadata") or {}).get("labels") or {}
-        if any(labels.get(key) != value for key, value in owner_labels.items()):
-            return "skipped"
-        if any_in_metadata(live, PRUNE_EXCLUDED) or (skip is not None and skip(live)):
+        if live is None:
             return "skipped"
         try:
             await client.delete(
@@ -417,6 +436,31 @@ class ApplyManager:
         except client.ApiError as error:
             raise ApplyError(f"{ref} delete failed: {server_words(error)}") from error
         return "deleted"
+
+    async def _deletable(
+        self,
+        ref: ObjectRef,
+        owner_labels: Mapping[str, str],
+        skip: Callable[[dict[str, Any]], bool] | None,
+    ) -> tuple[Resource | None, dict[str, Any] | None]:
+        """``ref``'s collection and live object when it may be deleted; the collection
+        and ``None`` when it is to be left alone; ``(None, None)`` when it is gone (or
+        its kind is: its CRD was deleted, and every object of the kind with it)."""
+        try:
+            resource = await self.mapper.resource_for(ref.api_version, ref.kind)
+        except NoKindMatchError:
+            return None, None
+        except ApplyError as error:
+            raise ApplyError(f"{ref} query failed: {error}") from error
+        live = await self._read(resource, ref)
+        if live is None:
+            return None, None
+        labels = (live.get("metadata") or {}).get("labels") or {}
+        if any(labels.get(key) != value for key, value in owner_labels.items()):
+            return resource, None
+        if any_in_metadata(live, PRUNE_EXCLUDED) or (skip is not None and skip(live)):
+            return resource, None
+        return resource, live
 
     # -- requests ---------------------------------------------------------------------------
 
