@@ -24,12 +24,12 @@ from dulwich.refs import Ref
 from dulwich.repo import MemoryRepo
 
 from fluxd.api import GIT_REPOSITORY
-from fluxd.demo import demo_repository, serve_repository
-from fluxd.devcluster import LocalControlPlane, install_crds
+from fluxd.daemon.manager import Daemon, Options
+from fluxd.dev.controlplane import LocalControlPlane, install_crds
+from fluxd.dev.demo import demo_repository, serve_repository
 from fluxd.kube import client
+from fluxd.kube.objects import resource_of
 from fluxd.kube.resources import NAMESPACES
-from fluxd.manager import Daemon, Options
-from fluxd.reconcilers.objects import resource_of
 
 NAMESPACE = "bench"
 MAIN = Ref(b"refs/heads/main")

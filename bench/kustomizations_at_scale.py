@@ -3,7 +3,7 @@
 Flux's own scaling figure is 1000 Kustomizations Ready in 4m16s on a 16-core runner.
 This bench measures fluxd on the same shape of work, everything real and on loopback:
 
-- the local control plane of :mod:`fluxd.devcluster` (kube-apiserver + etcd +
+- the local control plane of :mod:`fluxd.dev.controlplane` (kube-apiserver + etcd +
   controller-manager + scheduler + the simulated node that runs the pods);
 - N git repositories served from memory over smart HTTP by ONE threaded WSGI server
   (dulwich ``DictBackend``, a path per repository), each holding ``deploy/`` with a
@@ -67,13 +67,13 @@ from dulwich.repo import MemoryRepo
 from dulwich.server import BackendRepo, DictBackend
 from dulwich.web import make_wsgi_chain
 
-from fluxd import conditions, logs
 from fluxd.api import GIT_REPOSITORY, KUSTOMIZATION
-from fluxd.devcluster import LocalControlPlane, install_crds
+from fluxd.dev.controlplane import LocalControlPlane, install_crds
 from fluxd.kube import client
 from fluxd.kube.informer import Informer
+from fluxd.kube.objects import resource_of
 from fluxd.kube.resources import NAMESPACES
-from fluxd.reconcilers.objects import resource_of
+from fluxd.runtime import conditions, logs
 
 NAMESPACE = "bench"
 MAIN = Ref(b"refs/heads/main")

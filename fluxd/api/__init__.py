@@ -5,7 +5,9 @@ Each Flux kind's spec is a frozen dataclass (``GitRepositorySpec``,
 CRDs in ``manifests/`` are generated from these classes
 (``python -m fluxd.api.generate``), and reconcilers parse objects with the same
 classes, so the schema the API server enforces and the defaults reconcilers see
-cannot drift apart.
+cannot drift apart. Fields several kinds share live on bases (``SourceSpec``,
+``FetchedSourceSpec``, ``HelmAction``, ...): code written against a base serves every
+kind derived from it.
 
 Typical use::
 
@@ -22,9 +24,11 @@ and printer columns; ``kind_for(api_version, kind)`` and ``lookup(kind)`` find o
 """
 
 from fluxd.api._helm import (
+    ChartReference,
     CrossNamespaceObjectReference,
     DriftDetection,
     Filter,
+    HelmAction,
     HelmChartTemplate,
     HelmChartTemplateObjectMeta,
     HelmChartTemplateSpec,
@@ -36,6 +40,9 @@ from fluxd.api._helm import (
     InstallRemediation,
     Kustomize,
     PostRenderer,
+    ReleaseAction,
+    Remediation,
+    RenderAction,
     Rollback,
     Test,
     Uninstall,
@@ -129,10 +136,12 @@ from fluxd.api._schema import (
 from fluxd.api._source import (
     BucketSpec,
     BucketSTSSpec,
+    FetchedSourceSpec,
     GitRepositoryInclude,
     GitRepositoryRef,
     GitRepositorySpec,
     GitRepositoryVerification,
+    HelmChartBuild,
     HelmChartSpec,
     HelmRepositorySpec,
     LocalHelmChartSourceReference,
@@ -141,6 +150,9 @@ from fluxd.api._source import (
     OCIRepositorySpec,
     OCIRepositoryVerification,
     OIDCIdentityMatch,
+    PolledSourceSpec,
+    SignatureVerification,
+    SourceSpec,
 )
 
 __all__ = [
@@ -166,6 +178,7 @@ __all__ = [
     "AlphabeticalPolicy",
     "BucketSTSSpec",
     "BucketSpec",
+    "ChartReference",
     "CommitSpec",
     "CommitUser",
     "CommonMetadata",
@@ -176,6 +189,7 @@ __all__ = [
     "DependencyReference",
     "DriftDetection",
     "DriftIgnoreRule",
+    "FetchedSourceSpec",
     "Filter",
     "GitCheckoutSpec",
     "GitRepositoryInclude",
@@ -184,6 +198,8 @@ __all__ = [
     "GitRepositoryVerification",
     "GitSourceReference",
     "GitSpec",
+    "HelmAction",
+    "HelmChartBuild",
     "HelmChartSpec",
     "HelmChartTemplate",
     "HelmChartTemplateObjectMeta",
@@ -220,17 +236,23 @@ __all__ = [
     "OCIRepositoryVerification",
     "OIDCIdentityMatch",
     "Patch",
+    "PolledSourceSpec",
     "PostBuild",
     "PostRenderer",
     "PrinterColumn",
     "ProviderSpec",
     "PushSpec",
     "ReceiverSpec",
+    "ReleaseAction",
+    "Remediation",
+    "RenderAction",
     "Rollback",
     "SecretKeyReference",
     "Selector",
     "SemVerPolicy",
+    "SignatureVerification",
     "SigningKey",
+    "SourceSpec",
     "SpecError",
     "SubstituteReference",
     "TagFilter",

@@ -4,6 +4,12 @@ Mirrors helm-controller's ``api/v2``. The same schema is also served as
 ``v2beta1``/``v2beta2`` (no conversion webhook): real-world YAML still uses the
 beta versions, and the fields that matter are the same. Go-side defaults (timeout
 5m, max history 5, persistent client, remediation strategy) are properties here.
+
+The actions' shared fields are declared once, on ``HelmAction`` (every action),
+``ReleaseAction`` (install, upgrade, rollback) and ``RenderAction`` (install and
+upgrade), and the remediations' on ``Remediation``; the two chart references' on
+``ChartReference``. The chart template shares its build fields and its verification
+with the HelmChart kind.
 """
 
 # fluxd.api._schema.field is a dataclass field specifier, not a mutable default.
@@ -12,23 +18,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from fluxd.api._meta import (
     Image,
     JSON6902Patch,
     KubeConfigReference,
-    LocalObjectReference,
     NamespacedObjectReference,
     Patch,
     Selector,
 )
 from fluxd.api._schema import DURATION_PATTERN, Rule, field, parse_duration
+from fluxd.api._source import HelmChartBuild, SignatureVerification
 
 __all__ = [
+    "ChartReference",
     "CrossNamespaceObjectReference",
     "DriftDetection",
     "Filter",
+    "HelmAction",
     "HelmChartTemplate",
     "HelmChartTemplateObjectMeta",
     "HelmChartTemplateSpec",
@@ -40,6 +48,9 @@ __all__ = [
     "InstallRemediation",
     "Kustomize",
     "PostRenderer",
+    "ReleaseAction",
+    "Remediation",
+    "RenderAction",
     "Rollback",
     "Test",
     "Uninstall",
@@ -48,46 +59,42 @@ __all__ = [
     "ValuesReference",
 ]
 
-_ACTION_TIMEOUT_DOC = (
-    "Timeout of each Kubernetes operation of this action; spec.timeout when not set."
-)
 _CRDS = ("Skip", "Create", "CreateReplace")
 
 
 @dataclass(frozen=True, kw_only=True)
-class CrossNamespaceObjectReference:
-    """The source (HelmRepository, GitRepository or Bucket) the chart comes from."""
+class ChartReference:
+    """The object a release's chart comes from, possibly in another namespace; each of
+    the two references (``chart.spec.sourceRef``, ``chartRef``) allows its own kinds."""
 
     api_version: str | None = field("apiVersion", "API version of the referent.")
+    name: str = field("name", "Name of the referent.", required=True, min_length=1, max_length=253)
+    namespace: str | None = field(
+        "namespace",
+        "Namespace of the referent; the HelmRelease's namespace when not set.",
+        min_length=1,
+        max_length=63,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CrossNamespaceObjectReference(ChartReference):
+    """The source (HelmRepository, GitRepository or Bucket) the chart comes from."""
+
     kind: str = field(
         "kind",
         "Kind of the referent.",
         required=True,
         enum=("HelmRepository", "GitRepository", "Bucket"),
     )
-    name: str = field("name", "Name of the referent.", required=True, min_length=1, max_length=253)
-    namespace: str | None = field(
-        "namespace",
-        "Namespace of the referent; the HelmRelease's namespace when not set.",
-        min_length=1,
-        max_length=63,
-    )
 
 
 @dataclass(frozen=True, kw_only=True)
-class HelmReleaseSourceReference:
+class HelmReleaseSourceReference(ChartReference):
     """A source object that directly provides the chart artifact."""
 
-    api_version: str | None = field("apiVersion", "API version of the referent.")
     kind: str = field(
         "kind", "Kind of the referent.", required=True, enum=("OCIRepository", "HelmChart")
-    )
-    name: str = field("name", "Name of the referent.", required=True, min_length=1, max_length=253)
-    namespace: str | None = field(
-        "namespace",
-        "Namespace of the referent; the HelmRelease's namespace when not set.",
-        min_length=1,
-        max_length=63,
     )
 
 
@@ -125,15 +132,8 @@ class ValuesReference:
 
 
 @dataclass(frozen=True, kw_only=True)
-class HelmChartTemplateVerification:
+class HelmChartTemplateVerification(SignatureVerification):
     """Signature verification of an OCI chart."""
-
-    provider: str = field(
-        "provider", "Signing technology.", schema_default="cosign", enum=("cosign", "notation")
-    )
-    secret_ref: LocalObjectReference | None = field(
-        "secretRef", "Secret with the trusted public keys."
-    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,8 +147,12 @@ class HelmChartTemplateObjectMeta:
 
 
 @dataclass(frozen=True, kw_only=True)
-class HelmChartTemplateSpec:
+class HelmChartTemplateSpec(HelmChartBuild):
     """Template of the HelmChart spec fluxd creates for this release."""
+
+    __descriptions__: ClassVar[Mapping[str, str]] = {
+        "reconcile_strategy": "New chart artifact on a new version, or on every source revision.",
+    }
 
     chart: str = field(
         "chart",
@@ -157,11 +161,6 @@ class HelmChartTemplateSpec:
         min_length=1,
         max_length=2048,
     )
-    version: str = field(
-        "version",
-        "Semver range of the chart version (HelmRepository sources only).",
-        schema_default="*",
-    )
     source_ref: CrossNamespaceObjectReference = field(
         "sourceRef", "Source holding the chart.", required=True
     )
@@ -169,21 +168,6 @@ class HelmChartTemplateSpec:
         "interval",
         "How often the source is checked; the release interval when not set.",
         pattern=DURATION_PATTERN,
-    )
-    reconcile_strategy: str = field(
-        "reconcileStrategy",
-        "New chart artifact on a new version, or on every source revision.",
-        schema_default="ChartVersion",
-        enum=("ChartVersion", "Revision"),
-    )
-    values_files: tuple[str, ...] = field(
-        "valuesFiles", "Values files in the source merged in order, last wins.", default=()
-    )
-    values_file: str | None = field(
-        "valuesFile", "Deprecated: a values file merged before valuesFiles."
-    )
-    ignore_missing_values_files: bool = field(
-        "ignoreMissingValuesFiles", "Skip values files that do not exist.", default=False
     )
     verify: HelmChartTemplateVerification | None = field(
         "verify", "Signature verification (OCI sources only)."
@@ -225,8 +209,9 @@ class DriftDetection:
 
 
 @dataclass(frozen=True, kw_only=True)
-class InstallRemediation:
-    """What to do when an install fails."""
+class Remediation:
+    """What install and upgrade remediations share: how often to retry, and whether failed
+    tests count as failures."""
 
     retries: int = field(
         "retries", "Retries before giving up; negative means unlimited.", default=0
@@ -234,28 +219,58 @@ class InstallRemediation:
     ignore_test_failures: bool | None = field(
         "ignoreTestFailures", "Do not remediate failed tests; test.ignoreFailures when not set."
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstallRemediation(Remediation):
+    """What to do when an install fails."""
+
     remediate_last_failure: bool | None = field(
         "remediateLastFailure", "Remediate the last failure too; false when not set."
     )
 
 
 @dataclass(frozen=True, kw_only=True)
-class Install:
-    """Configuration of Helm install actions."""
+class HelmAction:
+    """What the configuration of every Helm action has: a timeout of its own."""
 
-    timeout: str | None = field("timeout", _ACTION_TIMEOUT_DOC, pattern=DURATION_PATTERN)
-    remediation: InstallRemediation | None = field(
-        "remediation", "Remediation of failed installs; none by default."
+    timeout: str | None = field(
+        "timeout",
+        "Timeout of each Kubernetes operation of this action; spec.timeout when not set.",
+        pattern=DURATION_PATTERN,
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReleaseAction(HelmAction):
+    """An action that writes a release's resources (install, upgrade, rollback): its hooks
+    run and its resources are waited for, unless disabled."""
+
     disable_wait: bool = field("disableWait", "Do not wait for resources.", default=False)
     disable_wait_for_jobs: bool = field(
         "disableWaitForJobs", "Do not wait for Jobs to complete.", default=False
     )
     disable_hooks: bool = field("disableHooks", "Do not run hooks.", default=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenderAction(ReleaseAction):
+    """An action that renders the chart first (install, upgrade): the rendered manifests
+    are validated against the cluster's OpenAPI schema, unless disabled."""
+
     disable_open_api_validation: bool = field(
         "disableOpenAPIValidation",
         "Skip OpenAPI validation of rendered manifests.",
         default=False,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Install(RenderAction):
+    """Configuration of Helm install actions."""
+
+    remediation: InstallRemediation | None = field(
+        "remediation", "Remediation of failed installs; none by default."
     )
     replace: bool = field(
         "replace", "Reuse the name of a deleted release kept in history.", default=False
@@ -270,15 +285,9 @@ class Install:
 
 
 @dataclass(frozen=True, kw_only=True)
-class UpgradeRemediation:
+class UpgradeRemediation(Remediation):
     """What to do when an upgrade fails."""
 
-    retries: int = field(
-        "retries", "Retries before giving up; negative means unlimited.", default=0
-    )
-    ignore_test_failures: bool | None = field(
-        "ignoreTestFailures", "Do not remediate failed tests; test.ignoreFailures when not set."
-    )
     remediate_last_failure: bool | None = field(
         "remediateLastFailure", "Remediate the last failure too; true if retries > 0 when not set."
     )
@@ -294,22 +303,11 @@ class UpgradeRemediation:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Upgrade:
+class Upgrade(RenderAction):
     """Configuration of Helm upgrade actions."""
 
-    timeout: str | None = field("timeout", _ACTION_TIMEOUT_DOC, pattern=DURATION_PATTERN)
     remediation: UpgradeRemediation | None = field(
         "remediation", "Remediation of failed upgrades; none by default."
-    )
-    disable_wait: bool = field("disableWait", "Do not wait for resources.", default=False)
-    disable_wait_for_jobs: bool = field(
-        "disableWaitForJobs", "Do not wait for Jobs to complete.", default=False
-    )
-    disable_hooks: bool = field("disableHooks", "Do not run hooks.", default=False)
-    disable_open_api_validation: bool = field(
-        "disableOpenAPIValidation",
-        "Skip OpenAPI validation of rendered manifests.",
-        default=False,
     )
     force: bool = field("force", "Force resource updates by replacement.", default=False)
     preserve_values: bool = field(
@@ -330,11 +328,10 @@ class Filter:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Test:
+class Test(HelmAction):
     """Configuration of Helm test actions."""
 
     enable: bool = field("enable", "Run tests after install and upgrade.", default=False)
-    timeout: str | None = field("timeout", _ACTION_TIMEOUT_DOC, pattern=DURATION_PATTERN)
     ignore_failures: bool = field(
         "ignoreFailures", "Do not remediate when tests fail.", default=False
     )
@@ -342,15 +339,9 @@ class Test:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Rollback:
+class Rollback(ReleaseAction):
     """Configuration of Helm rollback actions."""
 
-    timeout: str | None = field("timeout", _ACTION_TIMEOUT_DOC, pattern=DURATION_PATTERN)
-    disable_wait: bool = field("disableWait", "Do not wait for resources.", default=False)
-    disable_wait_for_jobs: bool = field(
-        "disableWaitForJobs", "Do not wait for Jobs to complete.", default=False
-    )
-    disable_hooks: bool = field("disableHooks", "Do not run hooks.", default=False)
     recreate: bool = field("recreate", "Restart pods where applicable.", default=False)
     force: bool = field("force", "Force resource updates by replacement.", default=False)
     cleanup_on_fail: bool = field(
@@ -359,10 +350,9 @@ class Rollback:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Uninstall:
+class Uninstall(HelmAction):
     """Configuration of Helm uninstall actions."""
 
-    timeout: str | None = field("timeout", _ACTION_TIMEOUT_DOC, pattern=DURATION_PATTERN)
     disable_hooks: bool = field("disableHooks", "Do not run hooks.", default=False)
     keep_history: bool = field(
         "keepHistory", "Keep the release history (mark as uninstalled).", default=False

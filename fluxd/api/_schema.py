@@ -23,6 +23,15 @@ Cross-field rules (Flux's CEL ``x-kubernetes-validations``) are declared per cla
 as ``Rule`` entries: the CEL text goes into the CRD verbatim, and a Python predicate
 enforces the same rule in the parser.
 
+Fields several kinds share (a source's ``interval`` and ``timeout``, a Helm action's
+``disableHooks``) are declared once, on a base class the kinds derive from, so their
+wire name, type, default and validation cannot differ between kinds. Flux words some
+of them for each kind ("Timeout of Git operations", "Timeout of registry operations"):
+a class names those in ``__descriptions__`` (attribute name -> description), which
+replaces the inherited description and nothing else. Inherited fields come first in
+the dataclass; nothing depends on that order but which of several invalid fields the
+parser names: schemas sort properties by name, and classes are built by keyword.
+
 Supported attribute types are deliberately few: ``str``, ``bool``, ``int``,
 ``float``, nested API classes, ``X | None``, ``tuple[X, ...]`` (JSON arrays),
 ``Mapping[str, str]`` (string maps) and ``Any`` (free-form JSON, stored with
@@ -175,12 +184,18 @@ def _attrs(cls: type[Any]) -> tuple[_Attr, ...]:
     if cached is not None:
         return cached
     hints = typing.get_type_hints(cls)
+    descriptions: Mapping[str, str] = getattr(cls, "__descriptions__", {})
     out = []
     for f in dataclasses.fields(cls):
         info = f.metadata.get(_META_KEY)
         if not isinstance(info, FieldInfo):
             raise TypeError(f"{cls.__name__}.{f.name} is not declared with fluxd.api field()")
+        if f.name in descriptions:
+            info = dataclasses.replace(info, description=descriptions[f.name])
         out.append(_Attr(f.name, info, hints[f.name], f))
+    unknown = sorted(set(descriptions) - {a.name for a in out})
+    if unknown:
+        raise TypeError(f"{cls.__name__}.__descriptions__ names no field: {', '.join(unknown)}")
     result = tuple(out)
     _ATTR_CACHE[cls] = result
     return result

@@ -4,14 +4,21 @@ Field names, defaults, enums and patterns follow source-controller's ``api/v1``.
 Where Flux leaves a field empty and resolves the default in Go (the git branch
 ``master``, the OCI tag ``latest``), the helper methods here do the same, so the
 reconcilers do not re-derive Flux's precedence rules.
+
+The fields the kinds share are declared once, on the bases ``SourceSpec`` (every
+kind), ``PolledSourceSpec`` (an interval) and ``FetchedSourceSpec`` (a file tree
+fetched from a server), so a reconciler written against a base serves each kind that
+derives from it. ``HelmChartBuild`` and ``SignatureVerification`` are shared with the
+HelmRelease's chart template, from which fluxd creates HelmCharts.
 """
 
 # fluxd.api._schema.field is a dataclass field specifier, not a mutable default.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from fluxd.api._meta import AccessFrom, LocalObjectReference
 from fluxd.api._schema import DURATION_PATTERN, SHORT_DURATION_PATTERN, Rule, field
@@ -19,10 +26,12 @@ from fluxd.api._schema import DURATION_PATTERN, SHORT_DURATION_PATTERN, Rule, fi
 __all__ = [
     "BucketSTSSpec",
     "BucketSpec",
+    "FetchedSourceSpec",
     "GitRepositoryInclude",
     "GitRepositoryRef",
     "GitRepositorySpec",
     "GitRepositoryVerification",
+    "HelmChartBuild",
     "HelmChartSpec",
     "HelmRepositorySpec",
     "LocalHelmChartSourceReference",
@@ -31,11 +40,100 @@ __all__ = [
     "OCIRepositorySpec",
     "OCIRepositoryVerification",
     "OIDCIdentityMatch",
+    "PolledSourceSpec",
+    "SignatureVerification",
+    "SourceSpec",
 ]
 
 _INTERVAL_DOC = "How often the source is checked for updates (approximate, jittered)."
 
 GitRefKind = Literal["commit", "name", "semver", "tag", "branch"]
+
+
+# --------------------------------------------------------------------------- shared bases
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceSpec:
+    """What the spec of every source kind has."""
+
+    suspend: bool = field("suspend", "Suspend reconciliation of this object.", default=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolledSourceSpec(SourceSpec):
+    """A source checked for updates on an interval: every kind but HelmRepository, whose
+    interval is optional because an OCI HelmRepository is never polled."""
+
+    interval: str = field("interval", _INTERVAL_DOC, required=True, pattern=DURATION_PATTERN)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FetchedSourceSpec(PolledSourceSpec):
+    """A source whose artifact is a file tree fetched from a server (GitRepository,
+    OCIRepository, Bucket): within a timeout, with credentials, maybe through a proxy,
+    and filtered by ignore rules."""
+
+    timeout: str = field(
+        "timeout",
+        "Timeout of fetch operations.",
+        schema_default="60s",
+        pattern=SHORT_DURATION_PATTERN,
+    )
+    ignore: str | None = field("ignore", "Exclusion patterns in .sourceignore format.")
+    secret_ref: LocalObjectReference | None = field(
+        "secretRef", "Secret with the credentials for the server."
+    )
+    proxy_secret_ref: LocalObjectReference | None = field(
+        "proxySecretRef", "Secret with the proxy to use."
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class HelmChartBuild:
+    """How a chart artifact is built: which version, when it is rebuilt, which values
+    files it packages. A HelmChart has these fields, and so has the HelmRelease's chart
+    template a HelmChart is made from."""
+
+    version: str = field(
+        "version",
+        "Semver range of the chart version (HelmRepository sources only).",
+        schema_default="*",
+    )
+    reconcile_strategy: str = field(
+        "reconcileStrategy",
+        "New artifact on a new chart version, or on every source revision.",
+        schema_default="ChartVersion",
+        enum=("ChartVersion", "Revision"),
+    )
+    values_files: tuple[str, ...] = field(
+        "valuesFiles", "Values files in the source merged in order, last wins.", default=()
+    )
+    values_file: str | None = field(
+        "valuesFile", "Deprecated: a values file merged before valuesFiles."
+    )
+    ignore_missing_values_files: bool = field(
+        "ignoreMissingValuesFiles", "Skip values files that do not exist.", default=False
+    )
+
+    @property
+    def all_values_files(self) -> tuple[str, ...]:
+        """``valuesFile`` (deprecated) first, then ``valuesFiles``."""
+        head = (self.values_file,) if self.values_file else ()
+        return head + self.values_files
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignatureVerification:
+    """Signature verification of an OCI artifact or chart: how it is signed, and the keys
+    to trust."""
+
+    provider: str = field(
+        "provider", "Signing technology.", schema_default="cosign", enum=("cosign", "notation")
+    )
+    secret_ref: LocalObjectReference | None = field(
+        "secretRef", "Secret with the trusted public keys."
+    )
 
 
 # --------------------------------------------------------------------------- GitRepository
@@ -94,12 +192,17 @@ class GitRepositoryVerification:
     )
 
     @property
+    def effective_mode(self) -> str:
+        """The mode with the legacy ``head`` read as ``HEAD``."""
+        return "HEAD" if self.mode in ("", "head") else self.mode
+
+    @property
     def verify_head(self) -> bool:
-        return self.mode in ("head", "HEAD", "TagAndHEAD")
+        return self.effective_mode in ("HEAD", "TagAndHEAD")
 
     @property
     def verify_tag(self) -> bool:
-        return self.mode in ("Tag", "TagAndHEAD")
+        return self.effective_mode in ("Tag", "TagAndHEAD")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,7 +225,7 @@ class GitRepositoryInclude:
 
 
 @dataclass(frozen=True, kw_only=True)
-class GitRepositorySpec:
+class GitRepositorySpec(FetchedSourceSpec):
     """Desired state of a GitRepository: what to clone, when, and how to authenticate."""
 
     __rules__ = (
@@ -133,17 +236,19 @@ class GitRepositorySpec:
             check=lambda s: s.service_account_name is None or s.provider in ("azure", "aws"),
         ),
     )
+    __descriptions__: ClassVar[Mapping[str, str]] = {
+        "timeout": "Timeout of Git operations such as clone.",
+        "ignore": "Exclusion patterns in .sourceignore (gitignore) format, replacing defaults.",
+        "secret_ref": "Secret with credentials: username/password or bearerToken for HTTPS, "
+        "identity and known_hosts for SSH.",
+        "proxy_secret_ref": "Secret with the proxy (address, username, password) to use.",
+    }
 
     url: str = field(
         "url",
         "Repository address: http(s):// or ssh://.",
         required=True,
         pattern=r"^(http|https|ssh)://.*$",
-    )
-    secret_ref: LocalObjectReference | None = field(
-        "secretRef",
-        "Secret with credentials: username/password or bearerToken for HTTPS, "
-        "identity and known_hosts for SSH.",
     )
     provider: str | None = field(
         "provider",
@@ -154,26 +259,12 @@ class GitRepositorySpec:
         "serviceAccountName",
         "ServiceAccount used for workload identity (azure and aws providers only).",
     )
-    interval: str = field("interval", _INTERVAL_DOC, required=True, pattern=DURATION_PATTERN)
-    timeout: str = field(
-        "timeout",
-        "Timeout of Git operations such as clone.",
-        schema_default="60s",
-        pattern=SHORT_DURATION_PATTERN,
-    )
     ref: GitRepositoryRef | None = field(
         "ref", "Reference to check out; the 'master' branch when not set."
     )
     verify: GitRepositoryVerification | None = field(
         "verify", "Signature verification of the checked out commit or tag."
     )
-    proxy_secret_ref: LocalObjectReference | None = field(
-        "proxySecretRef", "Secret with the proxy (address, username, password) to use."
-    )
-    ignore: str | None = field(
-        "ignore", "Exclusion patterns in .sourceignore (gitignore) format, replacing defaults."
-    )
-    suspend: bool = field("suspend", "Suspend reconciliation of this object.", default=False)
     recurse_submodules: bool = field("recurseSubmodules", "Clone submodules too.", default=False)
     include: tuple[GitRepositoryInclude, ...] = field(
         "include", "GitRepositories whose artifacts are copied into this one.", default=()
@@ -226,18 +317,9 @@ class OIDCIdentityMatch:
 
 
 @dataclass(frozen=True, kw_only=True)
-class OCIRepositoryVerification:
+class OCIRepositoryVerification(SignatureVerification):
     """Signature verification of an OCI artifact."""
 
-    provider: str = field(
-        "provider",
-        "Signing technology.",
-        schema_default="cosign",
-        enum=("cosign", "notation"),
-    )
-    secret_ref: LocalObjectReference | None = field(
-        "secretRef", "Secret with the trusted public keys."
-    )
     match_oidc_identity: tuple[OIDCIdentityMatch, ...] = field(
         "matchOIDCIdentity", "Accepted identities for keyless signatures.", default=()
     )
@@ -247,8 +329,13 @@ class OCIRepositoryVerification:
 
 
 @dataclass(frozen=True, kw_only=True)
-class OCIRepositorySpec:
+class OCIRepositorySpec(FetchedSourceSpec):
     """Desired state of an OCIRepository: which artifact to pull and how often."""
+
+    __descriptions__: ClassVar[Mapping[str, str]] = {
+        "timeout": "Timeout of registry operations.",
+        "secret_ref": "Secret of type kubernetes.io/dockerconfigjson with registry credentials.",
+    }
 
     url: str = field(
         "url",
@@ -266,9 +353,6 @@ class OCIRepositorySpec:
         schema_default="generic",
         enum=("generic", "aws", "azure", "gcp"),
     )
-    secret_ref: LocalObjectReference | None = field(
-        "secretRef", "Secret of type kubernetes.io/dockerconfigjson with registry credentials."
-    )
     verify: OCIRepositoryVerification | None = field("verify", "Signature verification.")
     service_account_name: str | None = field(
         "serviceAccountName", "ServiceAccount whose image pull secrets are used."
@@ -276,19 +360,7 @@ class OCIRepositorySpec:
     cert_secret_ref: LocalObjectReference | None = field(
         "certSecretRef", "Secret with tls.crt/tls.key and/or ca.crt for the registry."
     )
-    proxy_secret_ref: LocalObjectReference | None = field(
-        "proxySecretRef", "Secret with the proxy to use."
-    )
-    interval: str = field("interval", _INTERVAL_DOC, required=True, pattern=DURATION_PATTERN)
-    timeout: str = field(
-        "timeout",
-        "Timeout of registry operations.",
-        schema_default="60s",
-        pattern=SHORT_DURATION_PATTERN,
-    )
-    ignore: str | None = field("ignore", "Exclusion patterns in .sourceignore format.")
     insecure: bool = field("insecure", "Allow plain HTTP registries.", default=False)
-    suspend: bool = field("suspend", "Suspend reconciliation of this object.", default=False)
 
     @property
     def reference(self) -> OCIRepositoryRef:
@@ -299,7 +371,7 @@ class OCIRepositorySpec:
 
 
 @dataclass(frozen=True, kw_only=True)
-class HelmRepositorySpec:
+class HelmRepositorySpec(SourceSpec):
     """Desired state of a HelmRepository: an index.yaml server or an OCI registry."""
 
     url: str = field(
@@ -328,7 +400,6 @@ class HelmRepositorySpec:
         "Timeout of index fetches and OCI operations; 60s when not set.",
         pattern=SHORT_DURATION_PATTERN,
     )
-    suspend: bool = field("suspend", "Suspend reconciliation of this object.", default=False)
     access_from: AccessFrom | None = field(
         "accessFrom", "Namespaces allowed to reference this object (not enforced)."
     )
@@ -367,47 +438,19 @@ class LocalHelmChartSourceReference:
 
 
 @dataclass(frozen=True, kw_only=True)
-class HelmChartSpec:
+class HelmChartSpec(PolledSourceSpec, HelmChartBuild):
     """Desired state of a HelmChart: which chart, which version, from which source."""
 
     chart: str = field("chart", "Chart name, or path within a Git/Bucket source.", required=True)
-    version: str = field(
-        "version",
-        "Semver range of the chart version (HelmRepository sources only).",
-        schema_default="*",
-    )
     source_ref: LocalHelmChartSourceReference = field(
         "sourceRef", "The source holding the chart.", required=True
     )
-    interval: str = field("interval", _INTERVAL_DOC, required=True, pattern=DURATION_PATTERN)
-    reconcile_strategy: str = field(
-        "reconcileStrategy",
-        "New artifact on a new chart version, or on every source revision.",
-        schema_default="ChartVersion",
-        enum=("ChartVersion", "Revision"),
-    )
-    values_files: tuple[str, ...] = field(
-        "valuesFiles", "Values files in the source merged in order, last wins.", default=()
-    )
-    values_file: str | None = field(
-        "valuesFile", "Deprecated: a values file merged before valuesFiles."
-    )
-    ignore_missing_values_files: bool = field(
-        "ignoreMissingValuesFiles", "Skip values files that do not exist.", default=False
-    )
-    suspend: bool = field("suspend", "Suspend reconciliation of this object.", default=False)
     access_from: AccessFrom | None = field(
         "accessFrom", "Namespaces allowed to reference this object (not enforced)."
     )
     verify: OCIRepositoryVerification | None = field(
         "verify", "Signature verification (OCI HelmRepository sources only)."
     )
-
-    @property
-    def all_values_files(self) -> tuple[str, ...]:
-        """``valuesFile`` (deprecated) first, then ``valuesFiles``."""
-        head = (self.values_file,) if self.values_file else ()
-        return head + self.values_files
 
 
 # --------------------------------------------------------------------------- Bucket
@@ -430,7 +473,7 @@ class BucketSTSSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
-class BucketSpec:
+class BucketSpec(FetchedSourceSpec):
     """Desired state of a Bucket: an S3-compatible, GCS or Azure object store prefix."""
 
     __rules__ = (
@@ -473,6 +516,9 @@ class BucketSpec:
             check=lambda s: s.secret_ref is None or s.service_account_name is None,
         ),
     )
+    __descriptions__: ClassVar[Mapping[str, str]] = {
+        "secret_ref": "Secret with accesskey/secretkey or provider credentials.",
+    }
 
     provider: str = field(
         "provider",
@@ -488,24 +534,9 @@ class BucketSpec:
     insecure: bool = field("insecure", "Connect over plain HTTP.", default=False)
     region: str | None = field("region", "Region of the endpoint.")
     prefix: str | None = field("prefix", "Only objects under this key prefix are fetched.")
-    secret_ref: LocalObjectReference | None = field(
-        "secretRef", "Secret with accesskey/secretkey or provider credentials."
-    )
     service_account_name: str | None = field(
         "serviceAccountName", "ServiceAccount for workload identity (gcp and aws)."
     )
     cert_secret_ref: LocalObjectReference | None = field(
         "certSecretRef", "Secret with TLS material (generic provider only)."
     )
-    proxy_secret_ref: LocalObjectReference | None = field(
-        "proxySecretRef", "Secret with the proxy to use."
-    )
-    interval: str = field("interval", _INTERVAL_DOC, required=True, pattern=DURATION_PATTERN)
-    timeout: str = field(
-        "timeout",
-        "Timeout of fetch operations.",
-        schema_default="60s",
-        pattern=SHORT_DURATION_PATTERN,
-    )
-    ignore: str | None = field("ignore", "Exclusion patterns in .sourceignore format.")
-    suspend: bool = field("suspend", "Suspend reconciliation of this object.", default=False)

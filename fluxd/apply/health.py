@@ -41,7 +41,6 @@ covers CEL's standard macros and functions (``has``, ``exists``, ``all``, ``filt
 from __future__ import annotations
 
 import asyncio
-import importlib
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -50,10 +49,12 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 import aiohttp
-from kubernetes_asyncio.client import ApiClient
 
+from fluxd import cel
 from fluxd.api import CustomHealthCheck
+from fluxd.cel import Predicate
 from fluxd.kube import client
+from fluxd.kube.client import ApiClient
 from fluxd.kube.resources import Resource
 
 __all__ = [
@@ -64,7 +65,6 @@ __all__ = [
     "Predicate",
     "Status",
     "StatusRule",
-    "cel_predicate",
     "compute_status",
     "custom_rules",
     "expression_rule",
@@ -97,8 +97,6 @@ class ObjectStatus:
 
 #: Tells the health of one object; keyed by ``(group, kind)`` in a rules mapping.
 StatusRule = Callable[[Mapping[str, Any]], ObjectStatus]
-#: One health expression, compiled: true or false for an object, or raises.
-Predicate = Callable[[Mapping[str, Any]], bool]
 
 
 class HealthRef(NamedTuple):
@@ -534,34 +532,9 @@ def expression_rule(
     return rule
 
 
-def cel_predicate(expression: str) -> Predicate:
-    """Compile a CEL expression over an object's top-level fields (``metadata``,
-    ``spec``, ``status``...); raises :class:`ValueError` naming it when it does not parse."""
-    try:
-        # Imported by name: the package is needed only by Kustomizations with expressions.
-        cel = importlib.import_module("cel")
-    except ImportError as error:
-        raise ValueError(
-            f"CEL expression {expression!r} cannot be evaluated: the "
-            "'common-expression-language' package is not installed"
-        ) from error
-    try:
-        program = cel.compile(expression)
-    except (ValueError, RuntimeError) as error:
-        raise ValueError(f"invalid CEL expression {expression!r}: {error}") from error
-
-    def evaluate(obj: Mapping[str, Any]) -> bool:
-        result = program.execute(dict(obj))
-        if not isinstance(result, bool):
-            raise TypeError(f"{expression!r} gave {type(result).__name__}, not a boolean")
-        return result
-
-    return evaluate
-
-
 def custom_rules(
     checks: Iterable[CustomHealthCheck],
-    compile_expression: Callable[[str], Predicate] = cel_predicate,
+    compile_expression: Callable[[str], Predicate] = cel.compile_predicate,
 ) -> dict[tuple[str, str], StatusRule]:
     """Rules for ``compute_status`` from a Kustomization's ``healthCheckExprs``.
 
@@ -587,13 +560,13 @@ async def _read(
     api: ApiClient, ref: HealthRef, rules: Mapping[tuple[str, str], StatusRule] | None
 ) -> ObjectStatus:
     try:
-        obj = await client.get(api, ref.resource, ref.namespace, ref.name)
+        obj = await client.get(api, ref.resource, ref.namespace, ref.name, missing_ok=True)
     except client.ApiError as error:
-        if error.not_found:
-            return ObjectStatus(Status.NOT_FOUND, "Resource not found")
         return ObjectStatus(Status.UNKNOWN, f"reading it failed: {error}")
     except (aiohttp.ClientError, TimeoutError) as error:
         return ObjectStatus(Status.UNKNOWN, f"reading it failed: {error or type(error).__name__}")
+    if obj is None:
+        return ObjectStatus(Status.NOT_FOUND, "Resource not found")
     return compute_status(obj, rules)
 
 

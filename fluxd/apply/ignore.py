@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from fluxd.kustomize import parse_label_selector
+from fluxd.labels import parse_label_selector
 
 __all__ = ["DriftIgnore", "parse_pointer"]
 
@@ -54,7 +54,7 @@ class DriftIgnore:
     def __init__(self, rules: Iterable[Any] = ()) -> None:
         self._rules: list[_Rule] = []
         for index, rule in enumerate(rules):
-            where = f"driftIgnoreRules[{index}]"
+            where = f"spec.driftIgnoreRules[{index}]"
             try:
                 paths = tuple(parse_pointer(path) for path in rule.paths)
                 selects = _selector(rule.target)

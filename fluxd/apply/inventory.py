@@ -29,6 +29,7 @@ __all__ = [
     "is_cluster_definition",
     "order_key",
     "parse",
+    "recorded",
     "stale",
 ]
 
@@ -183,6 +184,15 @@ def _parse_id(entry_id: str, version: str) -> ObjectRef:
     if not (sep and sep_kind and sep_group) or not name or not kind or _SEPARATOR in name:
         raise ValueError(f"inventory entry {entry_id!r} is not <namespace>_<name>_<group>_<kind>")
     return ObjectRef(group=group, kind=kind, namespace=namespace, name=name, version=version)
+
+
+def recorded(status: Mapping[str, Any]) -> list[ObjectRef]:
+    """The objects a Kustomization's ``status.inventory`` records. A corrupt record counts
+    as empty: a prune then deletes nothing it cannot name, and the next apply replaces it."""
+    try:
+        return parse((status.get("inventory") or {}).get("entries") or [])
+    except ValueError:
+        return []
 
 
 def stale(old: Sequence[ObjectRef], new: Sequence[ObjectRef]) -> list[ObjectRef]:

@@ -43,8 +43,6 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from kubernetes_asyncio.client import ApiClient
-
 from fluxd.apply.changeset import Action, ChangeSet
 from fluxd.apply.errors import ApplyError
 from fluxd.apply.ignore import DriftIgnore
@@ -52,9 +50,11 @@ from fluxd.apply.inventory import ObjectRef, apply_order, apply_stage
 from fluxd.apply.mapper import NoKindMatchError, RESTMapper
 from fluxd.apply.ownership import takeover
 from fluxd.kube import client
+from fluxd.kube.client import ApiClient
 from fluxd.kube.resources import Resource
 
 __all__ = [
+    "FIELD_MANAGER",
     "FORCE_ANNOTATION",
     "PRUNE_ANNOTATION",
     "RECONCILE_ANNOTATION",
@@ -79,6 +79,9 @@ PRUNE_EXCLUDED = {
     RECONCILE_ANNOTATION: "Disabled",
     SSA_ANNOTATION: "Ignore",
 }
+#: The field manager fluxd applies with (Flux's kustomize-controller applies as its own
+#: name; its fields are taken over, see :mod:`fluxd.apply.ownership`).
+FIELD_MANAGER = "fluxd"
 _APPLY_PATCH = "application/apply-patch+yaml"
 _POLL = 0.25
 _READ_ATTEMPTS = 3
@@ -109,7 +112,7 @@ class ApplyManager:
         api: ApiClient,
         mapper: RESTMapper,
         *,
-        field_manager: str = "fluxd",
+        field_manager: str = FIELD_MANAGER,
         concurrency: int = 8,
     ) -> None:
         self.api = api
@@ -472,12 +475,9 @@ class ApplyManager:
             raise ApplyError(f"{ref} query failed: {server_words(error)}") from error
 
     async def _get(self, resource: Resource, ref: ObjectRef) -> dict[str, Any] | None:
-        try:
-            return await client.get(self.api, resource, ref.namespace or None, ref.name)
-        except client.ApiError as error:
-            if error.not_found:
-                return None
-            raise
+        return await client.get(
+            self.api, resource, ref.namespace or None, ref.name, missing_ok=True
+        )
 
     async def _apply(
         self, resource: Resource, ref: ObjectRef, body: dict[str, Any], *, dry_run: bool

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import asyncio
 
-from kubernetes_asyncio.client import ApiClient
-
 from fluxd.apply.errors import ApplyError
 from fluxd.kube import client
+from fluxd.kube.client import ApiClient
 from fluxd.kube.resources import Resource
 
 __all__ = ["NoKindMatchError", "RESTMapper"]

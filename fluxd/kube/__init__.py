@@ -34,7 +34,7 @@ from fluxd.kube.events import (
     RecordedEvent,
     meta_key,
 )
-from fluxd.kube.informer import Backoff, EventHandler, EventType, Informer
+from fluxd.kube.informer import EventHandler, EventType, Informer
 from fluxd.kube.leader import LeaderElectionLost, LeaderElector
 from fluxd.kube.resources import (
     CONFIGMAPS,
@@ -57,7 +57,6 @@ __all__ = [
     "NAMESPACES",
     "SECRETS",
     "ApiError",
-    "Backoff",
     "EventHandler",
     "EventListener",
     "EventRecorder",

@@ -16,23 +16,32 @@ import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import aiohttp
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.client.exceptions import ApiException
-from kubernetes_asyncio.config import ConfigException, load_incluster_config, load_kube_config
+from kubernetes_asyncio.config import (
+    ConfigException,
+    load_incluster_config,
+    load_kube_config,
+    load_kube_config_from_dict,
+)
 
 import fluxd
 from fluxd.kube.resources import Resource
 
 __all__ = [
+    "ApiClient",
     "ApiError",
+    "KubeconfigError",
     "PatchType",
     "connect",
+    "connect_with",
     "create",
     "delete",
     "get",
+    "impersonating",
     "kubeconfig_available",
     "list_page",
     "open_response",
@@ -51,9 +60,14 @@ _CONTENT_TYPES: dict[PatchType, str] = {
     "strategic": "application/strategic-merge-patch+json",
     "apply": "application/apply-patch+yaml",
 }
+IMPERSONATE_USER = "Impersonate-User"
 _SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 # A bounded default so that a hung API server cannot wedge a reconciler forever.
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=60, connect=10)
+
+
+class KubeconfigError(Exception):
+    """No usable kubeconfig: missing, unreadable, or naming credentials that cannot load."""
 
 
 class ApiError(ApiException):
@@ -148,22 +162,55 @@ async def connect(kubeconfig: str | None = None, *, context: str | None = None) 
     config = Configuration()
     paths = [p for p in _kubeconfig_paths(kubeconfig) if p.is_file()]
     if kubeconfig and not paths:
-        raise ConfigException(f"kubeconfig {kubeconfig!r} does not exist")
-    if paths:
-        await load_kube_config(
-            config_file=os.pathsep.join(str(p) for p in paths),
-            context=context,
-            client_configuration=config,
-            persist_config=False,
-        )
-    elif _in_cluster():
-        load_incluster_config(client_configuration=config)  # type: ignore[no-untyped-call]
-    else:
-        raise ConfigException(
+        raise KubeconfigError(f"kubeconfig {kubeconfig!r} does not exist")
+    try:
+        if paths:
+            await load_kube_config(
+                config_file=os.pathsep.join(str(p) for p in paths),
+                context=context,
+                client_configuration=config,
+                persist_config=False,
+            )
+        elif _in_cluster():
+            load_incluster_config(client_configuration=config)  # type: ignore[no-untyped-call]
+    except ConfigException as error:
+        raise KubeconfigError(str(error)) from error
+    if not paths and not _in_cluster():
+        raise KubeconfigError(
             "no kubeconfig found (looked at $KUBECONFIG and ~/.kube/config) and not "
             "running in a pod: pass --kubeconfig or set KUBECONFIG"
         )
     return api_client(config)
+
+
+async def connect_with(
+    kubeconfig: Mapping[str, Any], *, impersonate: str | None = None
+) -> ApiClient:
+    """An ``ApiClient`` for a kubeconfig document held in memory (a Secret's, say), acting
+    as ``impersonate`` when given (see :func:`impersonating`).
+
+    Raises :class:`KubeconfigError` when it does not load or its certificate data is bad.
+    """
+    config = Configuration()
+    try:
+        await load_kube_config_from_dict(dict(kubeconfig), client_configuration=config)
+        # Building the client builds its TLS context: a bad certificate shows here.
+        api = api_client(config)
+    except (ConfigException, ValueError, OSError) as error:
+        raise KubeconfigError(str(error)) from error
+    if impersonate is not None:
+        api.set_default_header(IMPERSONATE_USER, impersonate)
+    return api
+
+
+def impersonating(api: ApiClient, user: str | None) -> ApiClient:
+    """A new client on ``api``'s configuration that acts as ``user`` (``Impersonate-User``),
+    or as the credentials themselves for ``None``. The configuration object is shared, so
+    a refreshed token serves both clients."""
+    clone = api_client(api.configuration)
+    if user is not None:
+        clone.set_default_header(IMPERSONATE_USER, user)
+    return clone
 
 
 def api_client(config: Configuration) -> ApiClient:
@@ -259,11 +306,39 @@ async def request(
     return doc
 
 
+@overload
 async def get(
-    api: ApiClient, resource: Resource, namespace: str | None, name: str
-) -> dict[str, Any]:
-    """GET one object; :class:`ApiError` with ``not_found`` when it does not exist."""
-    return await request(api, "GET", resource.path(namespace, name))
+    api: ApiClient,
+    resource: Resource,
+    namespace: str | None,
+    name: str,
+    *,
+    missing_ok: Literal[False] = False,
+) -> dict[str, Any]: ...
+
+
+@overload
+async def get(
+    api: ApiClient, resource: Resource, namespace: str | None, name: str, *, missing_ok: bool
+) -> dict[str, Any] | None: ...
+
+
+async def get(
+    api: ApiClient,
+    resource: Resource,
+    namespace: str | None,
+    name: str,
+    *,
+    missing_ok: bool = False,
+) -> dict[str, Any] | None:
+    """GET one object. When it does not exist: ``None`` with ``missing_ok``, else
+    :class:`ApiError` with ``not_found``."""
+    try:
+        return await request(api, "GET", resource.path(namespace, name))
+    except ApiError as error:
+        if missing_ok and error.not_found:
+            return None
+        raise
 
 
 async def list_page(

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import aiohttp
@@ -35,8 +34,9 @@ from kubernetes_asyncio.client import ApiClient
 
 from fluxd.kube.client import ApiError, list_page, open_response
 from fluxd.kube.resources import Resource, object_key
+from fluxd.runtime.backoff import Backoff
 
-__all__ = ["Backoff", "EventHandler", "EventType", "Informer", "relist_diff"]
+__all__ = ["EventHandler", "EventType", "Informer", "relist_diff"]
 
 EventType = Literal["ADDED", "MODIFIED", "DELETED"]
 EventHandler = Callable[[EventType, dict[str, Any]], Awaitable[None]]
@@ -47,30 +47,6 @@ log = structlog.stdlib.get_logger(__name__)
 # A watch that ends sooner than this without delivering anything is treated as a failure
 # (backoff), so a server that accepts and hangs up at once cannot make us spin.
 _MIN_HEALTHY_WATCH = 1.0
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff: ``initial`` doubling up to ``maximum``, each delay shortened by
-    up to ``jitter`` (a fraction) so that many informers do not retry in lockstep."""
-
-    initial: float = 0.5
-    maximum: float = 30.0
-    factor: float = 2.0
-    jitter: float = 0.25
-    rand: Callable[[], float] = random.random
-    _current: float = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._current = self.initial
-
-    def next_delay(self) -> float:
-        delay = self._current
-        self._current = min(self._current * self.factor, self.maximum)
-        return delay * (1.0 - self.jitter * self.rand())
-
-    def reset(self) -> None:
-        self._current = self.initial
 
 
 def relist_diff(
@@ -145,7 +121,8 @@ class Informer:
         self._field_selector = field_selector
         self._page_size = page_size
         self._watch_timeout = watch_timeout
-        self._backoff = backoff or Backoff()
+        self._backoff = backoff or Backoff(initial=0.5, maximum=30.0, jitter=0.25)
+        self._failures = 0
         self._strip_managed_fields = strip_managed_fields
         self._store: dict[StoreKey, dict[str, Any]] = {}
         self._resource_version: str | None = None
@@ -191,17 +168,21 @@ class Informer:
         if stored is not None and _newer(obj, stored):
             self._store[key] = self._prepare(obj)
 
+    def _next_delay(self) -> float:
+        self._failures += 1
+        return self._backoff.delay(self._failures)
+
     async def run(self) -> None:
         """List, then watch, until cancelled; failures are logged and retried."""
         while True:
             try:
                 if self._resource_version is None:
                     await self._relist()
-                    self._backoff.reset()
+                    self._failures = 0
                 if await self._watch():
-                    self._backoff.reset()
+                    self._failures = 0
                     continue
-                delay = self._backoff.next_delay()
+                delay = self._next_delay()
                 self._log.debug("watch ended early, backing off", delay=round(delay, 2))
             except _Expired:
                 self._log.info("resourceVersion expired, relisting")
@@ -214,12 +195,12 @@ class Informer:
                     self._log.info("resourceVersion expired, relisting", error=str(exc))
                     self._resource_version = None
                     continue
-                delay = self._backoff.next_delay()
+                delay = self._next_delay()
                 self._log.warning(self._failure(), error=str(exc), retry_in=round(delay, 2))
             except Exception as exc:
                 # Connection errors, timeouts, a truncated line: like client-go's reflector,
                 # an informer never gives up; it retries until cancelled.
-                delay = self._backoff.next_delay()
+                delay = self._next_delay()
                 self._log.warning(
                     self._failure(), error=f"{type(exc).__name__}: {exc}", retry_in=round(delay, 2)
                 )

@@ -183,11 +183,8 @@ class LeaderElector:
             except ApiError as exc:
                 if not exc.conflict:
                     raise
-        try:
-            lease = await get(self._api, LEASES, self.namespace, self.name)
-        except ApiError as exc:
-            if not exc.not_found:
-                raise
+        lease = await get(self._api, LEASES, self.namespace, self.name, missing_ok=True)
+        if lease is None:
             return await self._create(now)
         self._observe(lease)
         spec = lease.get("spec") or {}

@@ -1,36 +1,42 @@
 """A kustomize build engine in pure Python, byte for byte what ``kubectl kustomize`` prints.
 
-The public surface is three functions (and :func:`source_files`, what a build reads whole)::
+The public surface is three functions (with :func:`source_files`, what a build reads
+whole, and :func:`is_directory`, whether it can start in a directory)::
 
     objects = build(files, "clusters/prod")       # files: {posix path: bytes}
     objects = build_directory(Path("./repo/app"))
     text = render(objects)                        # the YAML stream kubectl would print
 
 A build reads only the files it is given (a source artifact) and fails with a
-:class:`KustomizeError` naming the kustomization file and field at fault. With
-``generate_missing=True`` a directory without a kustomization is built the way Flux's
-kustomize-controller does: as if it had one listing every manifest below it.
+:class:`KustomizeError` naming the kustomization file and field at fault. It speaks
+kustomize only: a caller with fields of its own (a GitOps controller's spec) turns them
+into an :class:`Overlay`, edits to the top kustomization in kustomize's terms.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from fluxd.kustomize import _loader
 from fluxd.kustomize._build import build_files
-from fluxd.kustomize._loader import Files, SourceFile
+from fluxd.kustomize._loader import KUSTOMIZATION_FILE_NAMES, Files, Overlay, SourceFile
 from fluxd.kustomize._model import KustomizeError
-from fluxd.kustomize._selector import parse_label_selector
+from fluxd.kustomize._patch_keys import TABLE_PATH as PATCH_KEYS_PATH
+from fluxd.kustomize._patch_keys import build_table as build_patch_keys_table
 
 __all__ = [
+    "KUSTOMIZATION_FILE_NAMES",
+    "PATCH_KEYS_PATH",
     "KustomizeError",
+    "Overlay",
     "SourceFile",
     "build",
     "build_directory",
-    "parse_label_selector",
+    "build_patch_keys_table",
+    "is_directory",
     "read_directory",
     "render",
     "source_files",
@@ -42,43 +48,54 @@ def build(
     path: str = ".",
     *,
     generate_missing: bool = False,
-    flux_spec: Mapping[str, Any] | None = None,
+    overlay: Overlay | None = None,
 ) -> list[dict[str, Any]]:
     """Build the kustomization in directory ``path`` of the artifact ``files``.
 
     ``files`` maps posix paths relative to the artifact root to their contents; nothing
     outside it can be read. Returns the output objects in ``kubectl kustomize`` order.
 
-    ``generate_missing`` builds as Flux's kustomize-controller does: a directory without
-    a kustomization file gets a generated one listing every manifest below it (without it
-    that is an error, as in ``kubectl kustomize``), and unknown top-level fields of the
-    top kustomization are dropped rather than refused, since Flux rewrites that file
-    before kustomize reads it. ``flux_spec`` is a Flux Kustomization's ``spec`` (camelCase):
-    its ``targetNamespace``, ``namePrefix``, ``nameSuffix``, ``patches``, ``images`` and
-    ``components`` are folded into the top kustomization before the build.
+    ``generate_missing`` builds a directory without a kustomization file (an error in
+    ``kubectl kustomize``) as if it had one listing its manifests: every ``.yaml`` and
+    ``.yml`` file below it, and every subdirectory holding a kustomization instead of the
+    files under it, much as ``kustomize create --autodetect --recursive`` writes it.
+    ``overlay`` edits the top kustomization (the file or the generated one) before the
+    build; see :class:`Overlay`.
     """
-    resources = build_files(
-        Files(files), path, generate_missing=generate_missing, flux_spec=flux_spec
-    )
+    resources = build_files(Files(files), path, generate_missing=generate_missing, overlay=overlay)
     return [resource.obj for resource in resources]
 
 
+def is_directory(files: Mapping[str, bytes], path: str) -> bool:
+    """Whether the artifact ``files`` holds directory ``path`` (relative to its root).
+
+    ``path`` is read as :func:`build` reads its own: one that leaves the artifact root
+    fails with the :class:`KustomizeError` a build of it would.
+    """
+    return Files(files).is_dir(_loader.top_directory(path))
+
+
 def source_files(
-    files: Mapping[str, bytes], path: str = ".", *, components: Sequence[str] = ()
+    files: Mapping[str, bytes],
+    path: str = ".",
+    *,
+    generate_missing: bool = False,
+    overlay: Overlay | None = None,
 ) -> list[SourceFile]:
-    """The files the build of ``path`` reads whole and Flux decrypts before building it.
+    """The files the build of ``path`` (with the same options) reads whole.
 
     The ``files`` and ``envs`` of every ``secretGenerator`` and the ``path`` of every
     patch, in every kustomization reachable from ``path`` through directory ``resources``
-    and ``components`` (``components`` adds a Flux Kustomization's own, relative to
-    ``path``). Paths are resolved against each kustomization's directory; only files the
-    artifact holds are listed, each once. Fails with a :class:`KustomizeError` where the
-    build would (an unreadable kustomization file).
+    and ``components`` (the overlay's included). Paths are resolved against each
+    kustomization's directory; only files the artifact holds are listed, each once. Fails
+    with a :class:`KustomizeError` where the build would (an unreadable kustomization
+    file).
     """
-    directory = _loader.resolve(
-        ".", path.lstrip("/") or ".", kustomization_file="(build path)", field="path"
+    directory = _loader.top_directory(path)
+    sources = _loader.source_files(
+        Files(files), directory, generate_missing=generate_missing, overlay=overlay
     )
-    return list(_loader.source_files(Files(files), directory, components=tuple(components)))
+    return list(sources)
 
 
 def read_directory(directory: Path) -> dict[str, bytes]:
@@ -121,6 +138,6 @@ def build_directory(directory: Path, *, generate_missing: bool = False) -> list[
 
 def render(objects: list[dict[str, Any]]) -> str:
     """The YAML stream ``kubectl kustomize`` prints for ``objects``."""
-    from fluxd.kustomize._yaml import dump_documents
+    from fluxd.kustomize._documents import dump_documents
 
     return dump_documents(objects)

@@ -30,10 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fluxd.kustomize import _builtins, _loader
+from fluxd.kustomize._documents import load_documents
 from fluxd.kustomize._fieldspec import FieldSpec
 from fluxd.kustomize._generators import run_generators
 from fluxd.kustomize._images import IMAGES_SPECS, apply_images
-from fluxd.kustomize._loader import Files, Kustomization
+from fluxd.kustomize._loader import Files, Kustomization, Overlay
 from fluxd.kustomize._model import KustomizeError, Resource
 from fluxd.kustomize._nameref import (
     NAME_REFERENCES,
@@ -47,9 +48,8 @@ from fluxd.kustomize._replacements import apply_replacements
 from fluxd.kustomize._replicas import REPLICAS_SPECS, apply_replicas
 from fluxd.kustomize._transformers_field import run_generator_configs, run_transformer_configs
 from fluxd.kustomize._vars import VAR_REFERENCE_SPECS, apply_vars
-from fluxd.kustomize._yaml import load_documents
 
-__all__ = ["apply_flux_spec", "build_files", "kustomize_id"]
+__all__ = ["build_files", "kustomize_id"]
 
 #: Annotations kustomize uses internally and strips from its output.
 _INTERNAL_ANNOTATIONS = (
@@ -438,7 +438,8 @@ class _Builder:
                 fields,
                 read_file=read_file,
                 kustomization_file=k.file,
-                spec_entries=k.spec_entries,
+                overlay_entries=k.overlay_entries,
+                overlay_name=k.overlay_name,
             )
         _builtins.apply_namespace(
             resources, str(data.get("namespace") or ""), tables["namespace"], file=k.file
@@ -461,22 +462,17 @@ class _Builder:
                 {"patchesJson6902": data["patchesJson6902"]},
                 read_file=read_file,
                 kustomization_file=k.file,
-                spec_entries=k.spec_entries,
+                overlay_entries=k.overlay_entries,
+                overlay_name=k.overlay_name,
             )
-        if data.get("replicas"):
-            apply_replicas(
-                resources,
-                _entries(data["replicas"], "replicas", k.file),
-                kustomization_file=k.file,
-                field_specs=tables["replicas"],
-            )
-        if data.get("images"):
-            apply_images(
-                resources,
-                _entries(data["images"], "images", k.file),
-                kustomization_file=k.file,
-                field_specs=tables["images"],
-            )
+        for name, apply in (("replicas", apply_replicas), ("images", apply_images)):
+            if data.get(name):
+                apply(
+                    resources,
+                    _entries(data[name], name, k.file),
+                    kustomization_file=k.file,
+                    field_specs=tables[name],
+                )
         if data.get("replacements"):
             apply_replacements(
                 resources,
@@ -567,72 +563,14 @@ def _finalize(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
-def apply_flux_spec(root: Kustomization, spec: Mapping[str, Any], files: Files) -> None:
-    """Fold a Flux Kustomization's build fields into the root kustomization, as Flux does.
-
-    ``targetNamespace``, ``namePrefix`` and ``nameSuffix`` override the file's values;
-    ``patches`` and ``components`` are appended (where the spec's patches start is kept,
-    so that errors name ``spec.patches[i]``, not an entry the file does not have); an
-    ``images`` entry replaces the file's entry of the same name, or is appended.
-    ``commonMetadata`` is not a build field: the controller stamps it on the objects
-    afterwards.
-    """
-    data = root.data
-    for field_name, key in (
-        ("targetNamespace", "namespace"),
-        ("namePrefix", "namePrefix"),
-        ("nameSuffix", "nameSuffix"),
-    ):
-        if spec.get(field_name):
-            data[key] = str(spec[field_name])
-    for key in ("patches", "patchesStrategicMerge", "patchesJson6902"):
-        if spec.get(key):
-            own = list(data.get(key) or [])
-            root.spec_entries[key] = len(own)
-            data[key] = [*own, *spec[key]]
-    images = list(data.get("images") or [])
-    for image in spec.get("images") or []:
-        names = [entry.get("name") for entry in images]
-        if image.get("name") in names:
-            images[names.index(image.get("name"))] = dict(image)
-        else:
-            images.append(dict(image))
-    if images:
-        data["images"] = images
-    components = [str(entry) for entry in spec.get("components") or []]
-    if spec.get("ignoreMissingComponents"):
-        components = [
-            entry
-            for entry in components
-            if files.is_dir(
-                _loader.resolve(
-                    root.directory, entry, kustomization_file=root.file, field="components"
-                )
-            )
-        ]
-    if components:
-        data["components"] = [*(data.get("components") or []), *components]
-
-
 def build_files(
-    files: Files,
-    path: str,
-    *,
-    generate_missing: bool,
-    flux_spec: Mapping[str, Any] | None = None,
+    files: Files, path: str, *, generate_missing: bool, overlay: Overlay | None
 ) -> list[Resource]:
     """Build the kustomization at ``path`` in ``files``; objects in output order."""
-    # Like Flux's SecureJoin: a leading slash still means the artifact root.
-    directory = _loader.resolve(
-        ".", path.lstrip("/") or ".", kustomization_file="(build path)", field="path"
-    )
+    directory = _loader.top_directory(path)
     if not files.is_dir(directory):
-        raise KustomizeError(
-            f"path {path!r} is not a directory in the source artifact: check spec.path"
-        )
-    # Flux rewrites the top kustomization before kustomize reads it (see read_kustomization).
-    flux_mode = generate_missing or flux_spec is not None
-    root = _loader.read_kustomization(files, directory, flux_rewrite=flux_mode)
+        raise KustomizeError(f"path {path!r} is not a directory in the source artifact")
+    root = _loader.read_kustomization(files, directory, rewritten=overlay is not None)
     if root is None:
         if not generate_missing:
             _Builder(files).kustomization(directory, referrer=None)
@@ -651,8 +589,8 @@ def build_files(
             "a Component cannot be built on its own: list it under components: of a Kustomization",
             file=root.file,
         )
-    if flux_spec:
-        apply_flux_spec(root, flux_spec, files)
+    if overlay is not None:
+        _loader.apply_overlay(root, overlay, files)
     acc = builder.accumulate(root, _Accumulator())
     resources = acc.resources
     apply_hash_suffixes(resources)

@@ -34,7 +34,7 @@ from typing import Any
 
 from fluxd.kustomize._envfile import parse_env_file
 from fluxd.kustomize._model import KustomizeError, Resource
-from fluxd.kustomize._yaml import resolve_plain
+from fluxd.yaml import resolve_plain
 
 __all__ = ["run_generators"]
 

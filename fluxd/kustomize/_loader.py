@@ -10,6 +10,10 @@ Kustomization files are checked the way kustomize checks them (unknown fields, k
 apiVersion), and deprecated fields are folded into their successors as kustomize 5.7
 does (``bases`` into ``resources``, ``imageTags`` into ``images``). What fluxd will not
 do is refused here, before anything runs: remote resources, helm charts.
+
+A build may also be given an :class:`Overlay`: edits to the top kustomization made before
+kustomize reads it, the way a GitOps controller that rewrites that file makes them. That
+lets a caller add fields without writing into the artifact, in kustomize's own terms.
 """
 
 from __future__ import annotations
@@ -17,19 +21,21 @@ from __future__ import annotations
 import dataclasses
 import posixpath
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from fluxd.kustomize._documents import load_documents
 from fluxd.kustomize._model import KustomizeError, Resource
-from fluxd.kustomize._yaml import load_documents
 
 __all__ = [
     "KUSTOMIZATION_FILE_NAMES",
     "Files",
     "Kustomization",
+    "Overlay",
     "ReadFile",
     "SourceFile",
+    "apply_overlay",
     "generate_kustomization",
     "load_resources",
     "looks_remote",
@@ -37,6 +43,7 @@ __all__ = [
     "resolve",
     "source_files",
     "stringify_annotations",
+    "top_directory",
 ]
 
 #: Reads a file named relative to a kustomization's directory (what the stages get).
@@ -187,6 +194,12 @@ def resolve(directory: str, reference: str, *, kustomization_file: str, field: s
     return path
 
 
+def top_directory(path: str) -> str:
+    """The directory a build of ``path`` starts in, normalized; it must stay inside the
+    artifact. A leading slash still means the artifact root, as in Flux's SecureJoin."""
+    return resolve(".", path.lstrip("/") or ".", kustomization_file="(build path)", field="path")
+
+
 @dataclass
 class Kustomization:
     """A kustomization file, checked and with deprecated fields folded in."""
@@ -194,9 +207,12 @@ class Kustomization:
     directory: str
     file: str
     data: dict[str, Any]
-    #: Per list field, the index where the entries folded in from a Flux Kustomization's
-    #: spec start (they follow the file's own), so errors can name ``spec.patches[0]``.
-    spec_entries: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: Per list field, the index where the entries an :class:`Overlay` appended start
+    #: (they follow the file's own), so errors name them as the overlay's author wrote
+    #: them (``spec.patches[0]``), not as entries of a file that does not hold them.
+    overlay_entries: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: :attr:`Overlay.name` of the overlay those entries came from.
+    overlay_name: str = ""
 
     @property
     def is_component(self) -> bool:
@@ -207,14 +223,82 @@ class Kustomization:
         return [str(entry) for entry in value]
 
 
+@dataclass(frozen=True, kw_only=True)
+class Overlay:
+    """Edits to the top kustomization, made before the build reads it.
+
+    The file is decoded, edited and written back (see :func:`read_kustomization`), and a
+    generated kustomization is edited the same way. ``namespace``, ``namePrefix`` and
+    ``nameSuffix`` replace the file's; ``patches`` and ``components`` are appended to its
+    own (components are resolved against the top directory, like the file's); an
+    ``images`` entry replaces the file's entry for the same image name, or is appended.
+    Empty values edit nothing.
+    """
+
+    namespace: str = ""
+    name_prefix: str = ""
+    name_suffix: str = ""
+    patches: Sequence[Mapping[str, Any]] = ()
+    images: Sequence[Mapping[str, Any]] = ()
+    components: Sequence[str] = ()
+    #: Leave out the components that are not directories of the artifact instead of
+    #: failing the build on them (each must still be a path inside the artifact).
+    skip_missing_components: bool = False
+    #: What errors call the overlay's entries, which no file holds: with ``spec``, the
+    #: first patch is ``spec.patches[0]``.
+    name: str = "overlay"
+
+
+def apply_overlay(kustomization: Kustomization, overlay: Overlay, files: Files) -> None:
+    """Edit ``kustomization`` in place as :class:`Overlay` describes."""
+    data = kustomization.data
+    for key, value in (
+        ("namespace", overlay.namespace),
+        ("namePrefix", overlay.name_prefix),
+        ("nameSuffix", overlay.name_suffix),
+    ):
+        if value:
+            data[key] = value
+    if overlay.patches:
+        own = list(data.get("patches") or [])
+        kustomization.overlay_entries["patches"] = len(own)
+        kustomization.overlay_name = overlay.name
+        data["patches"] = [*own, *overlay.patches]
+    images = list(data.get("images") or [])
+    for image in overlay.images:
+        names = [entry.get("name") for entry in images]
+        if image.get("name") in names:
+            images[names.index(image.get("name"))] = dict(image)
+        else:
+            images.append(dict(image))
+    if images:
+        data["images"] = images
+    components = list(overlay.components)
+    if overlay.skip_missing_components:
+        components = [
+            entry
+            for entry in components
+            if files.is_dir(
+                resolve(
+                    kustomization.directory,
+                    entry,
+                    kustomization_file=kustomization.file,
+                    field="components",
+                )
+            )
+        ]
+    if components:
+        data["components"] = [*(data.get("components") or []), *components]
+
+
 def read_kustomization(
-    files: Files, directory: str, *, flux_rewrite: bool = False
+    files: Files, directory: str, *, rewritten: bool = False
 ) -> Kustomization | None:
     """The kustomization file of ``directory``, or None when it has none.
 
-    ``flux_rewrite`` reads it the way kustomize-controller does for the top kustomization:
-    Flux decodes it leniently and writes it back before kustomize sees it, so unknown
-    top-level fields (``imageTags`` included) vanish instead of failing the build.
+    ``rewritten`` reads it as kustomize reads it after a tool rewrote it (what an
+    :class:`Overlay` stands for): the tool decodes it leniently and writes it back, so
+    unknown top-level fields (``imageTags`` included) vanish instead of failing the build.
     """
     found = [
         join(directory, name)
@@ -230,7 +314,7 @@ def read_kustomization(
         )
     file = found[0]
     raw = files.read(file)
-    if not flux_rewrite:
+    if not rewritten:
         # kustomize renames the deprecated field textually, before parsing.
         raw = raw.replace(b"imageTags:", b"images:")
     documents = load_documents(raw, source=file)
@@ -239,7 +323,7 @@ def read_kustomization(
     if not documents:
         raise KustomizeError(f"{posixpath.basename(file)} is empty", file=file)
     data = documents[0]
-    if flux_rewrite and isinstance(data, dict):
+    if rewritten and isinstance(data, dict):
         data = {key: value for key, value in data.items() if key in _KNOWN_FIELDS}
     if isinstance(data, dict) and _is_empty(data):
         raise KustomizeError(f"{posixpath.basename(file)} is empty", file=file)
@@ -338,7 +422,7 @@ def _normalize(data: Any, file: str) -> dict[str, Any]:
 
 
 def generate_kustomization(files: Files, directory: str) -> Kustomization:
-    """Flux's rule for a directory without a kustomization: list its manifests.
+    """A kustomization for a directory without one: it lists the directory's manifests.
 
     Every ``.yaml``/``.yml`` file below ``directory`` becomes a resource, in lexical walk
     order; a subdirectory holding a kustomization file is listed as a directory instead of
@@ -469,25 +553,27 @@ class SourceFile:
 
 
 def source_files(
-    files: Files, directory: str, *, components: list[str] | tuple[str, ...] = ()
+    files: Files, directory: str, *, generate_missing: bool, overlay: Overlay | None
 ) -> Iterator[SourceFile]:
     """The secretGenerator ``files``/``envs`` and patch ``path`` files of a build.
 
-    Walks the kustomization in ``directory`` (read as the build reads the top one, or
-    generated when missing, as Flux does) and every kustomization reachable from it
-    through ``resources`` that are directories and ``components`` — plus ``components``,
-    the Flux Kustomization's own, relative to ``directory`` — each directory once. The
-    references are those Flux's kustomize-controller decrypts before the build; each
-    existing file is yielded once, first reference first. What does not resolve to a
-    file inside the artifact (remote, missing, climbing above the root) is skipped: the
-    build itself reports it. The legacy ``env`` field and ``patchesStrategicMerge`` are
-    not followed, as in Flux.
+    Walks the kustomization in ``directory`` (read, or generated, as the build with the
+    same ``generate_missing`` and ``overlay`` reads the top one) and every kustomization
+    reachable from it through ``resources`` that are directories and ``components`` —
+    the overlay's components last — each directory once. These are the references Flux's
+    kustomize-controller decrypts before the build; each existing file is yielded once,
+    first reference first. What does not resolve to a file inside the artifact (remote,
+    missing, climbing above the root) is skipped: the build itself reports it. The legacy
+    ``env`` field and ``patchesStrategicMerge`` are not followed, as in Flux.
     """
     if not files.is_dir(directory):
         return
-    root = read_kustomization(files, directory, flux_rewrite=True)
+    root = read_kustomization(files, directory, rewritten=overlay is not None)
     if root is None:
+        if not generate_missing:
+            return
         root = generate_kustomization(files, directory)
+    components = overlay.components if overlay is not None else ()
     extra = [join(directory, entry) for entry in components if not entry.startswith("/")]
     seen_dirs: set[str] = set()
     seen_files: set[str] = set()

@@ -20,14 +20,12 @@ patch strategy are stored. ``patch_keys.json`` holds
 
 Regenerate it (after a Kubernetes upgrade) with one of::
 
-    python -m fluxd.kustomize._patch_keys --live            # starts LocalControlPlane
-    python -m fluxd.kustomize._patch_keys --openapi FILE    # a saved /openapi/v2 JSON
+    python -m fluxd.dev.patch_keys --live            # starts LocalControlPlane
+    python -m fluxd.dev.patch_keys --openapi FILE    # a saved /openapi/v2 JSON
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,7 +33,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ListStrategy", "SchemaNode", "list_strategy", "root_schema"]
+__all__ = [
+    "TABLE_PATH",
+    "ListStrategy",
+    "SchemaNode",
+    "build_table",
+    "list_strategy",
+    "root_schema",
+]
 
 TABLE_PATH = Path(__file__).with_name("patch_keys.json")
 
@@ -212,32 +217,3 @@ def _prune(entry: Mapping[str, Any], relevant: set[str]) -> dict[str, Any]:
         pruned.pop("type", None)
         pruned.pop("map", None)
     return pruned
-
-
-async def _fetch_live() -> dict[str, Any]:
-    from fluxd.devcluster import LocalControlPlane
-    from fluxd.kube.client import connect, request
-
-    with LocalControlPlane() as plane:
-        api = await connect(str(plane.kubeconfig))
-        try:
-            return await request(api, "GET", "/openapi/v2")
-        finally:
-            await api.close()
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--openapi", type=Path, help="a saved /openapi/v2 JSON document")
-    source.add_argument("--live", action="store_true", help="fetch from a LocalControlPlane")
-    parser.add_argument("--output", type=Path, default=TABLE_PATH)
-    args = parser.parse_args(argv)
-    openapi = asyncio.run(_fetch_live()) if args.live else json.loads(args.openapi.read_bytes())
-    table = build_table(openapi)
-    args.output.write_text(json.dumps(table, indent=1, sort_keys=False) + "\n")
-    print(f"wrote {args.output}: {len(table['kinds'])} kinds, {len(table['types'])} types")
-
-
-if __name__ == "__main__":
-    main()

@@ -20,19 +20,20 @@ What kustomize 5.7 does, in its order:
 A strategic merge patch keeps the resource's name and kind (unless the options allow a
 change), its namespace, and its apiVersion; a JSON patch may change anything.
 
-Errors name the kustomization file and the entry (``patches[1]``). Entries a Flux
-Kustomization folded in (its ``spec.patches``, after the file's own) are named as the
-user wrote them, ``spec.patches[0]``, with no file: the file does not hold them.
+Errors name the kustomization file and the entry (``patches[1]``). Entries an overlay
+appended (after the file's own) are named as the overlay's author wrote them,
+``spec.patches[0]`` for an overlay named ``spec``, with no file: the file does not hold
+them.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fluxd.kustomize import _yaml
+from fluxd.kustomize import _documents
 from fluxd.kustomize._builtins import is_cluster_scoped
 from fluxd.kustomize._json6902 import apply_json_patch, parse_operations
 from fluxd.kustomize._model import KustomizeError, Resource
@@ -43,7 +44,6 @@ __all__ = ["apply_patches"]
 
 _PATCH_FIELDS = frozenset({"path", "patch", "target", "options"})
 _JSON6902_FIELDS = frozenset({"path", "patch", "target"})
-_SPEC = "spec."
 
 
 @dataclass
@@ -52,7 +52,7 @@ class _Patch:
 
     source: str
     field: str
-    #: The kustomization file holding the entry; None for one from a Flux spec.
+    #: The kustomization file holding the entry; None for one an overlay appended.
     file: str | None
     strategic: dict[str, Any] | None = None
     operations: list[dict[str, Any]] | None = None
@@ -70,16 +70,17 @@ def apply_patches(
     *,
     read_file: Callable[[str], bytes],
     kustomization_file: str,
-    spec_entries: Mapping[str, int] | None = None,
+    overlay_entries: Mapping[str, int] | None = None,
+    overlay_name: str = "",
 ) -> list[Resource]:
     """Apply the kustomization's patch fields to ``resources``; returns the new list.
 
     Handles whichever of ``patchesStrategicMerge``, ``patches`` and ``patchesJson6902``
     are present, in that order. Patched resources are updated in place; resources a
-    patch deletes (``$patch: delete``) are left out of the result. ``spec_entries`` says
-    where, per field, the entries from a Flux Kustomization's spec start.
+    patch deletes (``$patch: delete``) are left out of the result. ``overlay_entries``
+    says where, per field, the entries overlay ``overlay_name`` appended start.
     """
-    loader = _Loader(read_file, kustomization_file, spec_entries or {})
+    loader = _Loader(read_file, kustomization_file, overlay_entries or {}, overlay_name)
     patches: list[_Patch] = []
     patches += loader.strategic_merge_entries(kustomization.get("patchesStrategicMerge"))
     patches += loader.patch_entries(kustomization.get("patches"))
@@ -98,20 +99,22 @@ class _Loader:
         self,
         read_file: Callable[[str], bytes],
         kustomization_file: str,
-        spec_entries: Mapping[str, int],
+        overlay_entries: Mapping[str, int],
+        overlay_name: str,
     ) -> None:
         self.read_file = read_file
         self.file = kustomization_file
-        self.spec_entries = spec_entries
+        self.overlay_entries = overlay_entries
+        self.overlay_prefix = f"{overlay_name}."
 
     def field_of(self, key: str, index: int) -> str:
-        start = self.spec_entries.get(key)
+        start = self.overlay_entries.get(key)
         if start is not None and index >= start:
-            return f"{_SPEC}{key}[{index - start}]"
+            return f"{self.overlay_prefix}{key}[{index - start}]"
         return f"{key}[{index}]"
 
     def file_of(self, field: str) -> str | None:
-        return None if field.startswith(_SPEC) else self.file
+        return None if field.startswith(self.overlay_prefix) else self.file
 
     def error(self, message: str, field: str) -> KustomizeError:
         return KustomizeError(message, file=self.file_of(field), field=field)
@@ -159,13 +162,20 @@ class _Loader:
             return documents
         return None
 
+    def map_entries(
+        self, value: Any, key: str, fields: frozenset[str]
+    ) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        """Each entry of list field ``key`` with its name, checked to be a map of ``fields``."""
+        for index, entry in enumerate(self.entries(value, key)):
+            field = self.field_of(key, index)
+            if not isinstance(entry, Mapping):
+                raise self.error(f"a {key} entry must be a map", field)
+            self.known(entry, fields, field)
+            yield field, entry
+
     def patch_entries(self, value: Any) -> list[_Patch]:
         patches: list[_Patch] = []
-        for index, entry in enumerate(self.entries(value, "patches")):
-            field = self.field_of("patches", index)
-            if not isinstance(entry, Mapping):
-                raise self.error("a patches entry must be a map", field)
-            self.known(entry, _PATCH_FIELDS, field)
+        for field, entry in self.map_entries(value, "patches", _PATCH_FIELDS):
             content, source = self.content(entry, field)
             target = self.target(entry.get("target"), f"{field}.target")
             options = entry.get("options") or {}
@@ -205,11 +215,7 @@ class _Loader:
 
     def json6902_entries(self, value: Any) -> list[_Patch]:
         patches: list[_Patch] = []
-        for index, entry in enumerate(self.entries(value, "patchesJson6902")):
-            field = self.field_of("patchesJson6902", index)
-            if not isinstance(entry, Mapping):
-                raise self.error("a patchesJson6902 entry must be a map", field)
-            self.known(entry, _JSON6902_FIELDS, field)
+        for field, entry in self.map_entries(value, "patchesJson6902", _JSON6902_FIELDS):
             target = self.target(entry.get("target"), f"{field}.target")
             if target is None or not target.name:
                 raise self.error("a patchesJson6902 target must name the resource", field)
@@ -280,7 +286,7 @@ class _Loader:
 
 def _load_any(content: bytes, source: str) -> list[Any]:
     """The non-empty YAML documents in ``content``, maps or lists (a JSON patch is a list)."""
-    return _yaml.load_values(content, source=source)
+    return _documents.load_values(content, source=source)
 
 
 def _looks_like_patch(document: Any) -> bool:

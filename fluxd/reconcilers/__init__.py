@@ -1,2 +1,2 @@
 """One module per Flux kind, each a short list of steps, and the driver they share
-(:mod:`fluxd.reconcilers.base`)."""
+(:mod:`fluxd.reconcilers.driver`)."""

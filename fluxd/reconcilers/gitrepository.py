@@ -19,29 +19,27 @@ Steps, in order (each failure carries Flux's reason and condition):
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from fluxd import conditions
-from fluxd.api import GIT_REPOSITORY, KindInfo, parse_duration
-from fluxd.objectkey import ObjectKey
-from fluxd.reconcilers.base import Context, ReconcileError, Reconciler
-from fluxd.reconcilers.objects import ObjectApi, SecretNotFound
+from fluxd.api import (
+    GIT_REPOSITORY,
+    GitRepositoryRef,
+    GitRepositorySpec,
+    GitRepositoryVerification,
+    parse_duration,
+)
+from fluxd.kube.objects import ObjectApi, SecretNotFound
+from fluxd.reconcilers.driver import Context, Reconciler
+from fluxd.runtime import conditions
+from fluxd.runtime.errors import ReconcileError
+from fluxd.runtime.keys import ObjectKey
 from fluxd.sources import git
 from fluxd.sources.artifact import Artifact, make_artifact
 from fluxd.sources.cache import ArtifactCache
-from fluxd.sources.ignore import select_files
-from fluxd.sources.verify import VerificationError, verify_signature
 
-__all__ = [
-    "GitRepositoryReconciler",
-    "artifact_files",
-    "git_auth_from_secret",
-    "git_ref",
-    "include_paths",
-]
+__all__ = ["GitRepositoryReconciler"]
 
 FETCH_FAILED = "FetchFailed"
 INCLUDE_UNAVAILABLE = "IncludeUnavailable"
@@ -59,10 +57,10 @@ class _Recipe:
     verify_mode: str | None
 
 
-class GitRepositoryReconciler(Reconciler):
+class GitRepositoryReconciler(Reconciler[GitRepositorySpec]):
     """``source.toolkit.fluxcd.io/v1`` GitRepository."""
 
-    kind: ClassVar[KindInfo[Any]] = GIT_REPOSITORY
+    kind = GIT_REPOSITORY
     negative_conditions: ClassVar[tuple[str, ...]] = (FETCH_FAILED, INCLUDE_UNAVAILABLE)
 
     def __init__(
@@ -84,13 +82,13 @@ class GitRepositoryReconciler(Reconciler):
         self._recipes.pop(key, None)
         self.track_sources(key, ())
 
-    async def reconcile(self, ctx: Context) -> None:
+    async def reconcile(self, ctx: Context[GitRepositorySpec]) -> None:
         spec = ctx.spec
         namespace = ctx.key.namespace
         auth = await self._auth(namespace, spec)
         includes = self._includes(ctx)
         timeout = parse_duration(spec.timeout)
-        ref = git_ref(spec)
+        ref = spec.reference
         verify_mode = spec.verify.mode if spec.verify else None
         include_ids = tuple(
             (inc_key.name, artifact.digest, from_path, to_path)
@@ -111,7 +109,7 @@ class GitRepositoryReconciler(Reconciler):
             await self._verify(ctx, commit, spec.verify)
         else:
             conditions.delete(ctx.status, SOURCE_VERIFIED)
-        packaged = artifact_files(
+        packaged = git.artifact_files(
             files,
             [(artifact.files, from_path, to_path) for _, artifact, from_path, to_path in includes],
             ignore=spec.ignore,
@@ -136,7 +134,7 @@ class GitRepositoryReconciler(Reconciler):
         self._report(ctx, artifact, spec)
 
     async def _remote_sha(
-        self, url: str, ref: git.GitRef, auth: git.GitAuth, time_limit: float
+        self, url: str, ref: GitRepositoryRef, auth: git.GitAuth, time_limit: float
     ) -> str:
         try:
             _, sha = await git.resolve(url, ref, auth, time_limit)
@@ -144,7 +142,9 @@ class GitRepositoryReconciler(Reconciler):
             raise self._fetch_error(error) from error
         return sha
 
-    def _report(self, ctx: Context, artifact: Artifact, spec: Any) -> None:
+    def _report(
+        self, ctx: Context[GitRepositorySpec], artifact: Artifact, spec: GitRepositorySpec
+    ) -> None:
         status = ctx.status
         status["artifact"] = artifact.to_status()
         if spec.ignore is not None:
@@ -164,7 +164,7 @@ class GitRepositoryReconciler(Reconciler):
         ctx.ready_reason = "Succeeded"
         ctx.ready_message = message
 
-    async def _auth(self, namespace: str, spec: Any) -> git.GitAuth:
+    async def _auth(self, namespace: str, spec: GitRepositorySpec) -> git.GitAuth:
         if spec.secret_ref is None:
             return git.GitAuth()
         try:
@@ -175,9 +175,11 @@ class GitRepositoryReconciler(Reconciler):
                 f"failed to get credentials: {error}: create it or fix spec.secretRef",
                 condition=FETCH_FAILED,
             ) from error
-        return git_auth_from_secret(data)
+        return git.auth_from_secret(data)
 
-    def _includes(self, ctx: Context) -> list[tuple[ObjectKey, Artifact, str, str]]:
+    def _includes(
+        self, ctx: Context[GitRepositorySpec]
+    ) -> list[tuple[ObjectKey, Artifact, str, str]]:
         found: list[tuple[ObjectKey, Artifact, str, str]] = []
         keys = [
             ObjectKey(self.kind.kind, ctx.key.namespace, include.repository.name)
@@ -193,56 +195,43 @@ class GitRepositoryReconciler(Reconciler):
                     "it is missing or not ready",
                     condition=INCLUDE_UNAVAILABLE,
                 )
-            found.append((key, artifact, *include_paths(include)))
+            found.append((key, artifact, *git.include_paths(include)))
         conditions.delete(ctx.status, INCLUDE_UNAVAILABLE)
         return found
 
-    async def _verify(self, ctx: Context, commit: git.Commit, verify: Any) -> None:
+    async def _verify(
+        self, ctx: Context[GitRepositorySpec], commit: git.Commit, verify: GitRepositoryVerification
+    ) -> None:
         try:
             keys = await self.objects.secret_data(ctx.key.namespace, verify.secret_ref.name)
         except SecretNotFound as error:
             raise self._verification_failed(
                 ctx, "VerificationError", f"cannot verify signatures: {error}"
             ) from error
-        mode = verify.mode or "HEAD"
         verified: list[str] = []
-        if mode in ("Tag", "TagAndHEAD"):
-            if commit.tag_payload is None or commit.tag_signature is None:
-                raise self._verification_failed(
-                    ctx,
-                    "InvalidTagSignature",
-                    f"cannot verify tag for '{commit.revision}': it is not an annotated, "
-                    "signed tag",
-                )
-            try:
-                identity = verify_signature(
-                    payload=commit.tag_payload, signature=commit.tag_signature, keys=keys
-                )
-            except VerificationError as error:
-                raise self._verification_failed(
-                    ctx,
-                    "InvalidTagSignature",
-                    f"signature verification of tag for '{commit.revision}' failed: {error}",
-                ) from error
+        if verify.verify_tag:
+            identity = self._signed_by(
+                ctx,
+                keys,
+                commit.tag_payload,
+                commit.tag_signature,
+                reason="InvalidTagSignature",
+                what=f"tag for '{commit.revision}'",
+                unsigned=f"cannot verify tag for '{commit.revision}': it is not an annotated, "
+                "signed tag",
+            )
             verified.append(f"tag with key '{identity}'")
-        if mode in ("HEAD", "TagAndHEAD"):
-            if commit.signed_payload is None or commit.signature is None:
-                raise self._verification_failed(
-                    ctx,
-                    "InvalidCommitSignature",
-                    f"signature verification of commit '{commit.sha}' failed: "
-                    "the commit is not signed",
-                )
-            try:
-                identity = verify_signature(
-                    payload=commit.signed_payload, signature=commit.signature, keys=keys
-                )
-            except VerificationError as error:
-                raise self._verification_failed(
-                    ctx,
-                    "InvalidCommitSignature",
-                    f"signature verification of commit '{commit.sha}' failed: {error}",
-                ) from error
+        if verify.verify_head:
+            identity = self._signed_by(
+                ctx,
+                keys,
+                commit.signed_payload,
+                commit.signature,
+                reason="InvalidCommitSignature",
+                what=f"commit '{commit.sha}'",
+                unsigned=f"signature verification of commit '{commit.sha}' failed: "
+                "the commit is not signed",
+            )
             verified.append(f"commit '{commit.sha}' with key '{identity}'")
         conditions.mark_true(
             ctx.status,
@@ -251,10 +240,34 @@ class GitRepositoryReconciler(Reconciler):
             "verified signature of " + " and ".join(verified),
             generation=ctx.generation,
         )
-        ctx.status["sourceVerificationMode"] = mode
+        ctx.status["sourceVerificationMode"] = verify.effective_mode
+
+    def _signed_by(
+        self,
+        ctx: Context[GitRepositorySpec],
+        keys: Mapping[str, bytes],
+        payload: bytes | None,
+        signature: bytes | None,
+        *,
+        reason: str,
+        what: str,
+        unsigned: str,
+    ) -> str:
+        """The identity of the trusted key that signed ``payload``; a ReconcileError with
+        ``reason`` when it is unsigned or no trusted key made the signature."""
+        if payload is None or signature is None:
+            raise self._verification_failed(ctx, reason, unsigned)
+        try:
+            return git.verify_signature(payload=payload, signature=signature, keys=keys)
+        except git.VerificationError as error:
+            raise self._verification_failed(
+                ctx, reason, f"signature verification of {what} failed: {error}"
+            ) from error
 
     @staticmethod
-    def _verification_failed(ctx: Context, reason: str, message: str) -> ReconcileError:
+    def _verification_failed(
+        ctx: Context[GitRepositorySpec], reason: str, message: str
+    ) -> ReconcileError:
         conditions.mark_false(
             ctx.status, SOURCE_VERIFIED, reason, message, generation=ctx.generation
         )
@@ -267,68 +280,3 @@ class GitRepositoryReconciler(Reconciler):
             f"failed to checkout and determine revision: {error}",
             condition=FETCH_FAILED,
         )
-
-
-def git_auth_from_secret(data: Mapping[str, bytes]) -> git.GitAuth:
-    """Flux's Secret keys for git: https (basic, bearer, CA) and ssh (key, host keys)."""
-
-    def text(key: str) -> str | None:
-        value = data.get(key)
-        return value.decode() if value is not None else None
-
-    return git.GitAuth(
-        username=text("username"),
-        password=text("password"),
-        bearer_token=text("bearerToken"),
-        ca_file=data.get("ca.crt") or data.get("caFile"),
-        identity=data.get("identity"),
-        passphrase=text("password") if "identity" in data else None,
-        known_hosts=data.get("known_hosts"),
-    )
-
-
-def git_ref(spec: Any) -> git.GitRef:
-    """``spec.ref`` of a GitRepository spec as the fetcher's reference."""
-    ref = spec.ref
-    return git.GitRef(
-        branch=ref.branch if ref else None,
-        tag=ref.tag if ref else None,
-        semver=ref.semver if ref else None,
-        name=ref.name if ref else None,
-        commit=ref.commit if ref else None,
-    )
-
-
-def include_paths(include: Any) -> tuple[str, str]:
-    """``(fromPath, toPath)`` of a ``spec.include`` entry, with Flux's defaults."""
-    return include.from_path or ".", include.to_path or include.repository.name
-
-
-def artifact_files(
-    files: Mapping[str, bytes],
-    includes: Iterable[tuple[Mapping[str, bytes], str, str]],
-    *,
-    ignore: str | None,
-) -> dict[str, bytes]:
-    """What the artifact holds: the commit's files, each include's files (``(files,
-    fromPath, toPath)``) copied in over them, then the ignore rules applied."""
-    merged = dict(files)
-    for included, from_path, to_path in includes:
-        merged.update(_relocate(included, from_path, to_path))
-    return select_files(merged, spec_ignore=ignore)
-
-
-def _relocate(files: Mapping[str, bytes], from_path: str, to_path: str) -> dict[str, bytes]:
-    """Files under ``from_path`` of an included artifact, moved under ``to_path``."""
-    source = posixpath.normpath(from_path).strip("/")
-    target = posixpath.normpath(to_path).strip("/")
-    moved: dict[str, bytes] = {}
-    for path, content in files.items():
-        if source in ("", "."):
-            relative = path
-        elif path.startswith(source + "/"):
-            relative = path[len(source) + 1 :]
-        else:
-            continue
-        moved[posixpath.join(target, relative) if target not in ("", ".") else relative] = content
-    return moved

@@ -13,7 +13,7 @@ Steps, in order; each failure carries Flux's reason:
    ``DependencyNotReady``, looked at again every 30 s (Flux's
    ``--requeue-dependency``) unless a dependency wakes it sooner. A dependency outside
    what this daemon watches is read from the API server (found, but without wake-ups);
-3. **build**: :mod:`~fluxd.reconcilers.kustomize_build` (shared with ``fluxd build`` and
+3. **build**: :mod:`~fluxd.build.kustomization` (shared with ``fluxd build`` and
    ``fluxd diff``): the native kustomize engine over the artifact's files with the Flux
    fields folded in, SOPS decryption, ``postBuild`` variable substitution, owner labels,
    ``commonMetadata`` (``BuildFailed`` naming the file);
@@ -30,7 +30,7 @@ Steps, in order; each failure carries Flux's reason:
 
 Steps 4 to 6, and the deletion below, act as the Kustomization's identity
 (``serviceAccountName`` or the daemon's default account, impersonated; ``kubeConfig``, a
-remote cluster): see :mod:`~fluxd.reconcilers.cluster_access`. An unusable kubeconfig
+remote cluster): see :mod:`~fluxd.apply.access`. An unusable kubeconfig
 fails with ``ReconciliationFailed`` before the build.
 
 The status records ``lastAttemptedRevision`` before the work and ``lastAppliedRevision`` and
@@ -53,26 +53,28 @@ from typing import Any, ClassVar
 
 import anyio
 
-from fluxd import conditions
-from fluxd.api import KUSTOMIZATION, KindInfo, format_duration
+from fluxd import cel
+from fluxd.api import KUSTOMIZATION, KustomizationSpec, format_duration, parse_duration
+from fluxd.apply.access import Cluster, ClusterAccess, ClusterAccessError
 from fluxd.apply.health import (
     HealthCheckError,
     HealthRef,
     StatusRule,
-    cel_predicate,
     custom_rules,
     wait_for_health,
 )
 from fluxd.apply.ignore import DriftIgnore
-from fluxd.apply.inventory import ObjectRef, entries, parse, stale
+from fluxd.apply.inventory import ObjectRef, entries, parse, recorded, stale
 from fluxd.apply.manager import ApplyError
 from fluxd.apply.mapper import NoKindMatchError
+from fluxd.build.kustomization import build_objects
+from fluxd.build.labels import owner_labels
 from fluxd.kube import client
-from fluxd.objectkey import ObjectKey
-from fluxd.reconcilers.base import Context, ReconcileError, Reconciler
-from fluxd.reconcilers.cluster_access import Cluster, ClusterAccess, ClusterAccessError
-from fluxd.reconcilers.kustomize_build import NAME_LABEL, NAMESPACE_LABEL, build_objects
-from fluxd.reconcilers.objects import ObjectApi
+from fluxd.kube.objects import ObjectApi
+from fluxd.reconcilers.driver import Context, Reconciler
+from fluxd.runtime import conditions
+from fluxd.runtime.errors import ReconcileError
+from fluxd.runtime.keys import ObjectKey
 from fluxd.sources.cache import ArtifactCache
 
 __all__ = ["KustomizationReconciler"]
@@ -81,20 +83,21 @@ HEALTHY = "Healthy"
 COMMIT_STATUS_ANNOTATION = "kustomize.toolkit.fluxcd.io/commit_status"
 #: Flux's words for an error that retrying cannot fix (a bad expression in the spec).
 TERMINAL = "Reconciliation failed terminally due to configuration error"
-#: The field manager of applied objects. The fields Flux's kustomize-controller applied
-#: before a swap are taken over (:mod:`fluxd.apply.ownership`), so they keep being pruned.
-FIELD_MANAGER = "fluxd"
 #: Flux's ``--requeue-dependency``: how soon to look again at an unready dependency.
 DEPENDENCY_RETRY = 30.0
 #: How often ``WaitForTermination`` looks whether the deleted objects are gone.
 TERMINATION_POLL = 0.5
 
 
-class KustomizationReconciler(Reconciler):
+class KustomizationReconciler(Reconciler[KustomizationSpec]):
     """``kustomize.toolkit.fluxcd.io/v1`` Kustomization."""
 
-    kind: ClassVar[KindInfo[Any]] = KUSTOMIZATION
+    kind = KUSTOMIZATION
     depended_on: ClassVar[bool] = True
+
+    def retry_interval(self, spec: KustomizationSpec) -> float | None:
+        """``spec.retryInterval`` when set, as Flux requeues a failed Kustomization."""
+        return parse_duration(spec.retry_interval) if spec.retry_interval else None
 
     def __init__(
         self,
@@ -115,7 +118,7 @@ class KustomizationReconciler(Reconciler):
         self.track_sources(key, ())
         self.access.forget(key)
 
-    async def reconcile(self, ctx: Context) -> None:
+    async def reconcile(self, ctx: Context[KustomizationSpec]) -> None:
         started = time.monotonic()
         spec = ctx.spec
         try:
@@ -157,12 +160,12 @@ class KustomizationReconciler(Reconciler):
             name=ctx.key.name,
             objects=self.objects,
         )
-        owner = {NAME_LABEL: ctx.key.name, NAMESPACE_LABEL: ctx.key.namespace}
+        owner = owner_labels(ctx.key.namespace, ctx.key.name)
 
         try:
             ignore = DriftIgnore(spec.drift_ignore_rules)
         except ValueError as error:
-            raise ReconcileError("ReconciliationFailed", f"spec.{error}", stalled=True) from error
+            raise ReconcileError("ReconciliationFailed", str(error), stalled=True) from error
         try:
             changes = await cluster.applier.apply_all(
                 objects, force=spec.force, ignore=ignore, wait_timeout=spec.timeout_seconds
@@ -175,7 +178,7 @@ class KustomizationReconciler(Reconciler):
             ctx.event("Normal", "Progressing", changes.summary(), self._revision_note(revision))
 
         applied = entries(changes.refs)
-        previous = _inventory(ctx.status)
+        previous = recorded(ctx.status)
         if spec.prune:
             removed = stale(previous, parse(applied))
             try:
@@ -213,7 +216,7 @@ class KustomizationReconciler(Reconciler):
         spec = self.kind.parse_spec(obj)
         metadata = obj["metadata"]
         key = ObjectKey(self.kind.kind, metadata["namespace"], metadata["name"])
-        inventory = _inventory(obj.get("status") or {})
+        inventory = recorded(obj.get("status") or {})
         if not inventory or not _deletes_objects(spec):
             return
         revision = str((obj.get("status") or {}).get("lastAppliedRevision") or "")
@@ -228,7 +231,7 @@ class KustomizationReconciler(Reconciler):
             await self.objects.record_event(obj, "Warning", "PruneFailed", message, note)
             return
         cluster = await self._cluster(key, spec, reason="PruneFailed")
-        owner = {NAME_LABEL: key.name, NAMESPACE_LABEL: key.namespace}
+        owner = owner_labels(key.namespace, key.name)
         try:
             deleted = await cluster.applier.delete_all(inventory, owner_labels=owner)
         except ApplyError as error:
@@ -268,12 +271,16 @@ class KustomizationReconciler(Reconciler):
                 "PruneFailed", f"finalizing: looking up the service account: {error}"
             ) from error
 
-    def _source_key(self, ctx: Context) -> ObjectKey:
+    def _source_key(self, ctx: Context[KustomizationSpec]) -> ObjectKey:
         ref = ctx.spec.source_ref
         return ObjectKey(ref.kind, ref.namespace or ctx.key.namespace, ref.name)
 
     async def _check_dependencies(
-        self, ctx: Context, dependencies: list[ObjectKey], source_key: ObjectKey, revision: str
+        self,
+        ctx: Context[KustomizationSpec],
+        dependencies: list[ObjectKey],
+        source_key: ObjectKey,
+        revision: str,
     ) -> None:
         """Flux's readiness of each dependency: it exists; then its ``readyExpr`` decides
         when it has one, else it must be Ready at its latest generation and, when it
@@ -285,7 +292,7 @@ class KustomizationReconciler(Reconciler):
                 raise _not_ready(f"dependency {where} not found")
             if ref.ready_expr:
                 try:
-                    ready = cel_predicate(ref.ready_expr)
+                    ready = cel.compile_predicate(ref.ready_expr)
                 except ValueError as error:
                     raise ReconcileError(
                         "InvalidCELExpression",
@@ -313,7 +320,7 @@ class KustomizationReconciler(Reconciler):
 
     async def _check_health(
         self,
-        ctx: Context,
+        ctx: Context[KustomizationSpec],
         cluster: Cluster,
         objects: list[dict[str, Any]],
         source_key: ObjectKey,
@@ -362,13 +369,9 @@ class KustomizationReconciler(Reconciler):
 
         async def watch_source(scope: anyio.CancelScope) -> None:
             nonlocal superseded
-            while True:
-                await anyio.sleep(0.5)
-                current = self.cache.get(source_key)
-                if current is not None and current.revision != revision:
-                    superseded = True
-                    scope.cancel()
-                    return
+            await self.cache.next_revision(source_key, after=revision)
+            superseded = True
+            scope.cancel()
 
         # Errors are raised after the task group closes: raised inside it, they would
         # reach the driver wrapped in an ExceptionGroup.
@@ -433,23 +436,14 @@ async def _wait_terminated(
 async def _exists(cluster: Cluster, ref: ObjectRef) -> bool:
     try:
         resource = await cluster.mapper.resource_for(ref.api_version, ref.kind)
-        await client.get(cluster.api, resource, ref.namespace or None, ref.name)
+        live = await client.get(
+            cluster.api, resource, ref.namespace or None, ref.name, missing_ok=True
+        )
     except NoKindMatchError:
         return False  # its CRD went, and every object of the kind with it
-    except client.ApiError as error:
-        return not error.not_found
-    except ApplyError:
-        return True  # discovery failed: unknown yet, so keep waiting
-    return True
-
-
-def _inventory(status: Mapping[str, Any]) -> list[ObjectRef]:
-    """The objects recorded in ``status.inventory``; a corrupt record counts as empty (a
-    prune then deletes nothing it cannot name) and is replaced by this reconcile's."""
-    try:
-        return parse((status.get("inventory") or {}).get("entries") or [])
-    except ValueError:
-        return []
+    except (client.ApiError, ApplyError):
+        return True  # unknown yet, so keep waiting
+    return live is not None
 
 
 def _not_ready(message: str) -> ReconcileError:

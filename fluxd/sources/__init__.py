@@ -1,2 +1,8 @@
-"""Where artifacts come from: fetchers (git), ignore rules, signature verification, and the
-artifact cache every reconciler shares."""
+"""Where artifacts come from, and where they are kept.
+
+- :mod:`~fluxd.sources.artifact`: an artifact (files + Flux's tarball, digest, revision);
+- :mod:`~fluxd.sources.cache`: the in-memory artifact cache every reconciler shares, and
+  the subscriptions that tell consumers of a new artifact;
+- :mod:`~fluxd.sources.ignore` and :mod:`~fluxd.sources.gitignore`: Flux's ignore rules;
+- one folder per fetcher: :mod:`~fluxd.sources.git` (fetch, transport, signatures).
+"""

@@ -7,14 +7,18 @@ here. The HTTP server serves the same entries to in-cluster consumers that expec
 ``status.artifact.url``.
 
 Storing an artifact whose revision or digest differs from the previous one notifies the
-listeners (the scheduler's reverse index), which wake the dependents at once.
+listeners (the scheduler's reverse index), which wake the dependents at once, and wakes
+whoever awaits :meth:`ArtifactCache.next_revision` of that source (a health check that a
+newer revision makes moot): nobody polls.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from fluxd.objectkey import ObjectKey
+import anyio
+
+from fluxd.runtime.keys import ObjectKey
 from fluxd.sources.artifact import Artifact
 
 __all__ = ["ArtifactCache"]
@@ -29,13 +33,31 @@ class ArtifactCache:
         self._by_key: dict[ObjectKey, Artifact] = {}
         self._by_path: dict[str, Artifact] = {}
         self._listeners: list[Listener] = []
+        self._waiters: dict[ObjectKey, set[anyio.Event]] = {}
 
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener(key, artifact)`` whenever a source gets a new artifact."""
         self._listeners.append(listener)
 
     def get(self, key: ObjectKey) -> Artifact | None:
+        """The artifact source ``key`` serves now, if any."""
         return self._by_key.get(key)
+
+    async def next_revision(self, key: ObjectKey, *, after: str) -> Artifact:
+        """Wait until source ``key`` serves a revision other than ``after``; that artifact."""
+        while True:
+            current = self._by_key.get(key)
+            if current is not None and current.revision != after:
+                return current
+            stored = anyio.Event()
+            waiters = self._waiters.setdefault(key, set())
+            waiters.add(stored)
+            try:
+                await stored.wait()
+            finally:
+                waiters.discard(stored)
+                if not waiters:
+                    del self._waiters[key]
 
     def by_path(self, path: str) -> Artifact | None:
         """The artifact whose ``status.artifact.path`` is ``path`` (for the HTTP server)."""
@@ -55,6 +77,8 @@ class ArtifactCache:
         if changed:
             for listener in self._listeners:
                 listener(key, artifact)
+            for waiter in self._waiters.get(key, ()):
+                waiter.set()
         return changed
 
     def remove(self, key: ObjectKey) -> None:

@@ -1,9 +1,11 @@
 """A running fluxd for each test, scoped to a namespace of its own on the real API server.
 
-Each test gets a fresh namespace and a :class:`~fluxd.manager.Daemon` that watches only
+Each test gets a fresh namespace and a :class:`~fluxd.daemon.manager.Daemon` that watches only
 that namespace, so tests cannot see each other's objects. The daemon runs in-process
 (same event loop as the test) and is stopped gracefully at teardown, after the test's
-Flux objects were deleted while it still ran, so finalizers are honoured.
+Flux objects were deleted while it still ran, so finalizers are honoured. That teardown
+ends before the root conftest's ``no_leaked_tasks`` looks at the loop (an autouse fixture
+is set up first, so it is torn down last): a daemon task still running then is a leak.
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ import aiohttp
 import pytest
 from kubernetes_asyncio.client import ApiClient
 
-from fluxd import conditions
 from fluxd.api import KindInfo
+from fluxd.daemon.manager import Daemon, Options
 from fluxd.kube import client
+from fluxd.kube.objects import resource_of
 from fluxd.kube.resources import NAMESPACES, SECRETS
-from fluxd.manager import Daemon, Options
-from fluxd.reconcilers.objects import resource_of
+from fluxd.runtime import conditions
 from tests.gitservers import free_port
 
 WAIT_TIMEOUT = 30.0

@@ -16,6 +16,8 @@ from fluxd.apply.mapper import NoKindMatchError
 from fluxd.kube import client
 from fluxd.kube.resources import CONFIGMAPS, NAMESPACES, Resource
 
+pytestmark = pytest.mark.integration
+
 DEPLOYMENTS = Resource("apps", "v1", "deployments")
 SERVICES = Resource("", "v1", "services")
 CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)

@@ -12,15 +12,18 @@ import base64
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from fluxd.api import GIT_REPOSITORY, KUSTOMIZATION
-from fluxd.demo import seed_deployment
+from fluxd.dev.demo import seed_deployment
 from fluxd.kube import client
 from fluxd.kube.resources import SECRETS, Resource
 from tests.gitservers import GitHTTPServer, GitRemote
 from tests.integration.conftest import Fluxd, is_ready_now
 from tests.integration.test_kustomization import SOPS_FIXTURES, valid_encrypted_secret
+
+pytestmark = pytest.mark.integration
 
 DEPLOYMENTS = Resource("apps", "v1", "deployments")
 REPO = Path(__file__).resolve().parents[2]

@@ -10,16 +10,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
 from kubernetes_asyncio.client import ApiClient
 
 from fluxd.api import GIT_REPOSITORY
-from fluxd.devcluster import cache_root
+from fluxd.daemon.manager import Daemon, Options
+from fluxd.dev.controlplane import cache_root
 from fluxd.kube import client
+from fluxd.kube.objects import resource_of
 from fluxd.kube.resources import LEASES
-from fluxd.manager import Daemon, Options
-from fluxd.reconcilers.objects import resource_of
 from tests.gitservers import GitHTTPServer, GitRemote
 from tests.integration.conftest import WAIT_TIMEOUT, Fluxd, is_ready_now
+
+pytestmark = pytest.mark.integration
 
 LEASE = "fluxd-leader-election"
 REPO_ROOT = Path(__file__).resolve().parents[2]

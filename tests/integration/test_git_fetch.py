@@ -18,8 +18,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from dulwich.repo import MemoryRepo
 
-from fluxd.sources import git as git_module
-from fluxd.sources.git import Commit, GitAuth, GitError, GitRef, fetch, resolve
+from fluxd.api import GitRepositoryRef as Ref
+from fluxd.sources.git import Commit, GitAuth, GitError, fetch, resolve
+from fluxd.sources.git import remote as git_module
 from tests.gitservers import (
     HTTP_PASSWORD,
     HTTP_TOKEN,
@@ -78,9 +79,7 @@ def url(repo: Fixture, git_daemon: GitDaemon) -> str:
     return git_daemon.url(repo.remote)
 
 
-async def get(
-    url: str, ref: GitRef, auth: GitAuth | None = None
-) -> tuple[Commit, dict[str, bytes]]:
+async def get(url: str, ref: Ref, auth: GitAuth | None = None) -> tuple[Commit, dict[str, bytes]]:
     return await fetch(url, ref, auth or GitAuth(), TIMEOUT)
 
 
@@ -88,7 +87,7 @@ async def get(
 
 
 async def test_empty_ref_is_master_branch(repo: Fixture, url: str) -> None:
-    commit, files = await get(url, GitRef())
+    commit, files = await get(url, Ref())
     assert commit.revision == f"master@sha1:{repo.c2}"
     assert commit.sha == repo.c2
     assert files == files_at(V1_FILES, V2_FILES)
@@ -99,20 +98,20 @@ async def test_empty_ref_is_master_branch(repo: Fixture, url: str) -> None:
 
 
 async def test_branch(repo: Fixture, url: str) -> None:
-    commit, files = await get(url, GitRef(branch="feature"))
+    commit, files = await get(url, Ref(branch="feature"))
     assert commit.revision == f"feature@sha1:{repo.c3}"
     assert files == files_at(V1_FILES, V2_FILES, FEATURE_FILES)
 
 
 async def test_lightweight_tag(repo: Fixture, url: str) -> None:
-    commit, files = await get(url, GitRef(tag="light"))
+    commit, files = await get(url, Ref(tag="light"))
     assert commit.revision == f"light@sha1:{repo.c1}"
     assert files == files_at(V1_FILES)
     assert commit.tag_payload is None
 
 
 async def test_annotated_tag_is_peeled_to_its_commit(repo: Fixture, url: str) -> None:
-    commit, files = await get(url, GitRef(tag="v1.0.0"))
+    commit, files = await get(url, Ref(tag="v1.0.0"))
     assert commit.revision == f"v1.0.0@sha1:{repo.c1}"
     assert files == files_at(V1_FILES)
     assert commit.tag_payload is not None
@@ -136,40 +135,40 @@ async def test_annotated_tag_is_peeled_to_its_commit(repo: Fixture, url: str) ->
 async def test_semver_picks_highest_matching_tag(
     repo: Fixture, url: str, constraint: str, tag: str
 ) -> None:
-    commit, _ = await get(url, GitRef(semver=constraint))
+    commit, _ = await get(url, Ref(semver=constraint))
     sha = repo.c1 if tag in ("v1.0.0", "v0.9.0") else repo.c2
     assert commit.revision == f"{tag}@sha1:{sha}"
 
 
 async def test_name_pull_request_ref(repo: Fixture, url: str) -> None:
-    commit, files = await get(url, GitRef(name="refs/pull/1/head"))
+    commit, files = await get(url, Ref(name="refs/pull/1/head"))
     assert commit.revision == f"refs/pull/1/head@sha1:{repo.c3}"
     assert "feature.txt" in files
 
 
 async def test_name_heads_and_tags_are_shortened(repo: Fixture, url: str) -> None:
-    branch, _ = await get(url, GitRef(name="refs/heads/feature"))
-    tag, _ = await get(url, GitRef(name="refs/tags/v1.0.0"))
+    branch, _ = await get(url, Ref(name="refs/heads/feature"))
+    tag, _ = await get(url, Ref(name="refs/tags/v1.0.0"))
     assert branch.revision == f"feature@sha1:{repo.c3}"
     assert tag.revision == f"v1.0.0@sha1:{repo.c1}"
     assert tag.tag_payload is not None
 
 
 async def test_commit_alone(repo: Fixture, url: str) -> None:
-    commit, files = await get(url, GitRef(commit=repo.c1))
+    commit, files = await get(url, Ref(commit=repo.c1))
     assert commit.revision == f"sha1:{repo.c1}"
     assert files == files_at(V1_FILES)
 
 
 async def test_commit_on_branch(repo: Fixture, url: str) -> None:
-    commit, files = await get(url, GitRef(branch="master", commit=repo.c1))
+    commit, files = await get(url, Ref(branch="master", commit=repo.c1))
     assert commit.revision == f"master@sha1:{repo.c1}"
     assert files == files_at(V1_FILES)
 
 
 async def test_commit_not_on_branch(repo: Fixture, url: str) -> None:
     with pytest.raises(GitError) as err:
-        await get(url, GitRef(branch="master", commit=repo.c3))
+        await get(url, Ref(branch="master", commit=repo.c3))
     assert f"commit '{repo.c3}' not found in branch 'master'" in err.value.message
     assert url in err.value.message
 
@@ -177,18 +176,18 @@ async def test_commit_not_on_branch(repo: Fixture, url: str) -> None:
 @pytest.mark.parametrize(
     ("ref", "expected"),
     [
-        (GitRef(branch="feature", tag="v1.0.0"), "v1.0.0@sha1:{c1}"),
-        (GitRef(tag="v1.0.0", semver="^1"), "v1.1.0@sha1:{c2}"),
-        (GitRef(semver="^1", name="refs/pull/1/head"), "refs/pull/1/head@sha1:{c3}"),
-        (GitRef(name="refs/pull/1/head", tag="light", commit="{c1}"), "sha1:{c1}"),
+        (Ref(branch="feature", tag="v1.0.0"), "v1.0.0@sha1:{c1}"),
+        (Ref(tag="v1.0.0", semver="^1"), "v1.1.0@sha1:{c2}"),
+        (Ref(semver="^1", name="refs/pull/1/head"), "refs/pull/1/head@sha1:{c3}"),
+        (Ref(name="refs/pull/1/head", tag="light", commit="{c1}"), "sha1:{c1}"),
     ],
 )
 async def test_precedence_commit_name_semver_tag_branch(
-    repo: Fixture, url: str, ref: GitRef, expected: str
+    repo: Fixture, url: str, ref: Ref, expected: str
 ) -> None:
     shas = {"c1": repo.c1, "c2": repo.c2, "c3": repo.c3}
     if ref.commit:
-        ref = GitRef(name=ref.name, tag=ref.tag, commit=ref.commit.format(**shas))
+        ref = Ref(name=ref.name, tag=ref.tag, commit=ref.commit.format(**shas))
     commit, _ = await get(url, ref)
     assert commit.revision == expected.format(**shas)
 
@@ -202,7 +201,7 @@ async def test_symlink_is_its_target_and_submodule_is_skipped(
     git_remote.git("commit", "-q", "-m", "add submodule entry")
     git_remote.git("push", "-q", "origin", "HEAD:refs/heads/master")
     git_remote.symlink("link.yaml", "real/config.yaml")
-    _, files = await get(git_daemon.url(git_remote), GitRef())
+    _, files = await get(git_daemon.url(git_remote), Ref())
     assert files["link.yaml"] == b"real/config.yaml"
     assert files["real/config.yaml"] == b"a: 1\n"
     assert not any(path.startswith("vendor/sub") for path in files)
@@ -219,14 +218,14 @@ def test_branch_fetch_is_shallow_and_commit_fetch_has_history(
 
     monkeypatch.setattr(git_module, "MemoryRepo", recording_repo)
 
-    def commits_fetched(ref: GitRef) -> int:
+    def commits_fetched(ref: Ref) -> int:
         git_module._fetch_sync(url, ref, GitAuth(), TIMEOUT)
         store = made[-1].object_store
         return sum(1 for oid in store if store[oid].type_name == b"commit")
 
-    assert commits_fetched(GitRef(branch="feature")) == 1
-    assert commits_fetched(GitRef(tag="v1.1.0")) == 1
-    assert commits_fetched(GitRef(branch="feature", commit=repo.c1)) == 3
+    assert commits_fetched(Ref(branch="feature")) == 1
+    assert commits_fetched(Ref(tag="v1.1.0")) == 1
+    assert commits_fetched(Ref(branch="feature", commit=repo.c1)) == 3
 
 
 @pytest.fixture
@@ -256,7 +255,7 @@ async def test_signed_commit_and_tag_carry_payload_and_signature(
     raw_commit = git_remote.git("cat-file", "commit", "HEAD").encode() + b"\n"
     raw_tag = git_remote.git("cat-file", "tag", "v1.0.0").encode() + b"\n"
 
-    commit, _ = await get(git_daemon.url(git_remote), GitRef(tag="v1.0.0"))
+    commit, _ = await get(git_daemon.url(git_remote), Ref(tag="v1.0.0"))
 
     assert commit.signature is not None
     assert commit.signature.startswith(b"-----BEGIN SSH SIGNATURE-----")
@@ -274,31 +273,31 @@ async def test_signed_commit_and_tag_carry_payload_and_signature(
 
 
 async def test_force_pushed_branch_gives_new_commit_and_files(repo: Fixture, url: str) -> None:
-    before, _ = await get(url, GitRef(branch="feature"))
+    before, _ = await get(url, Ref(branch="feature"))
     rewritten = repo.remote.force_push({"only.txt": "rewritten\n"}, "rewrite", branch="feature")
-    after, files = await get(url, GitRef(branch="feature"))
+    after, files = await get(url, Ref(branch="feature"))
     assert before.sha == repo.c3
     assert after.revision == f"feature@sha1:{rewritten}"
     assert files == {"only.txt": b"rewritten\n"}
 
 
 async def test_resolve_detects_a_moved_ref(repo: Fixture, url: str) -> None:
-    assert await resolve(url, GitRef(), GitAuth(), TIMEOUT) == ("master", repo.c2)
+    assert await resolve(url, Ref(), GitAuth(), TIMEOUT) == ("master", repo.c2)
     c4 = repo.remote.commit({"new.txt": "new\n"}, "moves master")
-    assert await resolve(url, GitRef(), GitAuth(), TIMEOUT) == ("master", c4)
-    commit, _ = await get(url, GitRef())
+    assert await resolve(url, Ref(), GitAuth(), TIMEOUT) == ("master", c4)
+    commit, _ = await get(url, Ref())
     assert commit.sha == c4
 
 
 async def test_resolve_matches_fetch_for_every_ref_kind(repo: Fixture, url: str) -> None:
     for ref in (
-        GitRef(branch="feature"),
-        GitRef(tag="v1.0.0"),
-        GitRef(tag="light"),
-        GitRef(semver="^1"),
-        GitRef(name="refs/pull/1/head"),
-        GitRef(branch="master", commit=repo.c1),
-        GitRef(commit=repo.c1),
+        Ref(branch="feature"),
+        Ref(tag="v1.0.0"),
+        Ref(tag="light"),
+        Ref(semver="^1"),
+        Ref(name="refs/pull/1/head"),
+        Ref(branch="master", commit=repo.c1),
+        Ref(commit=repo.c1),
     ):
         name, sha = await resolve(url, ref, GitAuth(), TIMEOUT)
         commit, _ = await get(url, ref)
@@ -312,16 +311,16 @@ async def test_resolve_matches_fetch_for_every_ref_kind(repo: Fixture, url: str)
 @pytest.mark.parametrize(
     ("ref", "words"),
     [
-        (GitRef(branch="nope"), "couldn't find remote ref 'refs/heads/nope'"),
-        (GitRef(tag="v9.9.9"), "couldn't find remote ref 'refs/tags/v9.9.9'"),
-        (GitRef(name="refs/pull/7/head"), "couldn't find remote ref 'refs/pull/7/head'"),
-        (GitRef(semver=">=5.0.0"), "no tag matches semver range '>=5.0.0'"),
-        (GitRef(semver="not a range"), "invalid semver constraint"),
-        (GitRef(commit="0" * 40), f"commit '{'0' * 40}' not found in any branch"),
+        (Ref(branch="nope"), "couldn't find remote ref 'refs/heads/nope'"),
+        (Ref(tag="v9.9.9"), "couldn't find remote ref 'refs/tags/v9.9.9'"),
+        (Ref(name="refs/pull/7/head"), "couldn't find remote ref 'refs/pull/7/head'"),
+        (Ref(semver=">=5.0.0"), "no tag matches semver range '>=5.0.0'"),
+        (Ref(semver="not a range"), "invalid semver constraint"),
+        (Ref(commit="0" * 40), f"commit '{'0' * 40}' not found in any branch"),
     ],
 )
 async def test_unknown_ref_names_url_ref_and_cause(
-    repo: Fixture, url: str, ref: GitRef, words: str
+    repo: Fixture, url: str, ref: Ref, words: str
 ) -> None:
     with pytest.raises(GitError) as fetched:
         await get(url, ref)
@@ -339,7 +338,7 @@ async def test_unknown_ref_names_url_ref_and_cause(
 async def test_missing_repository(git_http: GitHTTPServer, git_remote: GitRemote) -> None:
     url = git_http.url(git_remote).replace(git_remote.name, "absent.git")
     with pytest.raises(GitError) as err:
-        await get(url, GitRef())
+        await get(url, Ref())
     assert "repository not found" in err.value.message
     assert url in err.value.message
 
@@ -385,15 +384,15 @@ async def test_every_transport_fetches_and_resolves(
     repo: Fixture, transport: tuple[str, GitAuth]
 ) -> None:
     url, auth = transport
-    commit, files = await fetch(url, GitRef(tag="v1.1.0"), auth, TIMEOUT)
+    commit, files = await fetch(url, Ref(tag="v1.1.0"), auth, TIMEOUT)
     assert commit.revision == f"v1.1.0@sha1:{repo.c2}"
     assert files == files_at(V1_FILES, V2_FILES)
-    assert await resolve(url, GitRef(branch="feature"), auth, TIMEOUT) == ("feature", repo.c3)
+    assert await resolve(url, Ref(branch="feature"), auth, TIMEOUT) == ("feature", repo.c3)
 
 
 async def test_credentials_are_sent_as_configured(repo: Fixture, git_http: GitHTTPServer) -> None:
     git_http.requests.clear()
-    await get(git_http.url(repo.remote, "bearer"), GitRef(), GitAuth(bearer_token=HTTP_TOKEN))
+    await get(git_http.url(repo.remote, "bearer"), Ref(), GitAuth(bearer_token=HTTP_TOKEN))
     assert git_http.requests
     assert all(auth == f"Bearer {HTTP_TOKEN}" for _, _, auth in git_http.requests)
 
@@ -414,7 +413,7 @@ async def test_http_auth_failure(
 ) -> None:
     url = git_http.url(repo.remote, scheme)
     with pytest.raises(GitError) as err:
-        await get(url, GitRef(), auth)
+        await get(url, Ref(), auth)
     message = err.value.message
     assert "authentication failed (HTTP 401)" in message
     assert f"'{url}' at branch 'master'" in message
@@ -424,7 +423,7 @@ async def test_http_auth_failure(
 
 async def test_https_without_the_ca_is_refused(repo: Fixture, git_https: GitHTTPServer) -> None:
     with pytest.raises(GitError) as err:
-        await get(git_https.url(repo.remote), GitRef())
+        await get(git_https.url(repo.remote), Ref())
     assert "TLS certificate verification failed" in err.value.message
     assert "ca.crt" in err.value.message
 
@@ -433,7 +432,7 @@ async def test_bad_ca_pem_is_an_authentication_problem(
     repo: Fixture, git_https: GitHTTPServer
 ) -> None:
     with pytest.raises(GitError) as err:
-        await get(git_https.url(repo.remote), GitRef(), GitAuth(ca_file=b"not pem"))
+        await get(git_https.url(repo.remote), Ref(), GitAuth(ca_file=b"not pem"))
     assert err.value.reason == "AuthenticationFailed"
     assert "ca.crt" in err.value.message
 
@@ -446,7 +445,7 @@ def ssh_url(repo: Fixture, git_sshd: SSHServer, git_root: RepoRoot) -> str:
 async def test_ssh_unknown_key_is_rejected(git_sshd: SSHServer, ssh_url: str) -> None:
     auth = GitAuth(identity=git_sshd.keys.stranger_identity, known_hosts=git_sshd.keys.known_hosts)
     with pytest.raises(GitError) as err:
-        await get(ssh_url, GitRef(), auth)
+        await get(ssh_url, Ref(), auth)
     assert "SSH authentication failed" in err.value.message
     assert ssh_url in err.value.message
 
@@ -458,7 +457,7 @@ async def test_ssh_wrong_passphrase(git_sshd: SSHServer, ssh_url: str) -> None:
         known_hosts=git_sshd.keys.known_hosts,
     )
     with pytest.raises(GitError) as err:
-        await get(ssh_url, GitRef(), auth)
+        await get(ssh_url, Ref(), auth)
     assert err.value.reason == "AuthenticationFailed"
     assert "could not decrypt the SSH identity" in err.value.message
     assert "not-the-passphrase" not in err.value.message
@@ -467,7 +466,7 @@ async def test_ssh_wrong_passphrase(git_sshd: SSHServer, ssh_url: str) -> None:
 async def test_ssh_encrypted_key_without_passphrase(git_sshd: SSHServer, ssh_url: str) -> None:
     auth = GitAuth(identity=git_sshd.keys.encrypted_identity, known_hosts=git_sshd.keys.known_hosts)
     with pytest.raises(GitError) as err:
-        await get(ssh_url, GitRef(), auth)
+        await get(ssh_url, Ref(), auth)
     assert err.value.reason == "AuthenticationFailed"
     assert "encrypted" in err.value.message
 
@@ -476,7 +475,7 @@ async def test_ssh_unknown_host_key(git_sshd: SSHServer, ssh_url: str) -> None:
     other_host = git_sshd.keys.known_hosts.replace(b"127.0.0.1", b"git.example.com")
     auth = GitAuth(identity=git_sshd.keys.identity, known_hosts=other_host)
     with pytest.raises(GitError) as err:
-        await get(ssh_url, GitRef(), auth)
+        await get(ssh_url, Ref(), auth)
     assert "SSH host key is unknown" in err.value.message
     assert "known_hosts" in err.value.message
 
@@ -484,13 +483,13 @@ async def test_ssh_unknown_host_key(git_sshd: SSHServer, ssh_url: str) -> None:
 async def test_ssh_changed_host_key(git_sshd: SSHServer, ssh_url: str) -> None:
     auth = GitAuth(identity=git_sshd.keys.identity, known_hosts=git_sshd.keys.wrong_known_hosts)
     with pytest.raises(GitError) as err:
-        await get(ssh_url, GitRef(), auth)
+        await get(ssh_url, Ref(), auth)
     assert "does not match known_hosts" in err.value.message
 
 
 async def test_ssh_requires_known_hosts(git_sshd: SSHServer, ssh_url: str) -> None:
     with pytest.raises(GitError) as err:
-        await get(ssh_url, GitRef(), GitAuth(identity=git_sshd.keys.identity))
+        await get(ssh_url, Ref(), GitAuth(identity=git_sshd.keys.identity))
     assert err.value.reason == "AuthenticationFailed"
     assert "known_hosts" in err.value.message
 
@@ -504,7 +503,7 @@ async def test_closed_port_fails_fast(scheme: str, git_sshd: SSHServer) -> None:
     auth = GitAuth(identity=git_sshd.keys.identity, known_hosts=git_sshd.keys.known_hosts)
     started = time.monotonic()
     with pytest.raises(GitError) as err:
-        await fetch(url, GitRef(), auth, 5)
+        await fetch(url, Ref(), auth, 5)
     assert time.monotonic() - started < 5
     assert url in err.value.message
     assert "refused" in err.value.message
@@ -545,6 +544,6 @@ async def test_silent_server_times_out(
     auth = GitAuth(identity=git_sshd.keys.identity, known_hosts=git_sshd.keys.known_hosts)
     started = time.monotonic()
     with pytest.raises(GitError) as err:
-        await fetch(url, GitRef(), auth, 1.0)
+        await fetch(url, Ref(), auth, 1.0)
     assert time.monotonic() - started < 3
     assert url in err.value.message

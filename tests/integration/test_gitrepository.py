@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from fluxd import conditions
 from fluxd.api import GIT_REPOSITORY
+from fluxd.runtime import conditions
 from tests.gitservers import (
     HTTP_PASSWORD,
     HTTP_USERNAME,
@@ -30,6 +31,8 @@ from tests.gitservers import (
     free_port,
 )
 from tests.integration.conftest import Fluxd, is_ready_now
+
+pytestmark = pytest.mark.integration
 
 MANIFEST = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: demo\n"
 
@@ -396,8 +399,10 @@ def _ssh_signing_key(tmp_path: Path) -> tuple[Path, str]:
     return private, public
 
 
+# "head" is the legacy spelling of HEAD: it must verify the commit just the same.
+@pytest.mark.parametrize("mode", ["HEAD", "head"])
 async def test_signed_commit_verifies_and_an_unsigned_one_keeps_the_old_artifact(
-    fluxd: Fluxd, git_remote: GitRemote, git_http: GitHTTPServer, tmp_path: Path
+    fluxd: Fluxd, git_remote: GitRemote, git_http: GitHTTPServer, tmp_path: Path, mode: str
 ) -> None:
     private, public = _ssh_signing_key(tmp_path)
     (git_remote.work / "a.yaml").write_text(MANIFEST)
@@ -422,7 +427,7 @@ async def test_signed_commit_verifies_and_an_unsigned_one_keeps_the_old_artifact
         {
             "interval": "1h",
             "url": git_http.url(git_remote),
-            "verify": {"mode": "HEAD", "secretRef": {"name": "keys"}},
+            "verify": {"mode": mode, "secretRef": {"name": "keys"}},
         },
     )
     obj = await fluxd.wait_ready(GIT_REPOSITORY, "app")
@@ -430,6 +435,7 @@ async def test_signed_commit_verifies_and_an_unsigned_one_keeps_the_old_artifact
     assert verified is not None
     assert verified["status"] == "True"
     assert signed in verified["message"]
+    assert obj["status"]["sourceVerificationMode"] == "HEAD"
 
     git_remote.commit({"b.yaml": MANIFEST}, "unsigned")
     await request_reconcile(fluxd, "app")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from kubernetes_asyncio.client import ApiClient
-from kubernetes_asyncio.config import ConfigException
 
 from fluxd.kube.client import (
     ApiError,
+    KubeconfigError,
     connect,
     create,
     delete,
@@ -201,5 +201,5 @@ async def test_connect_finds_kubeconfig_in_the_environment(
         ns = await get(api_client, NAMESPACES, None, "default")
     assert ns["metadata"]["name"] == "default"
     assert api_client.user_agent.startswith("fluxd/")
-    with pytest.raises(ConfigException, match="does not exist"):
+    with pytest.raises(KubeconfigError, match="does not exist"):
         await connect(str(tmp_path / "absent"))

@@ -14,7 +14,7 @@ import anyio.lowlevel
 import pytest
 from kubernetes_asyncio.client import ApiClient
 
-from fluxd.devcluster import LocalControlPlane
+from fluxd.dev.controlplane import LocalControlPlane
 from fluxd.kube.client import connect, create, delete, list_page, patch
 from fluxd.kube.informer import EventType, Informer
 from fluxd.kube.resources import CONFIGMAPS, EVENTS, NAMESPACES

@@ -11,13 +11,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
-from fluxd import conditions
 from fluxd.api import KUSTOMIZATION
-from fluxd.demo import seed_deployment
+from fluxd.dev.demo import seed_deployment
 from fluxd.kube import client
 from fluxd.kube.resources import Resource
+from fluxd.runtime import conditions
 from tests.gitservers import GitHTTPServer, GitRemote
 from tests.integration.conftest import Fluxd
 from tests.integration.kustomizations import (
@@ -31,6 +32,8 @@ from tests.integration.kustomizations import (
     reconcile_now,
     setup_source,
 )
+
+pytestmark = pytest.mark.integration
 
 
 async def test_seed_deployment_follows_git_and_drift_is_reverted(

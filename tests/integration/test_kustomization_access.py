@@ -16,10 +16,10 @@ import pytest
 import yaml
 from kubernetes_asyncio.client import ApiClient
 
-from fluxd import conditions
 from fluxd.api import KUSTOMIZATION
 from fluxd.kube import client
 from fluxd.kube.resources import Resource
+from fluxd.runtime import conditions
 from tests.gitservers import GitHTTPServer, GitRemote
 from tests.integration.conftest import Fluxd, namespaced_fluxd
 from tests.integration.kustomizations import (
@@ -31,6 +31,8 @@ from tests.integration.kustomizations import (
     push_and_refresh,
     setup_source,
 )
+
+pytestmark = pytest.mark.integration
 
 SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts")
 SECRETS = Resource("", "v1", "secrets")

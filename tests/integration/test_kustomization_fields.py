@@ -15,13 +15,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
-from fluxd import conditions
 from fluxd.api import KUSTOMIZATION
 from fluxd.kube import client
 from fluxd.kube.resources import SECRETS
 from fluxd.kustomize import build
+from fluxd.runtime import conditions
 from tests.gitservers import GitHTTPServer, GitRemote
 from tests.integration.conftest import Fluxd
 from tests.integration.kustomizations import (
@@ -35,6 +36,8 @@ from tests.integration.kustomizations import (
     setup_source,
     until,
 )
+
+pytestmark = pytest.mark.integration
 
 SOPS_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sops"
 

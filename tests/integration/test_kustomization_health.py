@@ -21,11 +21,11 @@ import pytest
 import yaml
 from kubernetes_asyncio.client import ApiClient
 
-from fluxd import conditions
 from fluxd.api import GIT_REPOSITORY, KUSTOMIZATION, KindInfo
 from fluxd.kube import client
+from fluxd.kube.objects import resource_of
 from fluxd.kube.resources import NAMESPACES, Resource
-from fluxd.reconcilers.objects import resource_of
+from fluxd.runtime import conditions
 from tests.gitservers import GitHTTPServer, GitRemote
 from tests.integration.conftest import WAIT_TIMEOUT, Fluxd, ready_reason, running_daemon
 from tests.integration.kustomizations import (

@@ -17,10 +17,12 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from fluxd import conditions
+import pytest
+
 from fluxd.api import GIT_REPOSITORY, KUSTOMIZATION
 from fluxd.kube import client
 from fluxd.kube.resources import NAMESPACES, Resource
+from fluxd.runtime import conditions
 from tests.gitservers import GitHTTPServer, GitRemote
 from tests.integration.conftest import WAIT_TIMEOUT, Fluxd, ready_reason
 from tests.integration.kustomizations import (
@@ -34,6 +36,8 @@ from tests.integration.kustomizations import (
     reconcile_now,
     setup_source,
 )
+
+pytestmark = pytest.mark.integration
 
 JOBS = Resource("batch", "v1", "jobs")
 

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
-from fluxd.devcluster import cache_root
+from fluxd.dev.controlplane import cache_root
 
 __all__ = [
     "LAYER_PACKAGE",

@@ -2,7 +2,7 @@
 
 Byte-for-byte agreement with ``kubectl kustomize`` is proven by the conformance cases
 (``cases/build-*``); these tests pin what the cases cannot show: the files-map API,
-Flux's generated kustomization, errors that name where they happened, and the
+the generated kustomization, overlays, errors that name where they happened, and the
 transformer details one case at a time.
 """
 
@@ -15,7 +15,15 @@ from typing import Any
 
 import pytest
 
-from fluxd.kustomize import KustomizeError, build, build_directory, read_directory, render
+from fluxd.kustomize import (
+    KustomizeError,
+    Overlay,
+    build,
+    build_directory,
+    is_directory,
+    read_directory,
+    render,
+)
 from fluxd.kustomize._builtins import apply_namespace, apply_prefix, is_cluster_scoped
 from fluxd.kustomize._model import Resource
 from fluxd.kustomize._order import sort_resources
@@ -309,7 +317,7 @@ def test_build_directory_survives_symlink_loops(tmp_path: Path) -> None:
     assert _names(build_directory(tmp_path)) == ["x"]
 
 
-def test_flux_spec_fields_fold_into_the_top_kustomization() -> None:
+def test_an_overlay_edits_the_top_kustomization() -> None:
     files = {
         "app/kustomization.yaml": (
             b"resources: [deploy.yaml]\nnamespace: from-file\n"
@@ -325,27 +333,35 @@ def test_flux_spec_fields_fold_into_the_top_kustomization() -> None:
             b"commonAnnotations: {component: 'yes'}\n"
         ),
     }
-    spec = {
-        "targetNamespace": "flux-target",
-        "namePrefix": "f-",
-        "images": [{"name": "nginx", "newTag": "2.0"}],
-        "components": ["../comp", "../missing"],
-        "ignoreMissingComponents": True,
-    }
-    (deployment,) = build(files, "app", flux_spec=spec)
+    overlay = Overlay(
+        namespace="overlay-target",
+        name_prefix="f-",
+        images=[{"name": "nginx", "newTag": "2.0"}],
+        components=["../comp"],
+    )
+    (deployment,) = build(files, "app", overlay=overlay)
     assert deployment["metadata"] == {
         "name": "f-web",
-        "namespace": "flux-target",
+        "namespace": "overlay-target",
         "annotations": {"component": "yes"},
     }
     images = [c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]]
     assert images == ["nginx:2.0", "redis:6"]
 
 
-def test_flux_spec_components_must_exist_unless_ignored() -> None:
+def test_overlay_components_must_exist() -> None:
     files = {"kustomization.yaml": b"resources: []\n"}
     with pytest.raises(KustomizeError, match="component 'gone' not found"):
-        build(files, flux_spec={"components": ["gone"]})
+        build(files, overlay=Overlay(components=["gone"]))
+
+
+def test_overlay_patch_errors_name_the_overlay_entry_without_a_file() -> None:
+    files = {"kustomization.yaml": b"resources: [cm.yaml]\n", "cm.yaml": _cm("c")}
+    broken = {"patch": "kind: ConfigMap\nmetadata: [oops\n"}
+    with pytest.raises(KustomizeError) as caught:
+        build(files, overlay=Overlay(patches=[broken], name="spec"))
+    assert "(field spec.patches[0])" in str(caught.value)
+    assert "kustomization.yaml" not in str(caught.value)
 
 
 def test_transformer_annotations_are_not_supported_yet() -> None:
@@ -378,7 +394,7 @@ def test_build_path_is_relative_to_the_artifact_root() -> None:
         build(files, "../up")
 
 
-def test_flux_mode_drops_unknown_top_level_fields_like_kustomize_controller() -> None:
+def test_an_overlay_rewrites_the_top_file_dropping_unknown_fields() -> None:
     files = {
         "kustomization.yaml": b"resources: [cm.yaml]\nnamePrefx: typo-\nimageTags: []\n",
         "cm.yaml": _cm("c"),
@@ -386,11 +402,19 @@ def test_flux_mode_drops_unknown_top_level_fields_like_kustomize_controller() ->
     }
     with pytest.raises(KustomizeError, match='unknown field "namePrefx"'):
         build(files)
-    assert _names(build(files, generate_missing=True)) == ["c"]
-    # Only the top file is rewritten by Flux; kustomize still reads the others strictly.
+    assert _names(build(files, overlay=Overlay())) == ["c"]
+    # Only the top file is rewritten; kustomize still reads the others strictly.
     files["kustomization.yaml"] = b"resources: [base]\n"
     with pytest.raises(KustomizeError, match='unknown field "resourcez"'):
-        build(files, generate_missing=True)
+        build(files, overlay=Overlay())
+
+
+def test_is_directory_reads_the_path_as_a_build_does() -> None:
+    files = {"app/cm.yaml": _cm("c")}
+    assert [is_directory(files, path) for path in ("app", "/app/", ".")] == [True] * 3
+    assert not is_directory(files, "app/cm.yaml")
+    with pytest.raises(KustomizeError, match="points outside the source artifact root"):
+        is_directory(files, "../up")
 
 
 def test_name_affixes_only_change_scalar_fields() -> None:

@@ -9,7 +9,8 @@ import pytest
 
 from fluxd.kustomize._model import KustomizeError, Resource
 from fluxd.kustomize._patches import apply_patches
-from fluxd.kustomize._selector import Selector, parse_label_selector
+from fluxd.kustomize._selector import Selector
+from fluxd.labels import parse_label_selector
 
 
 def _deployment(name: str, namespace: str = "", **labels: str) -> Resource:

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from fluxd.kustomize._model import KustomizeError
-from fluxd.kustomize._yaml import (
+from fluxd.yaml import (
     Timestamp,
+    YamlError,
     dump_documents,
     load_documents,
     load_values,
@@ -56,7 +56,7 @@ def test_plain_case_prints_like_kustomize(case: Path) -> None:
     if expect_error.exists():
         lines = expect_error.read_text().splitlines()
         substring = lines[1] if lines[0].strip() == "fluxd-only" else lines[0]
-        with pytest.raises(KustomizeError) as failure:
+        with pytest.raises(YamlError) as failure:
             dump_documents(_load_case(case))
         assert substring in str(failure.value)
         if lines[0].strip() != "fluxd-only":
@@ -109,7 +109,7 @@ def test_merge_keys_prefer_explicit_and_first_source() -> None:
 
 
 def test_invalid_yaml_names_file_and_line() -> None:
-    with pytest.raises(KustomizeError, match=r"invalid YAML in deploy/app\.yaml line 3"):
+    with pytest.raises(YamlError, match=r"invalid YAML in deploy/app\.yaml line 3"):
         load_documents(b"a: 1\nb:\n\t- x\n", source="deploy/app.yaml")
 
 
@@ -218,7 +218,7 @@ def test_random_scalars_print_like_kustomize(seed: int, tmp_path: Path) -> None:
     (tmp_path / "fuzz.yaml").write_text(manifest)
     returncode, stdout, _ = kustomize_oracle(tmp_path)
     if returncode != 0:
-        with pytest.raises(KustomizeError):
+        with pytest.raises(YamlError):
             dump_documents(load_documents(manifest.encode(), source="fuzz.yaml"))
         return
     assert dump_documents(load_documents(manifest.encode(), source="fuzz.yaml")) == stdout

@@ -16,14 +16,19 @@ from fluxd.api import (
     IMAGE_UPDATE_AUTOMATION,
     KINDS,
     KUSTOMIZATION,
+    OCI_REPOSITORY,
+    FetchedSourceSpec,
     GitRepositoryRef,
     GitRepositorySpec,
     HelmReleaseSpec,
+    KindInfo,
     KustomizationSpec,
+    LocalObjectReference,
     SpecError,
     format_duration,
     from_dict,
     kind_for,
+    openapi_schema,
     parse_duration,
     parse_spec,
     to_dict,
@@ -126,6 +131,33 @@ def test_cel_rule_is_enforced_by_the_parser() -> None:
 def test_unknown_fields_are_ignored_like_the_api_server_prunes_them() -> None:
     spec = GIT_REPOSITORY.parse_spec(_git(gitImplementation="libgit2"))
     assert spec.url == "https://example.com/repo.git"
+
+
+@pytest.mark.parametrize(
+    ("kind", "spec", "timeout_words"),
+    [
+        (
+            GIT_REPOSITORY,
+            {"url": "https://example.com/r.git"},
+            "Timeout of Git operations such as clone.",
+        ),
+        (OCI_REPOSITORY, {"url": "oci://ghcr.io/app"}, "Timeout of registry operations."),
+        (BUCKET, {"bucketName": "b", "endpoint": "minio:9000"}, "Timeout of fetch operations."),
+    ],
+)
+def test_fetched_sources_share_their_base_fields_in_their_own_words(
+    kind: KindInfo[Any], spec: dict[str, Any], timeout_words: str
+) -> None:
+    parsed = kind.parse_spec({"spec": {**spec, "interval": "1m", "proxySecretRef": {"name": "p"}}})
+    assert isinstance(parsed, FetchedSourceSpec)
+    assert (parsed.interval, parsed.timeout, parsed.suspend, parsed.ignore) == (
+        "1m",
+        "60s",
+        False,
+        None,
+    )
+    assert (parsed.secret_ref, parsed.proxy_secret_ref) == (None, LocalObjectReference(name="p"))
+    assert openapi_schema(kind.spec)["properties"]["timeout"]["description"] == timeout_words
 
 
 def test_kustomization_requires_prune_and_derives_timeouts() -> None:

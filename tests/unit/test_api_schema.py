@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -106,3 +106,36 @@ def test_errors_name_the_path(data: Any, message: str) -> None:
 def test_to_dict_omits_empty_optionals_but_keeps_published_defaults() -> None:
     sample = from_dict(Sample, {"items": [{"name": "ab"}]})
     assert to_dict(sample) == {"count": 0, "items": [{"name": "ab"}]}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Worded(Sample):
+    """A kind that inherits Sample's fields and words one of them its own way."""
+
+    __descriptions__: ClassVar[Mapping[str, str]] = {"count": "How many widgets."}
+
+    extra: bool = field("extra", "Its own field.", default=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Misworded(Sample):
+    """A kind whose wording names a field it does not have."""
+
+    __descriptions__: ClassVar[Mapping[str, str]] = {"cuont": "Typo."}
+
+
+def test_inherited_fields_keep_everything_but_the_reworded_description() -> None:
+    base, worded = openapi_schema(Sample)["properties"], openapi_schema(Worded)["properties"]
+    assert list(worded) == ["blob", "count", "extra", "inner", "items", "labels", "ratio"]
+    assert worded["count"] == {**base["count"], "description": "How many widgets."}
+    assert {k: v for k, v in worded.items() if k not in ("count", "extra")} == {
+        k: v for k, v in base.items() if k != "count"
+    }
+    assert from_dict(Worded, {"count": 3, "extra": True}) == Worded(count=3, extra=True)
+    with pytest.raises(SpecError, match=r"^spec\.count: must be less than or equal to 10$"):
+        from_dict(Worded, {"count": 11})
+
+
+def test_rewording_a_field_the_class_lacks_is_an_error() -> None:
+    with pytest.raises(TypeError, match=r"Misworded\.__descriptions__ names no field: cuont"):
+        openapi_schema(Misworded)

@@ -1,18 +1,52 @@
-"""``fluxd run`` flags become the daemon's :class:`~fluxd.manager.Options`."""
+"""``fluxd run`` flags become the daemon's :class:`~fluxd.daemon.manager.Options`."""
 
 from __future__ import annotations
 
-from fluxd.cli import _options, _parser
+from fluxd.cli.main import parser
+from fluxd.cli.run import options_from
+from fluxd.daemon.manager import Options
 
 
 def test_default_service_account_flag_reaches_the_options() -> None:
-    args = _parser().parse_args(["run", "--default-service-account", "tenant"])
-    assert _options(args).default_service_account == "tenant"
-    assert _options(_parser().parse_args(["run"])).default_service_account is None
+    args = parser().parse_args(["run", "--default-service-account", "tenant"])
+    assert options_from(args).default_service_account == "tenant"
+    assert options_from(parser().parse_args(["run"])).default_service_account is None
 
 
 def test_watch_configs_label_selector_defaults_to_flux_label() -> None:
-    default = _options(_parser().parse_args(["run"]))
+    default = options_from(parser().parse_args(["run"]))
     assert default.watch_configs_label_selector == "reconcile.fluxcd.io/watch=Enabled"
-    args = _parser().parse_args(["run", "--watch-configs-label-selector", ""])
-    assert _options(args).watch_configs_label_selector == ""
+    args = parser().parse_args(["run", "--watch-configs-label-selector", ""])
+    assert options_from(args).watch_configs_label_selector == ""
+
+
+def test_run_without_flags_is_the_daemon_default() -> None:
+    assert options_from(parser().parse_args(["run"])) == Options()
+
+
+def test_every_flag_reaches_its_option() -> None:
+    args = parser().parse_args(
+        [
+            "run",
+            "--metrics-addr=:18080",
+            "--artifact-addr=:19090",
+            "--artifact-base-url=http://fluxd.test.",
+            "--leader-elect",
+            "--leader-election-namespace=leases",
+            "--watch-namespace=apps",
+            "--watch-label-selector=shard=a",
+            "--concurrent=9",
+            "--grace-period=5",
+        ]
+    )
+    assert options_from(args) == Options(
+        metrics_addr=":18080",
+        artifact_addr=":19090",
+        artifact_base_url="http://fluxd.test.",
+        leader_elect=True,
+        leader_election_namespace="leases",
+        watch_namespace="apps",
+        watch_label_selector="shard=a",
+        concurrent=9,
+        grace_period=5.0,
+    )

@@ -10,15 +10,14 @@ import yaml
 from kubernetes_asyncio.client import ApiClient, Configuration
 
 from fluxd.api import KUSTOMIZATION
-from fluxd.kube.events import EventRecorder
-from fluxd.objectkey import ObjectKey
-from fluxd.reconcilers.cluster_access import (
-    IMPERSONATE_USER,
+from fluxd.apply.access import (
     ClusterAccess,
     ClusterAccessError,
     kubeconfig_from_secret,
 )
-from fluxd.reconcilers.objects import ObjectApi, SecretNotFound
+from fluxd.kube.events import EventRecorder
+from fluxd.kube.objects import ObjectApi, SecretNotFound
+from fluxd.runtime.keys import ObjectKey
 
 
 def kubeconfig(user: dict[str, Any] | None = None, cluster: dict[str, Any] | None = None) -> bytes:
@@ -126,14 +125,14 @@ async def test_clients_are_shared_per_identity_and_closed_when_unused() -> None:
         assert first is second
         assert first.api is not local
         assert first.api.configuration is local.configuration
-        assert first.api.default_headers[IMPERSONATE_USER] == (
+        assert first.api.default_headers["Impersonate-User"] == (
             "system:serviceaccount:apps:deployer"
         )
         assert first.applier.mapper is first.mapper
 
         remote = await access.for_kustomization(key("c"), spec("deployer", secret="prod"))
         assert remote.api.configuration.host == "https://prod:6443"
-        assert remote.api.default_headers[IMPERSONATE_USER] == (
+        assert remote.api.default_headers["Impersonate-User"] == (
             "system:serviceaccount:apps:deployer"
         )
 

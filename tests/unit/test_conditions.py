@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fluxd import conditions
-from fluxd.reconcilers.base import status_patch
+from fluxd.runtime import conditions
+from fluxd.runtime.status import status_patch
 
 
 def test_transition_time_moves_only_when_status_flips() -> None:

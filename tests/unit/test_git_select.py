@@ -1,11 +1,13 @@
-"""Ref selection, revision strings and secret hygiene of fluxd.sources.git (no network)."""
+"""Ref selection, revision strings and secret hygiene of fluxd.sources.git.remote (no network)."""
 
 from __future__ import annotations
 
 import pytest
 
-from fluxd.sources.git import GitAuth, GitError, GitRef, _Missing, _select, format_revision
-from fluxd.sources.git_transport import open_client, redact_url
+from fluxd.api import GitRepositoryRef as Ref
+from fluxd.sources.git import GitAuth, GitError, format_revision
+from fluxd.sources.git.remote import _describe, _Missing, _select
+from fluxd.sources.git.transport import open_client, redact_url
 
 C1 = b"1" * 40
 C2 = b"2" * 40
@@ -26,49 +28,49 @@ REFS: dict[bytes, bytes | None] = {
 @pytest.mark.parametrize(
     ("ref", "name", "target", "full"),
     [
-        (GitRef(), "master", C2, b"refs/heads/master"),
-        (GitRef(branch="main"), "main", C1, b"refs/heads/main"),
-        (GitRef(tag="v1.0.0"), "v1.0.0", TAG_OBJ, b"refs/tags/v1.0.0"),
-        (GitRef(semver="^1"), "v1.2.0", C2, b"refs/tags/v1.2.0"),
-        (GitRef(semver="~1.0"), "v1.0.0", TAG_OBJ, b"refs/tags/v1.0.0"),
-        (GitRef(name="refs/pull/1/head"), "refs/pull/1/head", C1, b"refs/pull/1/head"),
-        (GitRef(name="refs/heads/main"), "main", C1, b"refs/heads/main"),
-        (GitRef(name="refs/tags/v1.2.0"), "v1.2.0", C2, b"refs/tags/v1.2.0"),
-        (GitRef(branch="main", commit="C" * 40), "main", b"c" * 40, None),
-        (GitRef(commit="c" * 40), "", b"c" * 40, None),
-        (GitRef(branch="main", tag="v1.2.0"), "v1.2.0", C2, b"refs/tags/v1.2.0"),
-        (GitRef(tag="v1.2.0", semver="~1.0"), "v1.0.0", TAG_OBJ, b"refs/tags/v1.0.0"),
-        (GitRef(semver="^1", name="refs/pull/1/head"), "refs/pull/1/head", C1, b"refs/pull/1/head"),
+        (Ref(), "master", C2, b"refs/heads/master"),
+        (Ref(branch="main"), "main", C1, b"refs/heads/main"),
+        (Ref(tag="v1.0.0"), "v1.0.0", TAG_OBJ, b"refs/tags/v1.0.0"),
+        (Ref(semver="^1"), "v1.2.0", C2, b"refs/tags/v1.2.0"),
+        (Ref(semver="~1.0"), "v1.0.0", TAG_OBJ, b"refs/tags/v1.0.0"),
+        (Ref(name="refs/pull/1/head"), "refs/pull/1/head", C1, b"refs/pull/1/head"),
+        (Ref(name="refs/heads/main"), "main", C1, b"refs/heads/main"),
+        (Ref(name="refs/tags/v1.2.0"), "v1.2.0", C2, b"refs/tags/v1.2.0"),
+        (Ref(branch="main", commit="C" * 40), "main", b"c" * 40, None),
+        (Ref(commit="c" * 40), "", b"c" * 40, None),
+        (Ref(branch="main", tag="v1.2.0"), "v1.2.0", C2, b"refs/tags/v1.2.0"),
+        (Ref(tag="v1.2.0", semver="~1.0"), "v1.0.0", TAG_OBJ, b"refs/tags/v1.0.0"),
+        (Ref(semver="^1", name="refs/pull/1/head"), "refs/pull/1/head", C1, b"refs/pull/1/head"),
     ],
 )
 def test_select_follows_flux_precedence(
-    ref: GitRef, name: str, target: bytes, full: bytes | None
+    ref: Ref, name: str, target: bytes, full: bytes | None
 ) -> None:
     selection = _select(REFS, ref)
     assert (selection.name, selection.target, selection.ref) == (name, target, full)
 
 
 def test_commit_without_branch_wants_every_branch_tip() -> None:
-    selection = _select(REFS, GitRef(commit="c" * 40))
+    selection = _select(REFS, Ref(commit="c" * 40))
     assert set(selection.wants) == {C1, C2}
 
 
 def test_branch_match_is_exact_not_prefix() -> None:
-    assert _select(REFS, GitRef(branch="main")).target == C1
+    assert _select(REFS, Ref(branch="main")).target == C1
     with pytest.raises(_Missing, match="couldn't find remote ref 'refs/heads/mai'"):
-        _select(REFS, GitRef(branch="mai"))
+        _select(REFS, Ref(branch="mai"))
 
 
 @pytest.mark.parametrize(
     ("ref", "message"),
     [
-        (GitRef(tag="v3"), "couldn't find remote ref 'refs/tags/v3'"),
-        (GitRef(semver=">=5"), "no tag matches semver range '>=5'"),
-        (GitRef(semver="bogus"), "invalid semver constraint 'bogus'"),
-        (GitRef(branch="gone", commit="c" * 40), "couldn't find remote ref 'refs/heads/gone'"),
+        (Ref(tag="v3"), "couldn't find remote ref 'refs/tags/v3'"),
+        (Ref(semver=">=5"), "no tag matches semver range '>=5'"),
+        (Ref(semver="bogus"), "invalid semver constraint 'bogus'"),
+        (Ref(branch="gone", commit="c" * 40), "couldn't find remote ref 'refs/heads/gone'"),
     ],
 )
-def test_select_missing(ref: GitRef, message: str) -> None:
+def test_select_missing(ref: Ref, message: str) -> None:
     with pytest.raises(_Missing, match=message):
         _select(REFS, ref)
 
@@ -80,9 +82,11 @@ def test_revision_format() -> None:
 
 
 def test_ref_descriptions_for_messages() -> None:
-    assert GitRef().describe() == "branch 'master'"
-    assert GitRef(branch="main", commit="abc").describe() == "commit 'abc' on branch 'main'"
-    assert GitRef(semver="^1", tag="x").describe() == "semver range '^1'"
+    assert _describe(Ref()) == "branch 'master'"
+    assert _describe(Ref(branch="main", commit="abc")) == "commit 'abc' on branch 'main'"
+    assert _describe(Ref(semver="^1", tag="x")) == "semver range '^1'"
+    assert _describe(Ref(name="refs/pull/1/head", tag="x")) == "ref 'refs/pull/1/head'"
+    assert _describe(Ref(tag="v1", branch="main")) == "tag 'v1'"
 
 
 def test_urls_in_messages_lose_credentials() -> None:

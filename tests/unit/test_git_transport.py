@@ -1,4 +1,4 @@
-"""Credentials handling of fluxd.sources.git_transport (no network)."""
+"""Credentials handling of fluxd.sources.git.transport (no network)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from fluxd.sources.git_transport import GitAuth, GitError, _host_keys, _load_identity
+from fluxd.sources.git.transport import GitAuth, GitError, _host_keys, _load_identity
 
 KEYS: dict[str, PrivateKeyTypes] = {
     "ed25519": ed25519.Ed25519PrivateKey.generate(),

@@ -18,12 +18,12 @@ from fluxd.apply.health import (
     HealthRef,
     ObjectStatus,
     Status,
-    cel_predicate,
     compute_status,
     custom_rules,
     expression_rule,
     wait_for_health,
 )
+from fluxd.cel import compile_predicate
 from fluxd.kube.client import ApiError
 from fluxd.kube.resources import Resource
 
@@ -675,15 +675,15 @@ def test_cel_expressions_from_the_flux_cheatsheet() -> None:
     assert compute_status(sealed_secret(failed), rules).status == "Failed"
     # No status yet: the expression names a missing field, so the object is not known yet.
     assert compute_status(sealed_secret(None), rules).status == "Unknown"
-    numbers = cel_predicate("has(status.replicas) && status.replicas >= 1.0")
+    numbers = compile_predicate("has(status.replicas) && status.replicas >= 1.0")
     assert numbers({"status": {"replicas": 2}})
     assert not numbers({"status": {}})
 
 
 def test_invalid_cel_expression_names_itself() -> None:
     with pytest.raises(ValueError, match=r"invalid CEL expression 'status\.phase =='"):
-        cel_predicate("status.phase ==")
-    not_boolean = cel_predicate("metadata.name")
+        compile_predicate("status.phase ==")
+    not_boolean = compile_predicate("metadata.name")
     with pytest.raises(TypeError, match="not a boolean"):
         not_boolean({"metadata": {"name": "x"}})
 
@@ -692,9 +692,9 @@ def test_cel_without_its_package_says_what_is_missing(monkeypatch: pytest.Monkey
     def missing(name: str) -> Any:
         raise ModuleNotFoundError(f"No module named {name!r}")
 
-    monkeypatch.setattr("fluxd.apply.health.importlib.import_module", missing)
+    monkeypatch.setattr("fluxd.cel.importlib.import_module", missing)
     with pytest.raises(ValueError, match="'common-expression-language' package is not installed"):
-        cel_predicate("true")
+        compile_predicate("true")
 
 
 # -- wait_for_health, faked at fluxd's client seam ----------------------------------------
@@ -719,13 +719,21 @@ class FakeCluster:
         self.reads = dict.fromkeys(script, 0)
 
     async def get(
-        self, api: Any, resource: Resource, namespace: str | None, name: str
-    ) -> dict[str, Any]:
+        self,
+        api: Any,
+        resource: Resource,
+        namespace: str | None,
+        name: str,
+        *,
+        missing_ok: bool = False,
+    ) -> dict[str, Any] | None:
         await asyncio.sleep(0)
         answers = self.script[name]
         found = answers[min(self.reads[name], len(answers) - 1)]
         self.reads[name] += 1
         if found is None:
+            if missing_ok:
+                return None
             raise ApiError(404, "NotFound", f'"{name}" not found')
         if found is SERVER_ERROR:
             raise ApiError(500, "InternalError", "etcdserver: request timed out")

@@ -11,8 +11,9 @@ from typing import Any, cast
 import pytest
 from kubernetes_asyncio.client import ApiClient
 
-from fluxd.kube.informer import Backoff, EventType, Informer, _Expired, relist_diff
+from fluxd.kube.informer import EventType, Informer, _Expired, relist_diff
 from fluxd.kube.resources import CONFIGMAPS
+from fluxd.runtime.backoff import Backoff
 
 # The API client is never used by the parts under test.
 NO_API = cast(ApiClient, None)
@@ -59,17 +60,15 @@ def test_relist_diff_of_unchanged_list_is_silent() -> None:
     assert new_store == store
 
 
-def test_backoff_doubles_up_to_the_cap_and_resets() -> None:
-    backoff = Backoff(initial=0.5, maximum=30.0, rand=lambda: 0.0)
-    assert [backoff.next_delay() for _ in range(9)] == [0.5, 1, 2, 4, 8, 16, 30, 30, 30]
-    backoff.reset()
-    assert backoff.next_delay() == 0.5
+def test_backoff_doubles_up_to_the_cap() -> None:
+    backoff = Backoff(initial=0.5, maximum=30.0, jitter=0.25, rand=lambda: 0.0)
+    assert [backoff.delay(n) for n in range(1, 10)] == [0.5, 1, 2, 4, 8, 16, 30, 30, 30]
 
 
 def test_backoff_jitter_only_shortens_delays() -> None:
     backoff = Backoff(initial=4.0, maximum=30.0, jitter=0.25, rand=lambda: 1.0)
-    assert backoff.next_delay() == 3.0
-    assert backoff.next_delay() == 6.0
+    assert backoff.delay(1) == 3.0
+    assert backoff.delay(2) == 6.0
 
 
 class Recorder:

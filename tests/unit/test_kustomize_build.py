@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -18,9 +19,9 @@ import yaml
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from fluxd.api import KUSTOMIZATION
-from fluxd.reconcilers.base import ReconcileError
-from fluxd.reconcilers.kustomize_build import build_objects
-from fluxd.reconcilers.objects import ObjectApi
+from fluxd.build.kustomization import build_objects
+from fluxd.kube.objects import ObjectApi
+from fluxd.runtime.errors import ReconcileError
 
 SOPS_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sops"
 PGP_KEY = {"identity.asc": (SOPS_FIXTURES / "pgp.asc").read_bytes()}
@@ -216,6 +217,55 @@ async def test_an_unmatched_spec_patch_is_named_and_a_file_patch_keeps_its_file(
     with pytest.raises(ReconcileError) as caught:
         await build(files, patches=[{"patch": unmatched}])
     assert "(in app/kustomization.yaml, field patches[0])" in str(caught.value)
+
+
+async def test_flux_fields_are_an_overlay_on_the_top_kustomization() -> None:
+    files = {
+        "app/kustomization.yaml": (
+            "resources: [deploy.yaml]\nnamespace: from-file\nnamePrefx: dropped-\n"
+            "images:\n- {name: nginx, newTag: '1.0'}\n- {name: redis, newTag: '6'}\n"
+        ),
+        "app/deploy.yaml": (
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n"
+            "  template:\n    spec:\n      containers:\n"
+            "      - {name: web, image: nginx}\n      - {name: cache, image: redis}\n"
+        ),
+        "comp/kustomization.yaml": (
+            "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\n"
+            "commonAnnotations: {component: 'yes'}\n"
+        ),
+    }
+    # Flux rewrites the file: the unknown namePrefx is dropped, the spec's fields win.
+    [deployment] = await build(
+        files,
+        targetNamespace="flux-target",
+        namePrefix="f-",
+        images=[{"name": "nginx", "newTag": "2.0"}],
+        components=["../comp", "../missing"],
+        ignoreMissingComponents=True,
+    )
+    assert deployment["metadata"]["name"] == "f-web"
+    assert deployment["metadata"]["namespace"] == "flux-target"
+    assert deployment["metadata"]["annotations"] == {"component": "yes"}
+    images = [c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]]
+    assert images == ["nginx:2.0", "redis:6"]
+
+
+async def test_spec_components_must_exist_unless_ignored() -> None:
+    files = {"app/settings.yaml": configmap("settings")}
+    with pytest.raises(ReconcileError, match=re.escape("component '../gone' not found")):
+        await build(files, components=["../gone"])
+    [built] = await build(files, components=["../gone"], ignoreMissingComponents=True)
+    assert built["metadata"]["name"] == "settings"
+
+
+async def test_a_path_that_is_not_a_directory_points_at_spec_path() -> None:
+    with pytest.raises(ReconcileError) as caught:
+        await build({"other/settings.yaml": configmap("settings")})
+    assert caught.value.message == (
+        "kustomize build failed for path 'app': path 'app' is not a directory in the"
+        " source artifact: check spec.path"
+    )
 
 
 async def test_a_secret_data_entry_holding_an_encrypted_file_is_decrypted() -> None:

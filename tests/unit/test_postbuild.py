@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from fluxd.postbuild import SubstitutionError, collect_variables, expand, substitute
+from fluxd.build.postbuild import SubstitutionError, collect_variables, expand, substitute
 
 VARS = {
     "name": "abcdEFGH28ij",
@@ -309,6 +309,13 @@ def test_plain_yes_on_no_off_read_back_as_booleans_like_flux() -> None:
     obj = deployment(a="${ON}", b="${NO}", nested=[{"c": "${ON}"}, "${NO}"], quoted="yes")
     spec = substitute(obj, {"ON": "on", "NO": "No"})["spec"]
     assert spec == {"a": True, "b": False, "nested": [{"c": True}, False], "quoted": "yes"}
+
+
+def test_yaml_1_1_booleans_reach_aliases_and_merge_keys_as_in_go_yaml_v2() -> None:
+    obj = deployment(a="${A}", b="${B}", c="${C}")
+    variables = {"A": "&flag on", "B": "*flag", "C": "{<<: {merged: off}, own: yes}"}
+    spec = substitute(obj, variables)["spec"]
+    assert spec == {"a": True, "b": True, "c": {"merged": False, "own": True}}
 
 
 def test_literal_quote_characters_stay() -> None:

@@ -10,13 +10,15 @@ from typing import Any, ClassVar
 import anyio
 import pytest
 
-from fluxd.api import GIT_REPOSITORY, KUSTOMIZATION, KindInfo
-from fluxd.metrics import Metrics
-from fluxd.objectkey import ObjectKey
-from fluxd.reconcilers import base
-from fluxd.reconcilers.base import FINALIZER, Context, ReconcileDriver, ReconcileError, Reconciler
-from fluxd.reconcilers.objects import EventType, ObjectApi
-from fluxd.scheduler import Outcome
+from fluxd.api import GIT_REPOSITORY, KUSTOMIZATION, KindInfo, KustomizationSpec
+from fluxd.kube.objects import EventType, ObjectApi
+from fluxd.reconcilers import driver as base
+from fluxd.reconcilers.driver import FINALIZER, Context, ReconcileDriver, Reconciler
+from fluxd.reconcilers.kustomization import KustomizationReconciler
+from fluxd.runtime.errors import ReconcileError
+from fluxd.runtime.keys import ObjectKey
+from fluxd.runtime.metrics import Metrics
+from fluxd.runtime.scheduler import Outcome
 
 
 class OneObject(ObjectApi):
@@ -55,11 +57,24 @@ class OneObject(ObjectApi):
         self.events.append((type_, reason, message))
 
 
-def failing(kind_info: KindInfo[Any], error: ReconcileError) -> Reconciler:
-    class Failing(Reconciler):
-        kind: ClassVar[KindInfo[Any]] = kind_info
+class FailingKustomization(KustomizationReconciler):
+    """The real Kustomization reconciler's retry rule, around a step that fails."""
 
-        async def reconcile(self, ctx: Context) -> None:
+    def __init__(self, error: ReconcileError) -> None:  # no cluster, cache or sources
+        self.error = error
+
+    async def reconcile(self, ctx: Context[KustomizationSpec]) -> None:
+        raise self.error
+
+
+def failing(kind_info: KindInfo[Any], error: ReconcileError) -> Reconciler[Any]:
+    if kind_info is KUSTOMIZATION:
+        return FailingKustomization(error)
+
+    class Failing(Reconciler[Any]):
+        kind = kind_info
+
+        async def reconcile(self, ctx: Context[Any]) -> None:
             raise error
 
     return Failing()
@@ -127,13 +142,13 @@ async def test_a_kind_without_retry_interval_backs_off() -> None:
     assert outcome == Outcome.failure(None)
 
 
-class Finalizing(Reconciler):
-    kind: ClassVar[KindInfo[Any]] = KUSTOMIZATION
+class Finalizing(Reconciler[Any]):
+    kind = KUSTOMIZATION
 
     def __init__(self) -> None:
         self.finalized: list[str] = []
 
-    async def reconcile(self, ctx: Context) -> None:
+    async def reconcile(self, ctx: Context[Any]) -> None:
         raise AssertionError("an object being deleted is not reconciled")
 
     async def finalize(self, obj: dict[str, Any]) -> None:
@@ -177,15 +192,15 @@ class Recording(OneObject):
         await super().patch_status(kind, obj, patch)
 
 
-class Working(Reconciler):
+class Working(Reconciler[Any]):
     """Succeeds after ``seconds`` of work."""
 
-    kind: ClassVar[KindInfo[Any]] = KUSTOMIZATION
+    kind = KUSTOMIZATION
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
 
-    async def reconcile(self, ctx: Context) -> None:
+    async def reconcile(self, ctx: Context[Any]) -> None:
         await anyio.sleep(self.seconds)
         ctx.ready_message = "done"
 
@@ -237,7 +252,7 @@ async def test_a_long_reconcile_shows_progress_first(monkeypatch: pytest.MonkeyP
     ids=["depended-on kind", "source-like kind"],
 )
 async def test_turning_ready_wakes_dependents_of_kinds_others_depend_on(
-    reconciler: Reconciler, woken: list[str]
+    reconciler: Reconciler[Any], woken: list[str]
 ) -> None:
     objects = new_generation()
     seen: list[ObjectKey] = []

@@ -1,10 +1,10 @@
-"""Masterminds-compatible versions and constraints (fluxd.sources.semver)."""
+"""Masterminds-compatible versions and constraints (fluxd.semver)."""
 
 from __future__ import annotations
 
 import pytest
 
-from fluxd.sources.semver import Constraint, Version, max_satisfying
+from fluxd.semver import Constraint, Version, max_satisfying
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from fluxd.kustomize._yaml import load_values
-from fluxd.sops import DecryptionError, decrypt_object, is_encrypted
+from fluxd.build.sops import DecryptionError, decrypt_object, is_encrypted
+from fluxd.yaml import load_values
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "sops"
 

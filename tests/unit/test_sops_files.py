@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from fluxd.sops import (
+from fluxd.build.sops import (
     DecryptionError,
     Format,
     decrypt_file,

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from fluxd.api import KUSTOMIZATION
-from fluxd.kustomize import KustomizeError, source_files
-from fluxd.reconcilers.base import ReconcileError
-from fluxd.reconcilers.kustomize_build import SopsMode, build_objects
-from fluxd.reconcilers.objects import ObjectApi
+from fluxd.build.kustomization import SopsMode, build_objects
+from fluxd.kube.objects import ObjectApi
+from fluxd.kustomize import KustomizeError, Overlay, source_files
+from fluxd.runtime.errors import ReconcileError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sops"
 AGE_KEYS = {"identity.agekey": (FIXTURES / "age.agekey").read_bytes()}
@@ -104,7 +104,7 @@ def test_each_file_and_directory_is_visited_once_and_missing_files_are_skipped()
     assert found(files) == [("app/shared.env", "files", "key")]
 
 
-def test_flux_spec_components_and_a_generated_top_kustomization_are_followed() -> None:
+def test_overlay_components_and_a_generated_top_kustomization_are_followed() -> None:
     files = {
         # No kustomization at the path: Flux generates one listing the directory below.
         "app/settings.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: s\n",
@@ -116,7 +116,9 @@ def test_flux_spec_components_and_a_generated_top_kustomization_are_followed() -
         ),
         "comp/patch.yaml": "kind: ConfigMap\n",
     }
-    assert found(files, components=["../comp", "../missing"]) == [
+    overlay = Overlay(components=["../comp", "../missing"])
+    assert found(files, overlay=overlay) == [], "the build would fail: no kustomization"
+    assert found(files, generate_missing=True, overlay=overlay) == [
         ("app/sub/sub.env", "envs", "sub.env"),
         ("comp/patch.yaml", "patches", "patch.yaml"),
     ]

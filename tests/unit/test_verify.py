@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fluxd.sources.verify import (
+from fluxd.sources.git.verify import (
     VerificationError,
     split_commit_signature,
     split_tag_signature,

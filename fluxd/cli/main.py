@@ -1,0 +1,36 @@
+"""The ``fluxd`` command line: one parser, each command defined beside its work.
+
+``run`` (:mod:`~fluxd.cli.run`) is the daemon; ``build`` and ``diff``
+(:mod:`~fluxd.cli.kustomization`) follow the Flux CLI's commands of the same names.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from fluxd import __version__
+from fluxd.cli.kustomization import add_build_command, add_diff_command
+from fluxd.cli.run import add_run_command
+
+__all__ = ["main", "parser"]
+
+
+def parser() -> argparse.ArgumentParser:
+    """The whole command line."""
+    root = argparse.ArgumentParser(
+        prog="fluxd", description="The Flux CD controllers as one asyncio process."
+    )
+    root.add_argument("--version", action="version", version=f"fluxd {__version__}")
+    commands = root.add_subparsers(dest="command", required=True)
+    add_run_command(commands)
+    add_build_command(commands)
+    add_diff_command(commands)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fluxd`` console script and ``python -m fluxd``."""
+    args = parser().parse_args(argv)
+    code: int = args.handler(args)
+    return code

@@ -1,0 +1,117 @@
+"""``fluxd run``: the daemon, its flags derived from :class:`~fluxd.daemon.manager.Options`.
+
+The flags follow the Flux controllers' where they overlap (``--watch-label-selector``,
+``--concurrent``, ``--leader-elect``, ``--metrics-addr``), so a Deployment's args carry
+over. Each flag's default is the Options field's, so the two cannot disagree. With no
+kubeconfig and no in-cluster service account, it starts the local control plane of
+:mod:`fluxd.dev.controlplane` and a demo GitRepository served from a local git
+repository, so a newcomer sees fluxd reconcile with nothing set up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import anyio
+
+from fluxd.daemon.manager import Options, serve
+from fluxd.dev.demo import run_local
+from fluxd.kube.client import kubeconfig_available
+from fluxd.runtime import logs
+
+__all__ = ["add_run_command", "options_from"]
+
+_DEFAULTS = Options()
+
+
+def add_run_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``run`` to the command line."""
+    run = commands.add_parser(
+        "run",
+        help="reconcile Flux objects in the cluster of the current kubeconfig",
+        description="Run the daemon. Without any kubeconfig (and outside a pod) it starts "
+        "a local control plane and a demo GitRepository.",
+    )
+    run.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
+    run.add_argument(
+        "--metrics-addr", default=_DEFAULTS.metrics_addr, help="metrics and probes listener"
+    )
+    run.add_argument(
+        "--artifact-addr", default=_DEFAULTS.artifact_addr, help="artifact HTTP listener"
+    )
+    run.add_argument(
+        "--artifact-base-url",
+        default=_DEFAULTS.artifact_base_url,
+        help="URL prefix of status.artifact.url (default: the fluxd Service in the "
+        "runtime namespace)",
+    )
+    run.add_argument(
+        "--leader-elect",
+        action="store_true",
+        default=_DEFAULTS.leader_elect,
+        help="hold a Lease to run",
+    )
+    run.add_argument(
+        "--leader-election-namespace",
+        default=_DEFAULTS.leader_election_namespace,
+        help="namespace of the Lease",
+    )
+    run.add_argument(
+        "--watch-namespace",
+        default=_DEFAULTS.watch_namespace,
+        help="only reconcile objects in this namespace",
+    )
+    run.add_argument(
+        "--watch-label-selector",
+        default=_DEFAULTS.watch_label_selector,
+        help="only reconcile objects matching this label selector",
+    )
+    run.add_argument(
+        "--concurrent",
+        type=int,
+        default=_DEFAULTS.concurrent,
+        help="reconciles at once, per kind",
+    )
+    run.add_argument(
+        "--default-service-account",
+        default=_DEFAULTS.default_service_account,
+        help="service account that Kustomizations without spec.serviceAccountName "
+        "impersonate, in their own namespace (multi-tenancy lockdown)",
+    )
+    run.add_argument(
+        "--watch-configs-label-selector",
+        default=_DEFAULTS.watch_configs_label_selector,
+        help="ConfigMaps and Secrets with these labels wake the Kustomizations that read "
+        "them when they change; empty watches none",
+    )
+    run.add_argument(
+        "--grace-period",
+        type=float,
+        default=_DEFAULTS.grace_period,
+        help="seconds to finish work on SIGTERM",
+    )
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.add_argument("--log-console", action="store_true", help="human-readable logs")
+    run.set_defaults(handler=_run)
+
+
+def options_from(args: argparse.Namespace) -> Options:
+    """The daemon's Options from parsed ``run`` flags: every field that has a flag."""
+    given = vars(args)
+    return Options(
+        **{
+            field.name: given[field.name]
+            for field in dataclasses.fields(Options)
+            if field.name in given
+        }
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    logs.configure(args.log_level, json=not args.log_console)
+    options = options_from(args)
+    if kubeconfig_available(args.kubeconfig):
+        anyio.run(serve, args.kubeconfig, options)
+        return 0
+    return run_local(options)

@@ -1,0 +1,142 @@
+"""The reconcilers' view of the cluster: cached reads, status writes, secrets, events.
+
+Reconcilers never talk to the API client directly. Reads of Flux objects come from the
+informer stores (no request per reconcile); writes go through the status subresource and
+merge patches of metadata; Secrets are read on demand (watching every Secret in the
+cluster would cost memory for data fluxd rarely needs). After a write, the informer store
+is refreshed with the answer, so a reconcile that follows at once does not act on the
+state from before its own write.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from kubernetes_asyncio.client import ApiClient
+
+from fluxd.api import KindInfo, kind_for
+from fluxd.kube import client
+from fluxd.kube.events import EventRecorder
+from fluxd.kube.informer import Informer
+from fluxd.kube.resources import SECRETS, Resource
+
+__all__ = ["EventType", "ObjectApi", "SecretNotFound", "resource_of"]
+
+EventType = Literal["Normal", "Warning"]
+
+
+class SecretNotFound(LookupError):
+    """A referenced Secret does not exist; the message names it."""
+
+
+def resource_of(kind: KindInfo[Any]) -> Resource:
+    """The REST collection of a Flux kind, at the version fluxd stores and reads."""
+    return Resource(kind.group, kind.storage_version, kind.plural, namespaced=kind.namespaced)
+
+
+class ObjectApi:
+    """Everything a reconciler reads from or writes to the API server."""
+
+    def __init__(
+        self,
+        api: ApiClient,
+        *,
+        informers: Mapping[str, Informer],
+        events: EventRecorder,
+    ) -> None:
+        self.api = api
+        self._informers = informers
+        self._events = events
+
+    def cached(self, kind: KindInfo[Any], namespace: str, name: str) -> dict[str, Any] | None:
+        """The informer's copy of a Flux object, or ``None`` when it does not exist."""
+        return self._informers[kind.kind].get(namespace, name)
+
+    async def read(self, kind: KindInfo[Any], namespace: str, name: str) -> dict[str, Any] | None:
+        """The informer's copy of a Flux object, else the API server's: an object outside
+        what this daemon watches (another namespace under ``--watch-namespace``, another
+        shard's label) is still found, as Flux finds it. ``None`` when it does not exist."""
+        cached = self.cached(kind, namespace, name)
+        if cached is not None:
+            return cached
+        return await client.get(self.api, resource_of(kind), namespace, name, missing_ok=True)
+
+    async def patch_status(
+        self, kind: KindInfo[Any], obj: Mapping[str, Any], patch: Mapping[str, Any]
+    ) -> None:
+        """Merge-patch ``status`` (``None`` values delete fields)."""
+        metadata = obj["metadata"]
+        updated = await client.patch_status(
+            self.api, resource_of(kind), metadata.get("namespace"), metadata["name"], patch
+        )
+        self._informers[kind.kind].observe(updated)
+
+    async def add_finalizer(
+        self, kind: KindInfo[Any], obj: Mapping[str, Any], finalizer: str
+    ) -> None:
+        """Add ``finalizer``, conditional on the object not having changed meanwhile."""
+        await self._set_finalizers(
+            kind, obj, [*(obj["metadata"].get("finalizers") or []), finalizer]
+        )
+
+    async def remove_finalizer(
+        self, kind: KindInfo[Any], obj: Mapping[str, Any], finalizer: str
+    ) -> None:
+        """Remove ``finalizer``; the API server deletes the object once none is left."""
+        kept = [f for f in obj["metadata"].get("finalizers") or [] if f != finalizer]
+        await self._set_finalizers(kind, obj, kept)
+
+    async def _set_finalizers(
+        self, kind: KindInfo[Any], obj: Mapping[str, Any], finalizers: list[str]
+    ) -> None:
+        metadata = obj["metadata"]
+        try:
+            updated = await client.patch_metadata(
+                self.api,
+                resource_of(kind),
+                metadata.get("namespace"),
+                metadata["name"],
+                finalizers=finalizers,
+                resource_version=metadata.get("resourceVersion"),
+            )
+        except client.ApiError as error:
+            if error.not_found:
+                return
+            raise
+        self._informers[kind.kind].observe(updated)
+
+    async def secret_data(self, namespace: str, name: str) -> dict[str, bytes]:
+        """The decoded ``data`` of a Secret; :class:`SecretNotFound` names it if missing."""
+        secret = await client.get(self.api, SECRETS, namespace, name, missing_ok=True)
+        if secret is None:
+            raise SecretNotFound(f"secret '{namespace}/{name}' not found")
+        data: dict[str, str] = secret.get("data") or {}
+        decoded = {key: base64.b64decode(value) for key, value in data.items()}
+        for key, value in (secret.get("stringData") or {}).items():
+            decoded[key] = str(value).encode()
+        return decoded
+
+    async def record_event(
+        self,
+        obj: Mapping[str, Any],
+        type_: EventType,
+        reason: str,
+        message: str,
+        annotations: Mapping[str, str] | None = None,
+    ) -> None:
+        """Record a Kubernetes Event about ``obj`` (never raises), reported by the Flux
+        controller of its kind (``kustomize-controller``...), as Flux reports it."""
+        component: str | None = None
+        with contextlib.suppress(KeyError):
+            component = kind_for(str(obj.get("apiVersion")), str(obj.get("kind"))).controller
+        await self._events.emit(
+            dict(obj),
+            type=type_,
+            reason=reason,
+            message=message,
+            annotations=annotations,
+            component=component,
+        )
