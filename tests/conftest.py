@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -47,13 +48,21 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 @pytest.fixture(autouse=True)
-async def no_leaked_tasks() -> AsyncIterator[None]:
-    """Fail a test that leaves asyncio tasks running, naming them, and cancel them.
+def no_leaked_tasks(request: pytest.FixtureRequest) -> None:
+    """Fail an async test that leaves asyncio tasks running, naming them, and cancel them.
 
     Being autouse, this is set up before the fixtures a test asks for and torn down after
-    them, so a daemon that a fixture started has been stopped by the time it looks. It
-    runs on the test's event loop: tasks of other loops are not the test's.
+    them, so a daemon that a fixture started has been stopped by the time it looks. A
+    sync test has no event loop of its own and is left alone: giving every one a loop
+    only to look at it costs a fifth of the unit suite's time.
     """
+    if inspect.iscoroutinefunction(request.function):
+        request.getfixturevalue(leaked_tasks_check.__name__)
+
+
+@pytest.fixture
+async def leaked_tasks_check() -> AsyncIterator[None]:
+    """The check itself, on the test's event loop: tasks of other loops are not the test's."""
     yield
     own = asyncio.current_task()
     leaked = [task for task in asyncio.all_tasks() if task is not own and not task.done()]
