@@ -45,6 +45,7 @@ from typing import Any
 
 import yaml
 
+from fluxd.api import KubeConfigReference, KustomizationSpec
 from fluxd.apply.manager import ApplyManager
 from fluxd.apply.mapper import RESTMapper
 from fluxd.kube import client
@@ -206,12 +207,12 @@ class ClusterAccess:
         self._users: dict[ObjectKey, Identity] = {}
         self._lock = asyncio.Lock()
 
-    def service_account(self, spec: Any) -> str | None:
+    def service_account(self, spec: KustomizationSpec) -> str | None:
         """The account a Kustomization impersonates: its own, else the default."""
         name: str | None = spec.service_account_name or self.default_service_account
         return name
 
-    async def for_kustomization(self, key: ObjectKey, spec: Any) -> Cluster:
+    async def for_kustomization(self, key: ObjectKey, spec: KustomizationSpec) -> Cluster:
         """The cluster client Kustomization ``key`` acts with, for its current ``spec``.
 
         Raises :class:`ClusterAccessError` when its kubeconfig Secret is missing or
@@ -219,7 +220,9 @@ class ClusterAccess:
         """
         account = self.service_account(spec)
         user = service_account_user(key.namespace, account) if account else None
-        remote = await self._kubeconfig(key.namespace, spec) if spec.kube_config else None
+        remote = (
+            await self._kubeconfig(key.namespace, spec.kube_config) if spec.kube_config else None
+        )
         digest = (
             hashlib.sha256(json.dumps(remote[1], sort_keys=True).encode()).hexdigest()
             if remote is not None
@@ -235,7 +238,7 @@ class ClusterAccess:
             await self._close_unused()
         return cluster
 
-    async def account_exists(self, namespace: str, spec: Any) -> bool:
+    async def account_exists(self, namespace: str, spec: KustomizationSpec) -> bool:
         """Whether the service account a Kustomization impersonates exists (``True`` when
         it impersonates none), read with the daemon's identity on the daemon's cluster."""
         account = self.service_account(spec)
@@ -264,9 +267,11 @@ class ClusterAccess:
         applier = ApplyManager(api, mapper, field_manager=self.field_manager)
         return Cluster(identity, api, mapper, applier)
 
-    async def _kubeconfig(self, namespace: str, spec: Any) -> tuple[str, dict[str, Any]]:
+    async def _kubeconfig(
+        self, namespace: str, reference: KubeConfigReference
+    ) -> tuple[str, dict[str, Any]]:
         """``(namespace/name of the Secret, its self-contained kubeconfig)``."""
-        ref = spec.kube_config.secret_ref
+        ref = reference.secret_ref
         if ref is None:
             raise ClusterAccessError(
                 "spec.kubeConfig has no secretRef: name the Secret holding the kubeconfig"

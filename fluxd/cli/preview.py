@@ -29,6 +29,7 @@ from fluxd.api import (
     KUSTOMIZATION,
     GitRepositoryRef,
     GitRepositorySpec,
+    KustomizationSpec,
     SpecError,
     parse_duration,
 )
@@ -56,7 +57,7 @@ class Preview:
     """The Kustomization as read from the cluster and the objects it would apply."""
 
     kustomization: dict[str, Any]
-    spec: Any
+    spec: KustomizationSpec
     revision: str
     objects: list[dict[str, Any]]
 

@@ -48,7 +48,6 @@ __all__ = [
     "REQUESTED_AT_ANNOTATION",
     "Context",
     "ReconcileDriver",
-    "ReconcileError",
     "Reconciler",
 ]
 

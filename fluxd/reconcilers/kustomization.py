@@ -254,7 +254,7 @@ class KustomizationReconciler(Reconciler[KustomizationSpec]):
     # -- steps -----------------------------------------------------------------------------
 
     async def _cluster(
-        self, key: ObjectKey, spec: Any, *, reason: str = "ReconciliationFailed"
+        self, key: ObjectKey, spec: KustomizationSpec, *, reason: str = "ReconciliationFailed"
     ) -> Cluster:
         """The cluster client ``key`` acts with; an unusable kubeconfig fails with
         ``reason`` before anything is built or applied."""
@@ -263,7 +263,7 @@ class KustomizationReconciler(Reconciler[KustomizationSpec]):
         except ClusterAccessError as error:
             raise ReconcileError(reason, f"failed to build kube client: {error}") from error
 
-    async def _account_exists(self, key: ObjectKey, spec: Any) -> bool:
+    async def _account_exists(self, key: ObjectKey, spec: KustomizationSpec) -> bool:
         try:
             return await self.access.account_exists(key.namespace, spec)
         except client.ApiError as error:
@@ -409,7 +409,7 @@ class KustomizationReconciler(Reconciler[KustomizationSpec]):
         return {"kustomize.toolkit.fluxcd.io/revision": revision}
 
 
-def _deletes_objects(spec: Any) -> bool:
+def _deletes_objects(spec: KustomizationSpec) -> bool:
     """Whether ``deletionPolicy`` deletes the inventory when the Kustomization goes:
     ``MirrorPrune`` (the default) as ``prune`` says, ``Delete`` and
     ``WaitForTermination`` always, ``Orphan`` never."""

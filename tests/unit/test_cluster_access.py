@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import yaml
 from kubernetes_asyncio.client import ApiClient, Configuration
 
-from fluxd.api import KUSTOMIZATION
+from fluxd.api import KUSTOMIZATION, KustomizationSpec
 from fluxd.apply.access import (
     ClusterAccess,
     ClusterAccessError,
@@ -102,11 +101,17 @@ class Secrets(ObjectApi):
         return self.secrets[name]
 
 
-def spec(service_account: str | None = None, secret: str | None = None) -> SimpleNamespace:
-    kube_config = (
-        SimpleNamespace(secret_ref=SimpleNamespace(name=secret, key=None)) if secret else None
-    )
-    return SimpleNamespace(service_account_name=service_account, kube_config=kube_config)
+def spec(service_account: str | None = None, secret: str | None = None) -> KustomizationSpec:
+    fields: dict[str, Any] = {
+        "interval": "10m",
+        "prune": True,
+        "sourceRef": {"kind": "GitRepository", "name": "apps"},
+    }
+    if service_account:
+        fields["serviceAccountName"] = service_account
+    if secret:
+        fields["kubeConfig"] = {"secretRef": {"name": secret}}
+    return KUSTOMIZATION.parse_spec({"spec": fields})
 
 
 def key(name: str) -> ObjectKey:
