@@ -24,7 +24,8 @@ from dulwich.refs import Ref
 from dulwich.repo import MemoryRepo
 
 from fluxd.api import GIT_REPOSITORY
-from fluxd.daemon.manager import Daemon, Options
+from fluxd.daemon.manager import Daemon
+from fluxd.daemon.options import Options
 from fluxd.dev.controlplane import LocalControlPlane, install_crds
 from fluxd.dev.demo import demo_repository, serve_repository
 from fluxd.kube import client

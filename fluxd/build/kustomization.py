@@ -25,7 +25,7 @@ in Flux's order:
 6. ``commonMetadata`` labels and annotations, last as in Flux (which sets them at apply
    time): they are not substituted, and they override any key the manifests set.
 
-Every failure is a :class:`~fluxd.reconcilers.driver.ReconcileError` with reason
+Every failure is a :class:`~fluxd.runtime.errors.ReconcileError` with reason
 ``BuildFailed`` and a message naming the path, file or variable source.
 """
 

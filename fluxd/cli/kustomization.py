@@ -3,26 +3,17 @@
 ``build`` prints what a Kustomization would apply (see :mod:`fluxd.cli.preview`), or,
 without a name, the kustomize build of a local directory; ``diff`` prints what applying
 would change in the cluster (see :mod:`fluxd.apply.diff`) and exits 0 when nothing would
-change, 1 when something would, 2 on error. Both use the daemon's own build, prune and
-drift-ignore code, so what they print is what the next reconcile does.
+change, 1 when something would, 2 on error. The work on a cluster is in
+:mod:`fluxd.cli.cluster`, imported only by the commands that name a Kustomization: a
+local build needs no Kubernetes client.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
-import anyio
-
-from fluxd.apply import ApplyError, ApplyManager, ObjectRef, RESTMapper, stale
-from fluxd.apply.diff import diff_objects, render_diff
-from fluxd.apply.ignore import DriftIgnore
-from fluxd.apply.inventory import recorded
-from fluxd.build.labels import owner_labels
-from fluxd.cli.preview import PreviewError, preview
-from fluxd.kube.client import ApiError, KubeconfigError, connect
 from fluxd.kustomize import KUSTOMIZATION_FILE_NAMES, KustomizeError, build, read_directory, render
 
 __all__ = ["add_build_command", "add_diff_command"]
@@ -88,7 +79,10 @@ def _kustomization_command(
 
 def _build_kustomization(args: argparse.Namespace) -> int:
     if args.name is not None:
-        return _report_errors("build", 1, lambda: anyio.run(_build_in_cluster, args))
+        # The Kubernetes client and the apply machinery load for in-cluster commands only.
+        from fluxd.cli import cluster
+
+        return cluster.run("build", 1, cluster.build_in_cluster, args)
     if args.path is None:
         print("fluxd build: give a Kustomization NAME, --path DIR, or both", file=sys.stderr)
         return 1
@@ -110,53 +104,7 @@ def _build_kustomization(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _build_in_cluster(args: argparse.Namespace) -> int:
-    api = await connect(args.kubeconfig)
-    try:
-        found = await preview(
-            api, args.namespace, args.name, local=args.path, local_root=args.root, sops="mask"
-        )
-    finally:
-        await api.close()
-    sys.stdout.write(render(found.objects))
-    return 0
-
-
 def _diff_kustomization(args: argparse.Namespace) -> int:
-    return _report_errors("diff", 2, lambda: anyio.run(_diff_in_cluster, args))
+    from fluxd.cli import cluster
 
-
-async def _diff_in_cluster(args: argparse.Namespace) -> int:
-    api = await connect(args.kubeconfig)
-    try:
-        found = await preview(api, args.namespace, args.name, local=args.path, local_root=args.root)
-        prune: list[ObjectRef] = []
-        if found.spec.prune:
-            status = found.kustomization.get("status") or {}
-            prune = stale(recorded(status), [ObjectRef.of(obj) for obj in found.objects])
-        try:
-            ignore = DriftIgnore(found.spec.drift_ignore_rules)
-        except ValueError as error:
-            raise PreviewError(str(error)) from error
-        # The reconciler's field manager: a diff then shows what its next apply writes.
-        changes = await diff_objects(
-            ApplyManager(api, RESTMapper(api)),
-            found.objects,
-            prune=prune,
-            owner_labels=owner_labels(args.namespace, args.name),
-            ignore=ignore,
-        )
-    finally:
-        await api.close()
-    for change in changes:
-        sys.stdout.write(render_diff(change))
-    return 1 if changes else 0
-
-
-def _report_errors(command: str, code: int, work: Callable[[], int]) -> int:
-    """Run ``work``; an expected failure is one line on stderr and exit status ``code``."""
-    try:
-        return work()
-    except (PreviewError, ApplyError, KubeconfigError, ApiError) as error:
-        print(f"fluxd {command}: {error}", file=sys.stderr)
-        return code
+    return cluster.run("diff", 2, cluster.diff_in_cluster, args)

@@ -13,12 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-import anyio
-
-from fluxd.daemon.manager import Options, serve
-from fluxd.dev.demo import run_local
-from fluxd.kube.client import kubeconfig_available
-from fluxd.runtime import logs
+from fluxd.daemon.options import Options
 
 __all__ = ["add_run_command", "options_from"]
 
@@ -109,6 +104,14 @@ def options_from(args: argparse.Namespace) -> Options:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # The daemon, its Kubernetes client and the demo are imported by this command only.
+    import anyio
+
+    from fluxd.daemon.manager import serve
+    from fluxd.dev.demo import run_local
+    from fluxd.kube.client import kubeconfig_available
+    from fluxd.runtime import logs
+
     logs.configure(args.log_level, json=not args.log_console)
     options = options_from(args)
     if kubeconfig_available(args.kubeconfig):

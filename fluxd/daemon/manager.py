@@ -21,7 +21,6 @@ import os
 import signal
 import socket
 import uuid
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import anyio
@@ -31,6 +30,7 @@ from aiohttp import web
 from fluxd.apply.access import ClusterAccess
 from fluxd.apply.manager import FIELD_MANAGER
 from fluxd.daemon import http as webapp
+from fluxd.daemon.options import Options
 from fluxd.kube.client import ApiClient, connect
 from fluxd.kube.events import EventRecorder
 from fluxd.kube.informer import Informer
@@ -46,32 +46,9 @@ from fluxd.runtime.scheduler import Outcome, Scheduler
 from fluxd.sources.artifact import Artifact
 from fluxd.sources.cache import ArtifactCache
 
-__all__ = ["Daemon", "Options", "serve"]
+__all__ = ["Daemon", "serve"]
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Options:
-    """The daemon's settings; the CLI flags map onto these one to one."""
-
-    metrics_addr: str = ":8080"
-    artifact_addr: str = ":9090"
-    artifact_base_url: str | None = None
-    leader_elect: bool = False
-    leader_election_namespace: str | None = None
-    leader_election_id: str = "fluxd-leader-election"
-    watch_namespace: str | None = None
-    watch_label_selector: str | None = None
-    concurrent: int = 4
-    grace_period: float = 30.0
-    #: Flux's ``--default-service-account``: Kustomizations without
-    #: ``spec.serviceAccountName`` impersonate this account of their own namespace.
-    default_service_account: str | None = None
-    #: Flux's ``--watch-configs-label-selector``: ConfigMaps and Secrets with these labels
-    #: wake the objects that read them (``postBuild.substituteFrom``) when they change;
-    #: empty watches none.
-    watch_configs_label_selector: str = "reconcile.fluxcd.io/watch=Enabled"
 
 
 def _runtime_namespace() -> str:

@@ -28,7 +28,8 @@ from dulwich.server import BackendRepo, DictBackend
 from dulwich.web import make_wsgi_chain
 
 from fluxd.api import GIT_REPOSITORY, KUSTOMIZATION, KindInfo
-from fluxd.daemon.manager import Options, serve
+from fluxd.daemon.manager import serve
+from fluxd.daemon.options import Options
 from fluxd.dev.controlplane import LocalControlPlane, install_crds
 from fluxd.kube import client
 from fluxd.kube.objects import resource_of

@@ -22,7 +22,8 @@ import pytest
 from kubernetes_asyncio.client import ApiClient
 
 from fluxd.api import KindInfo
-from fluxd.daemon.manager import Daemon, Options
+from fluxd.daemon.manager import Daemon
+from fluxd.daemon.options import Options
 from fluxd.kube import client
 from fluxd.kube.objects import resource_of
 from fluxd.kube.resources import NAMESPACES, SECRETS

@@ -14,7 +14,8 @@ import pytest
 from kubernetes_asyncio.client import ApiClient
 
 from fluxd.api import GIT_REPOSITORY
-from fluxd.daemon.manager import Daemon, Options
+from fluxd.daemon.manager import Daemon
+from fluxd.daemon.options import Options
 from fluxd.dev.controlplane import cache_root
 from fluxd.kube import client
 from fluxd.kube.objects import resource_of

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fluxd.cli.main import parser
 from fluxd.cli.run import options_from
-from fluxd.daemon.manager import Options
+from fluxd.daemon.options import Options
 
 
 def test_default_service_account_flag_reaches_the_options() -> None:

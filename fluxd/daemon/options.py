@@ -1,0 +1,35 @@
+"""The daemon's settings, apart from the daemon.
+
+The ``fluxd`` command line derives its ``run`` flags from these defaults on every start,
+whatever the command: kept here, they cost the CLI no import of the daemon and its
+Kubernetes client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Options"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Options:
+    """The daemon's settings; the CLI flags map onto these one to one."""
+
+    metrics_addr: str = ":8080"
+    artifact_addr: str = ":9090"
+    artifact_base_url: str | None = None
+    leader_elect: bool = False
+    leader_election_namespace: str | None = None
+    leader_election_id: str = "fluxd-leader-election"
+    watch_namespace: str | None = None
+    watch_label_selector: str | None = None
+    concurrent: int = 4
+    grace_period: float = 30.0
+    #: Flux's ``--default-service-account``: Kustomizations without
+    #: ``spec.serviceAccountName`` impersonate this account of their own namespace.
+    default_service_account: str | None = None
+    #: Flux's ``--watch-configs-label-selector``: ConfigMaps and Secrets with these labels
+    #: wake the objects that read them (``postBuild.substituteFrom``) when they change;
+    #: empty watches none.
+    watch_configs_label_selector: str = "reconcile.fluxcd.io/watch=Enabled"
