@@ -46,7 +46,7 @@ from typing import Any
 import yaml
 
 from fluxd.api import KubeConfigReference, KustomizationSpec
-from fluxd.apply.manager import ApplyManager
+from fluxd.apply.manager import FIELD_MANAGER, ApplyManager
 from fluxd.apply.mapper import RESTMapper
 from fluxd.kube import client
 from fluxd.kube.client import ApiClient
@@ -196,7 +196,7 @@ class ClusterAccess:
         self,
         objects: ObjectApi,
         *,
-        field_manager: str,
+        field_manager: str = FIELD_MANAGER,
         default_service_account: str | None = None,
     ) -> None:
         self.objects = objects

@@ -28,7 +28,6 @@ import structlog
 from aiohttp import web
 
 from fluxd.apply.access import ClusterAccess
-from fluxd.apply.manager import FIELD_MANAGER
 from fluxd.daemon import http as webapp
 from fluxd.daemon.options import Options
 from fluxd.kube.client import ApiClient, connect
@@ -71,7 +70,6 @@ class Daemon:
         self.objects = ObjectApi(api, informers=self.informers, events=self.events)
         self.cluster_access = ClusterAccess(
             self.objects,
-            field_manager=FIELD_MANAGER,
             default_service_account=options.default_service_account,
         )
         self.reconcilers: list[Reconciler[Any]] = [
