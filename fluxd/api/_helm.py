@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from fluxd.api._meta import (
+    IgnoreRule,
     Image,
     JSON6902Patch,
     KubeConfigReference,
     NamespacedObjectReference,
     Patch,
-    Selector,
 )
 from fluxd.api._schema import DURATION_PATTERN, Rule, field, parse_duration
 from fluxd.api._source import HelmChartBuild, SignatureVerification
@@ -43,7 +43,6 @@ __all__ = [
     "HelmChartTemplateVerification",
     "HelmReleaseSourceReference",
     "HelmReleaseSpec",
-    "IgnoreRule",
     "Install",
     "InstallRemediation",
     "Kustomize",
@@ -182,14 +181,6 @@ class HelmChartTemplate:
         "metadata", "Labels and annotations of the HelmChart."
     )
     spec: HelmChartTemplateSpec = field("spec", "Spec of the HelmChart.", required=True)
-
-
-@dataclass(frozen=True, kw_only=True)
-class IgnoreRule:
-    """JSON pointers excluded from drift detection."""
-
-    paths: tuple[str, ...] = field("paths", "JSON pointers (RFC 6901) to ignore.", required=True)
-    target: Selector | None = field("target", "Objects the rule applies to; all when not set.")
 
 
 @dataclass(frozen=True, kw_only=True)

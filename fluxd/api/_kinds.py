@@ -24,6 +24,7 @@ from fluxd.api._notification import AlertSpec, ProviderSpec, ReceiverSpec
 from fluxd.api._schema import SpecError, from_dict
 from fluxd.api._source import (
     BucketSpec,
+    ExternalArtifactSpec,
     GitRepositorySpec,
     HelmChartSpec,
     HelmRepositorySpec,
@@ -33,6 +34,7 @@ from fluxd.api._source import (
 __all__ = [
     "ALERT",
     "BUCKET",
+    "EXTERNAL_ARTIFACT",
     "GIT_REPOSITORY",
     "HELM_CHART",
     "HELM_RELEASE",
@@ -226,6 +228,18 @@ BUCKET: KindInfo[BucketSpec] = KindInfo(
     printer_columns=(_col("Endpoint", ".spec.endpoint"), _AGE, _READY, _STATUS),
 )
 
+EXTERNAL_ARTIFACT: KindInfo[ExternalArtifactSpec] = KindInfo(
+    group=SOURCE_GROUP,
+    kind="ExternalArtifact",
+    plural="externalartifacts",
+    singular="externalartifact",
+    short_names=("ea",),
+    categories=_SOURCE_CATEGORIES,
+    versions=_versions("v1", kind="ExternalArtifact", group=SOURCE_GROUP),
+    spec=ExternalArtifactSpec,
+    printer_columns=(_AGE, _READY, _STATUS, _col("Source", ".spec.sourceRef.name")),
+)
+
 KUSTOMIZATION: KindInfo[KustomizationSpec] = KindInfo(
     group=KUSTOMIZE_GROUP,
     kind="Kustomization",
@@ -339,6 +353,7 @@ KINDS: tuple[KindInfo[Any], ...] = (
     HELM_REPOSITORY,
     HELM_CHART,
     BUCKET,
+    EXTERNAL_ARTIFACT,
     KUSTOMIZATION,
     HELM_RELEASE,
     PROVIDER,

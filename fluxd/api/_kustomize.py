@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 from fluxd.api._meta import (
     CustomHealthCheck,
+    IgnoreRule,
     Image,
     KubeConfigReference,
     LocalObjectReference,
     NamespacedObjectKindReference,
     Patch,
-    Selector,
 )
 from fluxd.api._schema import DURATION_PATTERN, field, parse_duration
 
@@ -28,7 +28,6 @@ __all__ = [
     "CrossNamespaceSourceReference",
     "Decryption",
     "DependencyReference",
-    "DriftIgnoreRule",
     "KustomizationSpec",
     "PostBuild",
     "SubstituteReference",
@@ -113,14 +112,12 @@ class PostBuild:
     substitute_from: tuple[SubstituteReference, ...] = field(
         "substituteFrom", "ConfigMaps and Secrets holding more variables.", default=()
     )
-
-
-@dataclass(frozen=True, kw_only=True)
-class DriftIgnoreRule:
-    """JSON pointers excluded from drift detection and apply."""
-
-    paths: tuple[str, ...] = field("paths", "JSON pointers (RFC 6901) to ignore.", required=True)
-    target: Selector | None = field("target", "Objects the rule applies to; all when not set.")
+    substitute_strategy: str | None = field(
+        "substituteStrategy",
+        "'WithVariables' (when not set): substitute only when some variable is defined; "
+        "'Always': substitute even with none, so defaults (${var:=x}) apply.",
+        enum=("WithVariables", "Always"),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,8 +204,15 @@ class KustomizationSpec:
     health_check_exprs: tuple[CustomHealthCheck, ...] = field(
         "healthCheckExprs", "CEL health checks for custom resource kinds.", default=()
     )
-    drift_ignore_rules: tuple[DriftIgnoreRule, ...] = field(
-        "driftIgnoreRules", "Fields excluded from drift detection.", default=()
+    ignore: tuple[IgnoreRule, ...] = field(
+        "ignore", "Fields excluded from drift detection and apply.", default=()
+    )
+    build_metadata: tuple[str, ...] = field(
+        "buildMetadata",
+        "Kustomize build metadata added to every object: 'originAnnotations' (where it "
+        "came from), 'transformerAnnotations' (which transformers changed it).",
+        default=(),
+        enum=("originAnnotations", "transformerAnnotations"),
     )
 
     @property

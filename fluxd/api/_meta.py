@@ -15,12 +15,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fluxd.api._schema import field
+from fluxd.api._schema import Rule, field
 
 __all__ = [
     "JSON6902",
     "AccessFrom",
     "CustomHealthCheck",
+    "IgnoreRule",
     "Image",
     "JSON6902Patch",
     "KubeConfigReference",
@@ -73,10 +74,33 @@ class NamespacedObjectKindReference:
     )
 
 
+_ONE_KUBECONFIG_SOURCE = (
+    "exactly one of spec.kubeConfig.configMapRef or spec.kubeConfig.secretRef must be specified"
+)
+
+
 @dataclass(frozen=True, kw_only=True)
 class KubeConfigReference:
     """Where to find the kubeconfig of a remote cluster to reconcile against."""
 
+    __rules__ = (
+        Rule(
+            cel="has(self.configMapRef) || has(self.secretRef)",
+            message=_ONE_KUBECONFIG_SOURCE,
+            check=lambda s: s.config_map_ref is not None or s.secret_ref is not None,
+        ),
+        Rule(
+            cel="!has(self.configMapRef) || !has(self.secretRef)",
+            message=_ONE_KUBECONFIG_SOURCE,
+            check=lambda s: s.config_map_ref is None or s.secret_ref is None,
+        ),
+    )
+
+    config_map_ref: LocalObjectReference | None = field(
+        "configMapRef",
+        "ConfigMap naming a cloud provider (aws, azure, gcp, generic) and cluster whose "
+        "credentials come from workload identity.",
+    )
     secret_ref: SecretKeyReference | None = field(
         "secretRef",
         "Secret holding the kubeconfig, under 'value' or 'value.yaml' unless a key is given.",
@@ -200,3 +224,11 @@ class LabelSelector:
     match_expressions: tuple[LabelSelectorRequirement, ...] = field(
         "matchExpressions", "Requirements an object's labels must meet.", default=()
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class IgnoreRule:
+    """JSON pointers excluded from drift detection (and, in a Kustomization, the apply)."""
+
+    paths: tuple[str, ...] = field("paths", "JSON pointers (RFC 6901) to ignore.", required=True)
+    target: Selector | None = field("target", "Objects the rule applies to; all when not set.")

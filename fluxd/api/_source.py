@@ -1,4 +1,5 @@
-"""``source.toolkit.fluxcd.io``: GitRepository, OCIRepository, HelmRepository, HelmChart, Bucket.
+"""``source.toolkit.fluxcd.io``: GitRepository, OCIRepository, HelmRepository, HelmChart, Bucket,
+ExternalArtifact.
 
 Field names, defaults, enums and patterns follow source-controller's ``api/v1``.
 Where Flux leaves a field empty and resolves the default in Go (the git branch
@@ -20,12 +21,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from fluxd.api._meta import AccessFrom, LocalObjectReference
+from fluxd.api._meta import AccessFrom, LocalObjectReference, NamespacedObjectKindReference
 from fluxd.api._schema import DURATION_PATTERN, SHORT_DURATION_PATTERN, Rule, field
 
 __all__ = [
     "BucketSTSSpec",
     "BucketSpec",
+    "ExternalArtifactSpec",
     "FetchedSourceSpec",
     "GitRepositoryInclude",
     "GitRepositoryRef",
@@ -539,4 +541,18 @@ class BucketSpec(FetchedSourceSpec):
     )
     cert_secret_ref: LocalObjectReference | None = field(
         "certSecretRef", "Secret with TLS material (generic provider only)."
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalArtifactSpec:
+    """An artifact another controller produces (fluxd reads it, never writes it).
+
+    Its producer names the object the artifact is generated for and publishes the
+    artifact in ``status.artifact``; a Kustomization (or HelmRelease) consumes it as a
+    source like any other.
+    """
+
+    source_ref: NamespacedObjectKindReference | None = field(
+        "sourceRef", "The custom resource the artifact is generated for."
     )

@@ -1,6 +1,6 @@
 """Drift ignore rules: fields another actor owns, left as they are in the cluster.
 
-A Kustomization's ``spec.driftIgnoreRules`` lists JSON pointers (RFC 6901), optionally for
+A Kustomization's ``spec.ignore`` lists JSON pointers (RFC 6901), optionally for
 the objects a ``target`` selects, that fluxd neither corrects nor applies once the object
 exists: a HorizontalPodAutoscaler's ``/spec/replicas``, a cert-manager annotation, a
 webhook's injected CA bundle. Flux's rule, kept here: the fields are excluded from drift
@@ -49,12 +49,12 @@ class _Rule:
 
 
 class DriftIgnore:
-    """Compiled ``driftIgnoreRules``; ValueError (naming the rule) for a bad one."""
+    """Compiled ``spec.ignore`` rules; ValueError (naming the rule) for a bad one."""
 
     def __init__(self, rules: Iterable[Any] = ()) -> None:
         self._rules: list[_Rule] = []
         for index, rule in enumerate(rules):
-            where = f"spec.driftIgnoreRules[{index}]"
+            where = f"spec.ignore[{index}]"
             try:
                 paths = tuple(parse_pointer(path) for path in rule.paths)
                 selects = _selector(rule.target)

@@ -49,7 +49,7 @@ async def diff_in_cluster(args: argparse.Namespace) -> int:
             status = found.kustomization.get("status") or {}
             prune = stale(recorded(status), [ObjectRef.of(obj) for obj in found.objects])
         try:
-            ignore = DriftIgnore(found.spec.drift_ignore_rules)
+            ignore = DriftIgnore(found.spec.ignore)
         except ValueError as error:
             raise PreviewError(str(error)) from error
         # The reconciler's field manager: a diff then shows what its next apply writes.

@@ -18,7 +18,7 @@ Steps, in order; each failure carries Flux's reason:
    fields folded in, SOPS decryption, ``postBuild`` variable substitution, owner labels,
    ``commonMetadata`` (``BuildFailed`` naming the file);
 4. **apply**: staged server-side apply with drift detection: unchanged objects are not
-   written, fields named by ``driftIgnoreRules`` keep their live values
+   written, fields named by ``ignore`` keep their live values
    (``ReconciliationFailed`` naming the object when the server refuses one);
 5. **prune**: objects in the previous inventory but not in this build are deleted when
    ``prune: true`` (``PruneFailed``);
@@ -163,7 +163,7 @@ class KustomizationReconciler(Reconciler[KustomizationSpec]):
         owner = owner_labels(ctx.key.namespace, ctx.key.name)
 
         try:
-            ignore = DriftIgnore(spec.drift_ignore_rules)
+            ignore = DriftIgnore(spec.ignore)
         except ValueError as error:
             raise ReconcileError("ReconciliationFailed", str(error), stalled=True) from error
         try:

@@ -105,9 +105,7 @@ async def test_drift_ignore_rules_leave_fields_to_other_actors(
     )
     await setup_source(fluxd, git_remote, git_http)
     ignore_replicas = {"paths": ["/spec/replicas"], "target": {"kind": "Deployment"}}
-    await fluxd.create(
-        KUSTOMIZATION, "apps", kustomization("apps", driftIgnoreRules=[ignore_replicas])
-    )
+    await fluxd.create(KUSTOMIZATION, "apps", kustomization("apps", ignore=[ignore_replicas]))
     await fluxd.wait_for(KUSTOMIZATION, "apps", lambda o: applied(o, sha), "applied")
     created = await live(fluxd, DEPLOYMENTS, "my-app")
     assert created is not None
@@ -136,11 +134,11 @@ async def test_drift_ignore_rules_leave_fields_to_other_actors(
     assert updated["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.26.0"
 
     bad_rule = {"paths": ["spec/replicas"]}
-    await fluxd.create(KUSTOMIZATION, "bad", kustomization("apps", driftIgnoreRules=[bad_rule]))
+    await fluxd.create(KUSTOMIZATION, "bad", kustomization("apps", ignore=[bad_rule]))
     failed = await fluxd.wait_not_ready(KUSTOMIZATION, "bad", "ReconciliationFailed")
     ready = conditions.get(failed["status"], "Ready")
     assert ready is not None
-    assert "driftIgnoreRules[0]" in ready["message"]
+    assert "ignore[0]" in ready["message"]
     assert "'spec/replicas' must start with '/'" in ready["message"]
 
 

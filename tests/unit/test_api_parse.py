@@ -310,6 +310,7 @@ def test_each_kind_names_the_flux_controller_that_reconciles_it() -> None:
     controllers = {info.kind: info.controller for info in KINDS}
     assert controllers == {
         "GitRepository": "source-controller",
+        "ExternalArtifact": "source-controller",
         "OCIRepository": "source-controller",
         "HelmRepository": "source-controller",
         "HelmChart": "source-controller",

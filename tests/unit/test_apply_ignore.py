@@ -17,11 +17,11 @@ def rules(*items: dict[str, Any]) -> DriftIgnore:
                 "interval": "1m",
                 "prune": True,
                 "sourceRef": {"kind": "GitRepository", "name": "s"},
-                "driftIgnoreRules": list(items),
+                "ignore": list(items),
             }
         }
     )
-    return DriftIgnore(spec.drift_ignore_rules)
+    return DriftIgnore(spec.ignore)
 
 
 def deployment(replicas: int, **labels: str) -> dict[str, Any]:
@@ -90,8 +90,8 @@ def test_targets_select_by_regex_and_labels() -> None:
 
 
 def test_bad_rules_name_their_index() -> None:
-    with pytest.raises(ValueError, match=r"driftIgnoreRules\[1\]: .*must start with '/'"):
+    with pytest.raises(ValueError, match=r"ignore\[1\]: .*must start with '/'"):
         rules({"paths": ["/ok"]}, {"paths": ["nope"]})
-    with pytest.raises(ValueError, match=r"driftIgnoreRules\[0\]"):
+    with pytest.raises(ValueError, match=r"ignore\[0\]"):
         rules({"paths": ["/ok"], "target": {"kind": "("}})
     assert not rules()
