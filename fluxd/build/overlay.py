@@ -13,6 +13,8 @@ Flux's:
 - ``components`` are relative to ``spec.path`` as kustomize's are to the kustomization;
   ``ignoreMissingComponents`` leaves out those the artifact does not hold, as Flux
   leaves them out of the file it writes;
+- ``buildMetadata`` (``originAnnotations``, ``transformerAnnotations``), when set,
+  replaces the file's own, as Flux writes it into the file it builds;
 - the overlay is named ``spec``, so a broken patch is reported as ``spec.patches[0]``,
   the field the user wrote, not as an entry of a file that does not hold it.
 
@@ -37,6 +39,7 @@ def spec_overlay(spec: KustomizationSpec) -> Overlay:
         patches=[to_dict(patch) for patch in spec.patches],
         images=[to_dict(image) for image in spec.images],
         components=spec.components,
+        build_metadata=spec.build_metadata,
         skip_missing_components=spec.ignore_missing_components,
         name="spec",
     )

@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fluxd.kustomize import KUSTOMIZATION_FILE_NAMES, KustomizeError, build, read_directory, render
+from fluxd.kustomize import KUSTOMIZATION_FILE_NAMES, KustomizeError, build_directory, render
 
 __all__ = ["add_build_command", "add_diff_command"]
 
@@ -71,8 +71,9 @@ def _kustomization_command(
     kustomization.add_argument(
         "--root",
         type=Path,
-        help="the tree the build may read (default: --path); name the repository root "
-        "when an overlay refers to bases outside --path",
+        help="the tree the build may read: name the repository root when an overlay "
+        "refers to bases outside --path (default with NAME: --path; without NAME: the git "
+        "work tree holding --path, else the whole filesystem, as for 'kubectl kustomize')",
     )
     return kustomization
 
@@ -87,21 +88,28 @@ def _build_kustomization(args: argparse.Namespace) -> int:
         print("fluxd build: give a Kustomization NAME, --path DIR, or both", file=sys.stderr)
         return 1
     path: Path = args.path.resolve()
-    root: Path = (args.root or args.path).resolve()
+    root: Path = args.root.resolve() if args.root else _enclosing_tree(path)
     if not path.is_dir() or (path != root and root not in path.parents):
         print(f"fluxd build: {args.path} is not a directory inside {root}", file=sys.stderr)
         return 1
     # Like `kubectl kustomize` whenever DIR has a kustomization; like Flux when it has none.
     generate = not any((path / name).is_file() for name in KUSTOMIZATION_FILE_NAMES)
     try:
-        objects = build(
-            read_directory(root), path.relative_to(root).as_posix(), generate_missing=generate
-        )
+        objects = build_directory(path, root=root, generate_missing=generate)
     except KustomizeError as error:
         print(f"fluxd build: {error}", file=sys.stderr)
         return 1
     sys.stdout.write(render(objects))
     return 0
+
+
+def _enclosing_tree(path: Path) -> Path:
+    """What a local build may read without ``--root``: the git work tree holding
+    ``path``, else the whole filesystem, as ``kubectl kustomize`` reaches ``../`` bases."""
+    for directory in (path, *path.parents):
+        if (directory / ".git").exists():
+            return directory
+    return Path(path.anchor)
 
 
 def _diff_kustomization(args: argparse.Namespace) -> int:

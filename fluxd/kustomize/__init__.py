@@ -4,7 +4,7 @@ The public surface is three functions (with :func:`source_files`, what a build r
 whole, and :func:`is_directory`, whether it can start in a directory)::
 
     objects = build(files, "clusters/prod")       # files: {posix path: bytes}
-    objects = build_directory(Path("./repo/app"))
+    objects = build_directory(Path("./repo/app"), root=Path("./repo"))
     text = render(objects)                        # the YAML stream kubectl would print
 
 A build reads only the files it is given (a source artifact) and fails with a
@@ -22,6 +22,7 @@ from typing import Any
 
 from fluxd.kustomize import _loader
 from fluxd.kustomize._build import build_files
+from fluxd.kustomize._disk import DiskFiles
 from fluxd.kustomize._loader import KUSTOMIZATION_FILE_NAMES, Files, Overlay, SourceFile
 from fluxd.kustomize._model import KustomizeError
 from fluxd.kustomize._patch_keys import TABLE_PATH as PATCH_KEYS_PATH
@@ -106,14 +107,18 @@ def read_directory(directory: Path) -> dict[str, bytes]:
     """
     root = directory.resolve()
     files: dict[str, bytes] = {}
-    seen: set[Path] = {root}
+    # Per directory walked, the real directories on its way down from the root: a link
+    # to one of them is a loop and is not followed. A link to any other directory is
+    # (even one walked already), as kustomize reads it where the kustomization names it.
+    lineage: dict[Path, frozenset[Path]] = {root: frozenset({root})}
     for current, dirnames, filenames in os.walk(root, followlinks=True):
         here = Path(current)
         for name in list(dirnames):
             target = _check_inside(root, here / name)
-            if target in seen:  # a link back up the tree: walk each directory once
+            if target in lineage[here]:
                 dirnames.remove(name)
-            seen.add(target)
+            else:
+                lineage[here / name] = lineage[here] | {target}
         for name in filenames:
             path = here / name
             target = _check_inside(root, path)
@@ -131,9 +136,21 @@ def _check_inside(root: Path, path: Path) -> Path:
     return target
 
 
-def build_directory(directory: Path, *, generate_missing: bool = False) -> list[dict[str, Any]]:
-    """Build the kustomization in a real ``directory`` (read whole, symlinks checked)."""
-    return build(read_directory(directory), ".", generate_missing=generate_missing)
+def build_directory(
+    directory: Path, *, root: Path | None = None, generate_missing: bool = False
+) -> list[dict[str, Any]]:
+    """Build the kustomization in a real ``directory``, reading files as the build needs them.
+
+    The build may read anything below ``root`` (by default ``directory`` itself), so an
+    overlay can name ``../base`` when ``root`` holds both; symlinks are followed while
+    they stay below ``root``.
+    """
+    top, target = (root or directory).resolve(), directory.resolve()
+    if target != top and top not in target.parents:
+        raise KustomizeError(f"{directory} is not a directory inside {top}")
+    path = target.relative_to(top).as_posix()
+    resources = build_files(DiskFiles(top), path, generate_missing=generate_missing, overlay=None)
+    return [resource.obj for resource in resources]
 
 
 def render(objects: list[dict[str, Any]]) -> str:

@@ -18,14 +18,24 @@ For each kustomization, depth first (kustomize's ``accumulateTarget``):
 Once, at the top: content-hash suffixes for generated objects, references rewritten to
 the final names, ``vars`` substituted, ``buildMetadata`` honoured (origin annotations, the
 managed-by label), and the output sorted (``sortOptions``, by default kustomize's legacy
-kind order). Appending an object whose id is already present fails the build, as in
-kustomize; so does a kustomization that includes itself, directly or not.
+kind order). The top kustomization's ``openapi: {path: FILE}`` schema replaces the
+built-in one for every strategic merge of the build. Appending an object whose id is
+already present fails the build, as in kustomize; so does a kustomization that includes
+itself, directly or not.
+
+``buildMetadata: [transformerAnnotations]`` lists, in each object's
+``alpha.config.kubernetes.io/transformations`` annotation, every transformer that ran
+over it, changed or not, as kustomize does: one per configured builtin (one per
+``patches``, ``images``, ``replicas``, ``patchesJson6902`` and ``labels`` entry, one
+more for ``commonLabels`` whenever either label field is set) and one per
+``transformers:`` config, each with the kustomization file (or config file) it came from.
 """
 
 from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +53,7 @@ from fluxd.kustomize._nameref import (
     fix_name_references,
 )
 from fluxd.kustomize._order import sort_resources
+from fluxd.kustomize._patch_keys import custom_schema
 from fluxd.kustomize._patches import apply_patches
 from fluxd.kustomize._replacements import apply_replacements
 from fluxd.kustomize._replicas import REPLICAS_SPECS, apply_replicas
@@ -60,6 +71,7 @@ _INTERNAL_ANNOTATIONS = (
 _INTERNAL_ANNOTATION_PREFIX = "internal.config.kubernetes.io/"
 _LOCAL_CONFIG = "config.kubernetes.io/local-config"
 _ORIGIN = "config.kubernetes.io/origin"
+_TRANSFORMATIONS = "alpha.config.kubernetes.io/transformations"
 _MANAGED_BY = "app.kubernetes.io/managed-by"
 #: What kustomize writes as managed-by: its own version, which fluxd's output matches.
 _MANAGED_BY_VALUE = "kustomize-v5.7.1"
@@ -160,11 +172,23 @@ def kustomize_id(obj: Mapping[str, Any]) -> str:
 
 
 class _Builder:
-    def __init__(self, files: Files, *, origin_root: str | None = None) -> None:
+    def __init__(
+        self,
+        files: Files,
+        *,
+        top: str = ".",
+        origins: bool = False,
+        transformations: bool = False,
+    ) -> None:
         self.files = files
         self._stack: list[str] = []
-        #: The top directory, when ``buildMetadata: [originAnnotations]`` asks for origins.
-        self.origin_root = origin_root
+        #: The build's directory: origins and transformations name paths relative to it.
+        self.top = top
+        #: Whether ``buildMetadata: [originAnnotations]`` asks each object for its source.
+        self.origins = origins
+        #: Whether ``buildMetadata: [transformerAnnotations]`` asks each object for the
+        #: transformers that ran over it.
+        self.transformations = transformations
 
     def _set_origin(self, resource: Resource, origin: str) -> None:
         metadata = resource.obj.setdefault("metadata", {})
@@ -173,9 +197,33 @@ class _Builder:
             annotations = metadata["annotations"] = {}
         annotations[_ORIGIN] = origin
 
+    def _record(
+        self, resources: Iterable[Resource], configured_in: str, configured_by: str, times: int = 1
+    ) -> None:
+        """Add a transformer to the transformations annotation of each of ``resources``.
+
+        Kustomize records every transformer a kustomization configures on every object
+        it runs over, changed or not: ``configured_by`` is the YAML of the transformer's
+        identity (``apiVersion``, ``kind``, then ``name``/``namespace`` for a config).
+        """
+        if not self.transformations or times == 0:
+            return
+        entry = f"- configuredIn: {self._relative(configured_in)}\n  configuredBy:\n"
+        entry += "".join(f"    {line}\n" for line in configured_by.splitlines())
+        for resource in resources:
+            metadata = resource.obj.setdefault("metadata", {})
+            annotations = metadata.get("annotations")
+            if not isinstance(annotations, dict):
+                annotations = metadata["annotations"] = {}
+            annotations[_TRANSFORMATIONS] = annotations.get(_TRANSFORMATIONS, "") + entry * times
+
+    def _record_builtin(
+        self, resources: Iterable[Resource], k: Kustomization, kind: str, times: int = 1
+    ) -> None:
+        self._record(resources, k.file, f"apiVersion: builtin\nkind: {kind}", times)
+
     def _relative(self, path: str) -> str:
-        assert self.origin_root is not None
-        return posixpath.relpath(path, self.origin_root)
+        return posixpath.relpath(path, self.top)
 
     # -- loading ---------------------------------------------------------------------
 
@@ -235,7 +283,7 @@ class _Builder:
             acc.resources = run_generators(
                 acc.resources, data, read_file=read_file, kustomization_file=k.file
             )
-            if self.origin_root is not None:
+            if self.origins:
                 for resource in acc.resources:
                     if _builtins.identity_key(resource.obj) not in before:
                         kind = f"{resource.obj.get('kind')}Generator"
@@ -247,14 +295,22 @@ class _Builder:
         generator_configs = self._plugin_configs(k, "generators")
         if generator_configs:
             acc.resources = run_generator_configs(
-                acc.resources, generator_configs, read_file=read_file, kustomization_file=k.file
+                acc.resources,
+                [config.obj for config in generator_configs],
+                read_file=read_file,
+                kustomization_file=k.file,
             )
         acc.resources = self._builtin_transformers(k, acc, read_file)
         transformer_configs = self._plugin_configs(k, "transformers")
-        if transformer_configs:
+        for config in transformer_configs:
             acc.resources = run_transformer_configs(
-                acc.resources, transformer_configs, read_file=read_file, kustomization_file=k.file
+                acc.resources,
+                [config.obj],
+                read_file=read_file,
+                kustomization_file=k.file,
+                config_file=config.origin,
             )
+            self._record(acc.resources, config.origin, _identity_yaml(config.obj))
         if k.paths("validators"):
             raise KustomizeError(
                 "validators are exec or Go plugins, which are disabled",
@@ -277,7 +333,7 @@ class _Builder:
         if self.files.is_file(path):
             acc = _Accumulator()
             loaded = _loader.load_resources(self.files, path)
-            if self.origin_root is not None:
+            if self.origins:
                 for resource in loaded:
                     self._set_origin(resource, f"path: {self._relative(path)}\n")
             acc.append_all(loaded, file=k.file)
@@ -409,8 +465,10 @@ class _Builder:
             if isinstance(prop.get("$ref"), str):
                 self._crd_properties(acc, definitions, kind, prop["$ref"], [*path, name], seen)
 
-    def _plugin_configs(self, k: Kustomization, field: str) -> list[dict[str, Any]]:
-        configs: list[dict[str, Any]] = []
+    def _plugin_configs(self, k: Kustomization, field: str) -> list[Resource]:
+        """The configs of ``generators`` or ``transformers``: inline ones come from the
+        kustomization file, the others from the files or directories they name."""
+        configs: list[Resource] = []
         for entry in k.data.get(field) or []:
             text = str(entry)
             try:
@@ -418,9 +476,9 @@ class _Builder:
             except KustomizeError:
                 inline = []
             if inline and all(isinstance(doc, dict) for doc in inline):
-                configs.extend(inline)
+                configs.extend(Resource(obj=doc, origin=k.file) for doc in inline)
                 continue
-            configs.extend(resource.obj for resource in self._load(k, text, field=field).resources)
+            configs.extend(self._load(k, text, field=field).resources)
         return configs
 
     def _builtin_transformers(
@@ -441,11 +499,24 @@ class _Builder:
                 overlay_entries=k.overlay_entries,
                 overlay_name=k.overlay_name,
             )
+            self._record_builtin(
+                resources,
+                k,
+                "PatchStrategicMergeTransformer",
+                int(bool(data.get("patchesStrategicMerge"))),
+            )
+            self._record_builtin(resources, k, "PatchTransformer", len(data.get("patches") or []))
         _builtins.apply_namespace(
             resources, str(data.get("namespace") or ""), tables["namespace"], file=k.file
         )
         _builtins.apply_prefix(resources, str(data.get("namePrefix") or ""), tables["namePrefix"])
         _builtins.apply_suffix(resources, str(data.get("nameSuffix") or ""), tables["nameSuffix"])
+        for field_name, kind in (
+            ("namespace", "NamespaceTransformer"),
+            ("namePrefix", "PrefixTransformer"),
+            ("nameSuffix", "SuffixTransformer"),
+        ):
+            self._record_builtin(resources, k, kind, int(bool(data.get(field_name))))
         for label in data.get("labels") or []:
             _builtins.apply_labels(
                 resources, label.get("pairs"), _label_specs(label, tables, k.file), file=k.file
@@ -453,8 +524,16 @@ class _Builder:
         _builtins.apply_labels(
             resources, data.get("commonLabels"), tables["commonLabels"], file=k.file
         )
+        if data.get("labels") or data.get("commonLabels"):
+            # One per labels entry, and one more for commonLabels, even empty.
+            self._record_builtin(
+                resources, k, "LabelTransformer", len(data.get("labels") or []) + 1
+            )
         _builtins.apply_annotations(
             resources, data.get("commonAnnotations"), tables["commonAnnotations"], file=k.file
+        )
+        self._record_builtin(
+            resources, k, "AnnotationsTransformer", int(bool(data.get("commonAnnotations")))
         )
         if data.get("patchesJson6902"):
             resources = apply_patches(
@@ -465,14 +544,17 @@ class _Builder:
                 overlay_entries=k.overlay_entries,
                 overlay_name=k.overlay_name,
             )
-        for name, apply in (("replicas", apply_replicas), ("images", apply_images)):
+            self._record_builtin(
+                resources, k, "PatchJson6902Transformer", len(data["patchesJson6902"])
+            )
+        for name, apply, kind in (
+            ("replicas", apply_replicas, "ReplicaCountTransformer"),
+            ("images", apply_images, "ImageTagTransformer"),
+        ):
             if data.get(name):
-                apply(
-                    resources,
-                    _entries(data[name], name, k.file),
-                    kustomization_file=k.file,
-                    field_specs=tables[name],
-                )
+                entries = _entries(data[name], name, k.file)
+                apply(resources, entries, kustomization_file=k.file, field_specs=tables[name])
+                self._record_builtin(resources, k, kind, len(entries))
         if data.get("replacements"):
             apply_replacements(
                 resources,
@@ -480,6 +562,7 @@ class _Builder:
                 read_file=read_file,
                 kustomization_file=k.file,
             )
+            self._record_builtin(resources, k, "ReplacementTransformer")
         return resources
 
 
@@ -544,6 +627,18 @@ def _entries(value: Any, field: str, file: str) -> list[dict[str, Any]]:
     return value
 
 
+def _identity_yaml(obj: Mapping[str, Any]) -> str:
+    """A config's ``apiVersion``, ``kind``, ``name`` and ``namespace``, as YAML (set ones)."""
+    metadata = obj.get("metadata") or {}
+    fields = (
+        ("apiVersion", obj.get("apiVersion")),
+        ("kind", obj.get("kind")),
+        ("name", metadata.get("name")),
+        ("namespace", metadata.get("namespace")),
+    )
+    return "".join(f"{key}: {value}\n" for key, value in fields if value)
+
+
 def _is_local_config(resource: Resource) -> bool:
     annotations = (resource.obj.get("metadata") or {}).get("annotations") or {}
     return _LOCAL_CONFIG in annotations and annotations[_LOCAL_CONFIG] != "false"
@@ -563,6 +658,46 @@ def _finalize(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
+def _openapi_schema(files: Files, root: Kustomization) -> AbstractContextManager[None]:
+    """The ``openapi: {path: FILE}`` schema of the top kustomization, for its patches.
+
+    Kustomize reads it from the top kustomization only and uses it, in place of the
+    built-in schema, for every strategic merge of the build. (``openapi: {version: V}``
+    names one of kustomize's built-in schemas: fluxd has one, the newest, and uses it.)
+    """
+    openapi = root.data.get("openapi")
+    if openapi is None:
+        return nullcontext()
+    if not isinstance(openapi, dict) or not all(isinstance(v, str) for v in openapi.values()):
+        raise KustomizeError(
+            "openapi must be a map of strings (path: FILE)", file=root.file, field="openapi"
+        )
+    if "path" not in openapi:
+        return nullcontext()
+    if "version" in openapi:
+        raise KustomizeError(
+            "builtin version and custom schema provided, cannot use both",
+            file=root.file,
+            field="openapi",
+        )
+    path = _loader.resolve(
+        root.directory, openapi["path"], kustomization_file=root.file, field="openapi.path"
+    )
+    if not files.is_file(path):
+        raise KustomizeError(
+            f"openapi schema file {openapi['path']!r} not found", file=root.file, field="openapi"
+        )
+    documents = load_documents(files.read(path), source=path)
+    schema = documents[0] if documents else None
+    if not isinstance(schema, dict) or not isinstance(schema.get("definitions"), dict):
+        raise KustomizeError(
+            f"invalid schema file {path}: an OpenAPI v2 document needs a definitions map",
+            file=root.file,
+            field="openapi.path",
+        )
+    return custom_schema(schema)
+
+
 def build_files(
     files: Files, path: str, *, generate_missing: bool, overlay: Overlay | None
 ) -> list[Resource]:
@@ -575,23 +710,17 @@ def build_files(
         if not generate_missing:
             _Builder(files).kustomization(directory, referrer=None)
         root = _loader.generate_kustomization(files, directory)
-    build_metadata = [str(option) for option in root.data.get("buildMetadata") or []]
-    if "transformerAnnotations" in build_metadata:
-        raise KustomizeError(
-            "buildMetadata: transformerAnnotations is not supported yet",
-            file=root.file,
-            field="buildMetadata",
-        )
-    origin_root = directory if "originAnnotations" in build_metadata else None
-    builder = _Builder(files, origin_root=origin_root)
-    if root.is_component:
-        raise KustomizeError(
-            "a Component cannot be built on its own: list it under components: of a Kustomization",
-            file=root.file,
-        )
     if overlay is not None:
         _loader.apply_overlay(root, overlay, files)
-    acc = builder.accumulate(root, _Accumulator())
+    build_metadata = [str(option) for option in root.data.get("buildMetadata") or []]
+    builder = _Builder(
+        files,
+        top=directory,
+        origins="originAnnotations" in build_metadata,
+        transformations="transformerAnnotations" in build_metadata,
+    )
+    with _openapi_schema(files, root):
+        acc = builder.accumulate(root, _Accumulator())
     resources = acc.resources
     apply_hash_suffixes(resources)
     fix_name_references(resources, acc.name_references)

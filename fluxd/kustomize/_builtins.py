@@ -368,6 +368,7 @@ def apply_namespace(
 
     all_specs = tuple(specs)
     for resource in resources:
+        resource.namespace_transformed = True
         obj = resource.obj
         kind = obj.get("kind")
         # metadata/namespace is never written by the table: cluster-scoped kinds keep none.

@@ -304,6 +304,7 @@ def _combine(old: Resource, new: Resource) -> Resource:
         needs_hash_suffix=old.needs_hash_suffix and new.needs_hash_suffix,
         behavior=new.behavior,
         previous_names=list(old.previous_names),
+        namespace_transformed=old.namespace_transformed,
     )
     # Set after construction: Resource reads an empty original namespace as "take the
     # current one", but "" is exactly what an object moved into a namespace started with.

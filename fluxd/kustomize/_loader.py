@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from fluxd.kustomize._documents import load_documents
+from fluxd.kustomize._field_names import canonical_field_names
 from fluxd.kustomize._model import KustomizeError, Resource
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "looks_remote",
     "read_kustomization",
     "resolve",
+    "scalar_text",
     "source_files",
     "stringify_annotations",
     "top_directory",
@@ -229,7 +231,8 @@ class Overlay:
 
     The file is decoded, edited and written back (see :func:`read_kustomization`), and a
     generated kustomization is edited the same way. ``namespace``, ``namePrefix`` and
-    ``nameSuffix`` replace the file's; ``patches`` and ``components`` are appended to its
+    ``nameSuffix`` replace the file's, and so does a non-empty ``buildMetadata``;
+    ``patches`` and ``components`` are appended to its
     own (components are resolved against the top directory, like the file's); an
     ``images`` entry replaces the file's entry for the same image name, or is appended.
     Empty values edit nothing.
@@ -241,6 +244,9 @@ class Overlay:
     patches: Sequence[Mapping[str, Any]] = ()
     images: Sequence[Mapping[str, Any]] = ()
     components: Sequence[str] = ()
+    #: ``buildMetadata`` options (``originAnnotations``, ``transformerAnnotations``);
+    #: a non-empty list replaces the file's own.
+    build_metadata: Sequence[str] = ()
     #: Leave out the components that are not directories of the artifact instead of
     #: failing the build on them (each must still be a path inside the artifact).
     skip_missing_components: bool = False
@@ -259,6 +265,8 @@ def apply_overlay(kustomization: Kustomization, overlay: Overlay, files: Files) 
     ):
         if value:
             data[key] = value
+    if overlay.build_metadata:
+        data["buildMetadata"] = list(overlay.build_metadata)
     if overlay.patches:
         own = list(data.get("patches") or [])
         kustomization.overlay_entries["patches"] = len(own)
@@ -323,6 +331,8 @@ def read_kustomization(
     if not documents:
         raise KustomizeError(f"{posixpath.basename(file)} is empty", file=file)
     data = documents[0]
+    if isinstance(data, dict):
+        data = canonical_field_names(data)
     if rewritten and isinstance(data, dict):
         data = {key: value for key, value in data.items() if key in _KNOWN_FIELDS}
     if isinstance(data, dict) and _is_empty(data):
@@ -492,16 +502,19 @@ def stringify_annotations(obj: dict[str, Any]) -> None:
     if not isinstance(annotations, dict):
         return
     for key, value in annotations.items():
-        if isinstance(value, str):
-            continue
         if value is None:
             annotations[key] = "null"
-        elif isinstance(value, bool):
-            annotations[key] = "true" if value else "false"
-        elif isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
-            annotations[key] = str(int(value))
-        elif isinstance(value, int | float):
-            annotations[key] = repr(value)
+        elif isinstance(value, bool | int | float):
+            annotations[key] = scalar_text(value)
+
+
+def scalar_text(value: bool | int | float) -> str:
+    """A decoded YAML boolean or number as the string kustomize makes of it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    return repr(value)
 
 
 def _unpack_lists(obj: Any, path: str) -> Iterator[dict[str, Any]]:

@@ -69,6 +69,9 @@ class Resource:
     behavior: str | None = None
     #: Names this resource has had (prefix/suffix/hash applied in turn), oldest first.
     previous_names: list[str] = field(default_factory=list)
+    #: A namespace transformer ran over it: kustomize then records its id as a previous
+    #: one, moved or not, so references to it may gain its namespace.
+    namespace_transformed: bool = False
 
     def __post_init__(self) -> None:
         metadata = self.obj.get("metadata") or {}

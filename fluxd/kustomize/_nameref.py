@@ -292,8 +292,9 @@ class _History:
     @classmethod
     def of(cls, resource: Resource) -> _History:
         names = list(resource.previous_names)
-        if not names and resource.id.namespace != resource.original_namespace:
-            # Kustomize records an id when it moves an object to another namespace, too.
+        moved = resource.id.namespace != resource.original_namespace
+        if not names and (moved or resource.namespace_transformed):
+            # Kustomize records an id whenever a namespace transformer runs over it, too.
             names.append(resource.name)
         steps = [*resource.previous_names, resource.name]
         if resource.needs_hash_suffix and len(steps) >= 2 and _is_hash_step(*steps[-2:]):

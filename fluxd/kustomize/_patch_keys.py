@@ -27,7 +27,9 @@ Regenerate it (after a Kubernetes upgrade) with one of::
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -38,6 +40,7 @@ __all__ = [
     "ListStrategy",
     "SchemaNode",
     "build_table",
+    "custom_schema",
     "list_strategy",
     "root_schema",
 ]
@@ -132,8 +135,32 @@ def _kind_key(group: str, version: str, kind: str) -> str:
     return f"{group}/{version}/{kind}" if group else f"{version}/{kind}"
 
 
-@cache
+#: The table of a kustomization's ``openapi: {path: ...}`` schema, while its build runs.
+#: Kustomize, too, holds the schema in force process-wide for the length of a build.
+_CUSTOM_TABLE: ContextVar[dict[str, Any] | None] = ContextVar("custom_patch_keys", default=None)
+
+
+@contextmanager
+def custom_schema(openapi: Mapping[str, Any]) -> Iterator[None]:
+    """Use the OpenAPI v2 document ``openapi`` instead of the built-in table, within.
+
+    As in kustomize, it replaces the built-in schema: a kind it does not define has
+    every list replaced by a patch, built-in kinds included.
+    """
+    token = _CUSTOM_TABLE.set(build_table(openapi))
+    try:
+        yield
+    finally:
+        _CUSTOM_TABLE.reset(token)
+
+
 def _table() -> dict[str, Any]:
+    custom = _CUSTOM_TABLE.get()
+    return custom if custom is not None else _builtin_table()
+
+
+@cache
+def _builtin_table() -> dict[str, Any]:
     with TABLE_PATH.open("rb") as stream:
         table: dict[str, Any] = json.load(stream)
     return table

@@ -24,6 +24,7 @@ from fluxd.kustomize import _builtins
 from fluxd.kustomize._fieldspec import FieldSpec
 from fluxd.kustomize._generators import run_generators
 from fluxd.kustomize._images import apply_images
+from fluxd.kustomize._loader import scalar_text
 from fluxd.kustomize._model import KustomizeError, Resource
 from fluxd.kustomize._patches import apply_patches
 from fluxd.kustomize._replacements import apply_replacements
@@ -92,14 +93,50 @@ def run_transformer_configs(
     *,
     read_file: ReadFile,
     kustomization_file: str,
+    config_file: str | None = None,
 ) -> list[Resource]:
-    """Run the built-in transformer ``configs`` over ``resources``, in order."""
+    """Run the built-in transformer ``configs`` over ``resources``, in order.
+
+    ``config_file`` is the file holding the configs, for errors in their values (by
+    default the kustomization file, as for inline configs).
+    """
     for config in configs:
         kind = _check_builtin(config, _TRANSFORMER_KINDS, "transformers", kustomization_file)
         resources = _run_one(
-            kind, config, resources, read_file=read_file, kustomization_file=kustomization_file
+            kind,
+            config,
+            resources,
+            read_file=read_file,
+            kustomization_file=kustomization_file,
+            config_file=config_file or kustomization_file,
         )
     return resources
+
+
+def _string_map(config: Mapping[str, Any], field: str, kind: str, file: str) -> dict[str, str]:
+    """A config's ``labels`` or ``annotations``, every scalar value made a string as
+    kustomize makes it (``51`` is ``"51"``, ``null`` is ``""``); a map or list fails,
+    naming the config, the file holding it and the field."""
+    values = config.get(field)
+    if values is None:
+        return {}
+    name = str((config.get("metadata") or {}).get("name") or "")
+    if not isinstance(values, Mapping):
+        raise KustomizeError(f"{kind} {name!r}: {field} must be a map", file=file, field=field)
+    strings: dict[str, str] = {}
+    for key, value in values.items():
+        if isinstance(value, dict | list):
+            raise KustomizeError(
+                f"{kind} {name!r}: the value of {key!r} in {field} must be a string, not a"
+                f" {'map' if isinstance(value, dict) else 'list'}",
+                file=file,
+                field=f"{field}.{key}",
+            )
+        if value is None:
+            strings[str(key)] = ""
+        else:
+            strings[str(key)] = value if isinstance(value, str) else scalar_text(value)
+    return strings
 
 
 def _run_one(
@@ -109,14 +146,15 @@ def _run_one(
     *,
     read_file: ReadFile,
     kustomization_file: str,
+    config_file: str,
 ) -> list[Resource]:
     file = kustomization_file
     if kind == "LabelTransformer":
-        _builtins.apply_labels(resources, config.get("labels"), _specs(config, file), file=file)
+        labels = _string_map(config, "labels", kind, config_file)
+        _builtins.apply_labels(resources, labels, _specs(config, file), file=file)
     elif kind == "AnnotationsTransformer":
-        _builtins.apply_annotations(
-            resources, config.get("annotations"), _specs(config, file), file=file
-        )
+        annotations = _string_map(config, "annotations", kind, config_file)
+        _builtins.apply_annotations(resources, annotations, _specs(config, file), file=file)
     elif kind in ("PrefixSuffixTransformer", "PrefixTransformer", "SuffixTransformer"):
         specs = _specs(config, file)
         _builtins.apply_prefix(resources, str(config.get("prefix") or ""), specs)

@@ -86,16 +86,6 @@ def test_generated_kustomization_uses_nested_kustomizations_as_is() -> None:
     assert _names(build(files, generate_missing=True)) == ["base-inner", "top"]
 
 
-def test_a_component_cannot_be_the_build_target() -> None:
-    files = {
-        "kustomization.yaml": (
-            b"kind: Component\napiVersion: kustomize.config.k8s.io/v1alpha1\nnamePrefix: c-\n"
-        )
-    }
-    with pytest.raises(KustomizeError, match="a Component cannot be built on its own"):
-        build(files)
-
-
 def test_cycles_are_reported_with_their_path() -> None:
     files = {
         "a/kustomization.yaml": b"resources: [../b]\n",
@@ -362,12 +352,6 @@ def test_overlay_patch_errors_name_the_overlay_entry_without_a_file() -> None:
         build(files, overlay=Overlay(patches=[broken], name="spec"))
     assert "(field spec.patches[0])" in str(caught.value)
     assert "kustomization.yaml" not in str(caught.value)
-
-
-def test_transformer_annotations_are_not_supported_yet() -> None:
-    files = {"kustomization.yaml": b"buildMetadata: [transformerAnnotations]\n"}
-    with pytest.raises(KustomizeError, match="transformerAnnotations is not supported yet"):
-        build(files)
 
 
 def test_empty_kustomization_and_wrong_types_fail_like_kustomize() -> None:
