@@ -141,7 +141,8 @@ async def _substitute(
     ]
     try:
         variables = collect_variables(post_build.substitute, sources)
-        return [substitute(obj, variables) for obj in built]
+        always = post_build.substitute_strategy == "Always"
+        return [substitute(obj, variables, always=always) for obj in built]
     except SubstitutionError as error:
         raise ReconcileError("BuildFailed", f"postBuild substitution: {error}") from error
 

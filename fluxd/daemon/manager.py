@@ -8,7 +8,9 @@ a take-over starts from a full cache.
 Informer events become scheduler wake-ups only when they matter, as Flux's predicates
 decide: a new object, a new ``metadata.generation`` (spec change), a new
 ``reconcile.fluxcd.io/requestedAt`` annotation, deletion. Status-only updates — most of
-them fluxd's own writes — wake nothing, so a failing object keeps its backoff.
+them fluxd's own writes — wake nothing, so a failing object keeps its backoff. The
+exception are objects fluxd only reads: any change to a watched ConfigMap or Secret, or
+to an ExternalArtifact (whose producer publishes in ``status``), wakes their readers.
 
 Shut-down (SIGTERM): stop taking work, let in-flight reconciles finish within the grace
 period (their status patches are shielded), release the Lease, close the listeners and
@@ -27,6 +29,7 @@ import anyio
 import structlog
 from aiohttp import web
 
+from fluxd.api import EXTERNAL_ARTIFACT
 from fluxd.apply.access import ClusterAccess
 from fluxd.daemon import http as webapp
 from fluxd.daemon.options import Options
@@ -44,6 +47,7 @@ from fluxd.runtime.metrics import Metrics
 from fluxd.runtime.scheduler import Outcome, Scheduler
 from fluxd.sources.artifact import Artifact
 from fluxd.sources.cache import ArtifactCache
+from fluxd.sources.external import ExternalArtifacts
 
 __all__ = ["Daemon", "serve"]
 
@@ -84,6 +88,7 @@ class Daemon:
                 cache=self.cache,
                 track_sources=self.scheduler.track_sources,
                 access=self.cluster_access,
+                external=ExternalArtifacts(),
             ),
         ]
         self._drivers: dict[str, ReconcileDriver[Any]] = {}
@@ -111,8 +116,17 @@ class Daemon:
                 resource,
                 namespace=options.watch_namespace,
                 label_selector=options.watch_configs_label_selector,
-                on_event=self._config_changed(config_kind),
+                on_event=self._wake_readers(config_kind, "watched configuration changed"),
             )
+        # No fluxd reconciler makes ExternalArtifacts: their producer's status writes are
+        # what wakes the Kustomizations built from them.
+        self.informers[EXTERNAL_ARTIFACT.kind] = Informer(
+            api,
+            resource_of(EXTERNAL_ARTIFACT),
+            namespace=options.watch_namespace,
+            label_selector=options.watch_label_selector,
+            on_event=self._wake_readers(EXTERNAL_ARTIFACT.kind, "external artifact changed"),
+        )
         self._seen: dict[ObjectKey, tuple[int, str | None, bool]] = {}
         self._stop = anyio.Event()
         self._leading = False
@@ -217,8 +231,8 @@ class Daemon:
         log.info("leading: waiting for informers to sync")
         for informer in self.informers.values():
             await informer.synced.wait()
-        for kind, informer in self.informers.items():
-            for obj in informer.list():
+        for kind in self._drivers:
+            for obj in self.informers[kind].list():
                 self._remember_and_enqueue(kind, obj, force=True)
         log.info("informers synced, reconciling", kinds=sorted(self.informers))
         await self.scheduler.run(grace_period=self.options.grace_period)
@@ -239,7 +253,7 @@ class Daemon:
 
         return on_event
 
-    def _config_changed(self, kind: str) -> Any:
+    def _wake_readers(self, kind: str, what: str) -> Any:
         async def on_event(
             event_type: Literal["ADDED", "MODIFIED", "DELETED"], obj: dict[str, Any]
         ) -> None:
@@ -248,7 +262,7 @@ class Daemon:
             woken = self.scheduler.wake_dependents(key)
             if woken:
                 log.info(
-                    "watched configuration changed: waking its readers",
+                    f"{what}: waking its readers",
                     source=str(key),
                     event=event_type,
                     dependents=[str(dependent) for dependent in woken],

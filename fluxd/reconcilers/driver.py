@@ -110,6 +110,10 @@ class Reconciler(ABC, Generic[SpecT]):
     #: to be Ready at its latest revision, so every change of its readiness wakes them.
     #: (A source wakes its consumers when it stores a new artifact instead.)
     depended_on: ClassVar[bool] = False
+    #: Status fields that change on every run (bookkeeping such as ``history``): a run
+    #: that changes nothing else writes nothing, so periodic no-op reconciles cost no
+    #: API write and wake no watcher.
+    incidental_status: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod
     async def reconcile(self, ctx: Context[SpecT]) -> None:
@@ -350,5 +354,5 @@ class ReconcileDriver(Generic[SpecT]):
         self, obj: dict[str, Any], original: dict[str, Any], status: dict[str, Any]
     ) -> None:
         patch = status_patch(original, status)
-        if patch:
+        if patch.keys() - self.reconciler.incidental_status:
             await self.objects.patch_status(self.kind, obj, patch)

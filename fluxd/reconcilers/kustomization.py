@@ -3,7 +3,11 @@
 Steps, in order; each failure carries Flux's reason:
 
 1. **artifact**: the source's artifact, read from the shared cache (``ArtifactFailed``
-   while it has none). The scheduler is told what this object depends on (its source,
+   while it has none: a missing or unready source, or a kind fluxd does not reconcile
+   yet, such as ``OCIRepository`` and ``Bucket``). An ``ExternalArtifact`` source has no
+   fluxd reconciler: its producer's ``status.artifact`` is downloaded and verified by
+   :mod:`~fluxd.sources.external` (``ArtifactFailed`` until it is published, and for a
+   digest mismatch). The scheduler is told what this object depends on (its source,
    its dependencies, the ConfigMaps and Secrets of ``postBuild.substituteFrom``) so that
    a new artifact, a dependency turning Ready, or a change to a watched ConfigMap or
    Secret (labelled ``reconcile.fluxcd.io/watch: Enabled``) wakes it at once;
@@ -33,9 +37,17 @@ Steps 4 to 6, and the deletion below, act as the Kustomization's identity
 remote cluster): see :mod:`~fluxd.apply.access`. An unusable kubeconfig
 fails with ``ReconciliationFailed`` before the build.
 
-The status records ``lastAttemptedRevision`` before the work and ``lastAppliedRevision`` and
-``inventory`` after it, as Flux does. Each apply that changed something records an Event
-listing the objects (``ConfigMap/ns/a created``...), and each success ends with Flux's
+Fields that need cloud workload identity (``kubeConfig.configMapRef``,
+``decryption.serviceAccountName``) stall the Kustomization before anything is read.
+
+The status records ``lastAttemptedRevision`` before the work and ``lastAppliedRevision``,
+``lastAppliedOriginRevision`` (the artifact's ``org.opencontainers.image.revision``) and
+``inventory`` after it, as Flux does; every outcome of steps 4 to 6 is a snapshot in
+``history`` (:mod:`~fluxd.runtime.history`), keyed by the digest of the built manifests.
+Unlike Flux, a periodic run that changes nothing but ``history`` is not written (see
+``incidental_status``), so ``totalReconciliations`` counts the runs with news to report.
+Each apply that changed something records an Event listing the objects
+(``ConfigMap/ns/a created``...), and each success ends with Flux's
 ``ReconciliationSucceeded`` Event, "Reconciliation finished in 1.2s, next run in 10m0s",
 annotated for commit-status updates.
 
@@ -54,7 +66,13 @@ from typing import Any, ClassVar
 import anyio
 
 from fluxd import cel
-from fluxd.api import KUSTOMIZATION, KustomizationSpec, format_duration, parse_duration
+from fluxd.api import (
+    EXTERNAL_ARTIFACT,
+    KUSTOMIZATION,
+    KustomizationSpec,
+    format_duration,
+    parse_duration,
+)
 from fluxd.apply.access import Cluster, ClusterAccess, ClusterAccessError
 from fluxd.apply.health import (
     HealthCheckError,
@@ -74,12 +92,16 @@ from fluxd.kube.objects import ObjectApi
 from fluxd.reconcilers.driver import Context, Reconciler
 from fluxd.runtime import conditions
 from fluxd.runtime.errors import ReconcileError
+from fluxd.runtime.history import manifests_digest, upsert
 from fluxd.runtime.keys import ObjectKey
+from fluxd.sources.artifact import Artifact
 from fluxd.sources.cache import ArtifactCache
+from fluxd.sources.external import ExternalArtifactError, ExternalArtifacts
 
 __all__ = ["KustomizationReconciler"]
 
 HEALTHY = "Healthy"
+HEALTH_CHECK_CANCELED = "HealthCheckCanceled"
 COMMIT_STATUS_ANNOTATION = "kustomize.toolkit.fluxcd.io/commit_status"
 #: Flux's words for an error that retrying cannot fix (a bad expression in the spec).
 TERMINAL = "Reconciliation failed terminally due to configuration error"
@@ -94,6 +116,7 @@ class KustomizationReconciler(Reconciler[KustomizationSpec]):
 
     kind = KUSTOMIZATION
     depended_on: ClassVar[bool] = True
+    incidental_status: ClassVar[frozenset[str]] = frozenset({"history"})
 
     def retry_interval(self, spec: KustomizationSpec) -> float | None:
         """``spec.retryInterval`` when set, as Flux requeues a failed Kustomization."""
@@ -106,9 +129,12 @@ class KustomizationReconciler(Reconciler[KustomizationSpec]):
         cache: ArtifactCache,
         track_sources: Callable[[ObjectKey, Iterable[ObjectKey]], None],
         access: ClusterAccess,
+        external: ExternalArtifacts,
     ) -> None:
         self.objects = objects
         self.cache = cache
+        #: Verified downloads of ExternalArtifact sources, which no fluxd reconciler makes.
+        self.external = external
         self.track_sources = track_sources
         #: Which cluster client each Kustomization acts with (its service account, its
         #: kubeconfig); the daemon owns it and closes it on stop.
@@ -127,6 +153,7 @@ class KustomizationReconciler(Reconciler[KustomizationSpec]):
             raise ReconcileError(
                 "InvalidCELExpression", f"{TERMINAL}: {error}", stalled=True
             ) from error
+        _refuse_unserved_fields(spec)
         source_key = self._source_key(ctx)
         dependencies = [
             ObjectKey(self.kind.kind, dep.namespace or ctx.key.namespace, dep.name)
@@ -139,14 +166,7 @@ class KustomizationReconciler(Reconciler[KustomizationSpec]):
         ]
         self.track_sources(ctx.key, [source_key, *dependencies, *configs])
 
-        artifact = self.cache.get(source_key)
-        if artifact is None:
-            raise ReconcileError(
-                "ArtifactFailed",
-                f"Source '{source_key.kind}/{source_key.namespace}/{source_key.name}' has no "
-                "artifact yet: it is missing, not ready, or not reconciled by fluxd",
-                retry_after=DEPENDENCY_RETRY,
-            )
+        artifact, origin_revision = await self._source_artifact(source_key)
         revision = artifact.revision
         await self._check_dependencies(ctx, dependencies, source_key, revision)
         ctx.status["lastAttemptedRevision"] = revision
@@ -160,6 +180,58 @@ class KustomizationReconciler(Reconciler[KustomizationSpec]):
             name=ctx.key.name,
             objects=self.objects,
         )
+        history_note = {"revision": revision}
+        if origin_revision:
+            history_note["originRevision"] = origin_revision
+        snapshot_digest = manifests_digest(objects)
+        try:
+            await self._apply(ctx, cluster, objects, source_key, revision, rules)
+        except ReconcileError as error:
+            # A health check cut short by a newer revision is no outcome (nor in Flux).
+            if error.reason != HEALTH_CHECK_CANCELED:
+                self._record_history(ctx, snapshot_digest, started, error.reason, history_note)
+            raise
+        if origin_revision:
+            ctx.status["lastAppliedOriginRevision"] = origin_revision
+        else:
+            ctx.status.pop("lastAppliedOriginRevision", None)
+        self._record_history(ctx, snapshot_digest, started, "ReconciliationSucceeded", history_note)
+        # Flux's closing event, the one notification providers turn into commit statuses.
+        ctx.event(
+            "Normal",
+            "ReconciliationSucceeded",
+            f"Reconciliation finished in {format_duration(time.monotonic() - started)}, "
+            f"next run in {format_duration(spec.interval_seconds)}",
+            {**self._revision_note(revision), COMMIT_STATUS_ANNOTATION: "update"},
+        )
+
+    def _record_history(
+        self,
+        ctx: Context[KustomizationSpec],
+        digest: str,
+        started: float,
+        outcome: str,
+        metadata: Mapping[str, str],
+    ) -> None:
+        ctx.status["history"] = upsert(
+            ctx.status.get("history") or (),
+            digest=digest,
+            duration_seconds=time.monotonic() - started,
+            status=outcome,
+            metadata=metadata,
+        )
+
+    async def _apply(
+        self,
+        ctx: Context[KustomizationSpec],
+        cluster: Cluster,
+        objects: list[dict[str, Any]],
+        source_key: ObjectKey,
+        revision: str,
+        rules: Mapping[tuple[str, str], StatusRule],
+    ) -> None:
+        """Apply, prune and wait for health; on success the revision is applied."""
+        spec = ctx.spec
         owner = owner_labels(ctx.key.namespace, ctx.key.name)
 
         try:
@@ -194,14 +266,6 @@ class KustomizationReconciler(Reconciler[KustomizationSpec]):
         ctx.status["lastAppliedRevision"] = revision
         ctx.ready_reason = "ReconciliationSucceeded"
         ctx.ready_message = f"Applied revision: {revision}"
-        # Flux's closing event, the one notification providers turn into commit statuses.
-        ctx.event(
-            "Normal",
-            "ReconciliationSucceeded",
-            f"Reconciliation finished in {format_duration(time.monotonic() - started)}, "
-            f"next run in {format_duration(spec.interval_seconds)}",
-            {**self._revision_note(revision), COMMIT_STATUS_ANNOTATION: "update"},
-        )
 
     async def finalize(self, obj: dict[str, Any]) -> None:
         """Apply ``spec.deletionPolicy`` to the inventory, as the Kustomization's identity.
@@ -270,6 +334,45 @@ class KustomizationReconciler(Reconciler[KustomizationSpec]):
             raise ReconcileError(
                 "PruneFailed", f"finalizing: looking up the service account: {error}"
             ) from error
+
+    async def _source_artifact(self, source_key: ObjectKey) -> tuple[Artifact, str]:
+        """The artifact to build from and its origin revision (``""`` when it has none)."""
+        where = f"'{source_key.kind}/{source_key.namespace}/{source_key.name}' (spec.sourceRef)"
+        if source_key.kind != EXTERNAL_ARTIFACT.kind:
+            artifact = self.cache.get(source_key)
+            if artifact is None:
+                raise ReconcileError(
+                    "ArtifactFailed",
+                    f"Source {where} has no artifact yet: it is missing, not ready, or of "
+                    "a kind fluxd does not reconcile yet; waiting for the source",
+                    retry_after=DEPENDENCY_RETRY,
+                )
+            return artifact, ""
+        found = await self.objects.read(EXTERNAL_ARTIFACT, source_key.namespace, source_key.name)
+        if found is None:
+            self.external.forget(source_key)
+            raise ReconcileError(
+                "ArtifactFailed",
+                f"Source {where} not found; waiting for its producer to create it",
+                retry_after=DEPENDENCY_RETRY,
+            )
+        published = (found.get("status") or {}).get("artifact")
+        if not published:
+            raise ReconcileError(
+                "ArtifactFailed",
+                f"Source artifact of {where} not found: its producer has not published "
+                f"status.artifact yet, retrying in {format_duration(DEPENDENCY_RETRY)}",
+                retry_after=DEPENDENCY_RETRY,
+            )
+        try:
+            fetched = await self.external.fetch(source_key, published)
+        except ExternalArtifactError as error:
+            raise ReconcileError(
+                "ArtifactFailed",
+                str(error),
+                retry_after=DEPENDENCY_RETRY if error.missing else None,
+            ) from error
+        return fetched.artifact, fetched.origin_revision
 
     def _source_key(self, ctx: Context[KustomizationSpec]) -> ObjectKey:
         ref = ctx.spec.source_ref
@@ -384,7 +487,7 @@ class KustomizationReconciler(Reconciler[KustomizationSpec]):
             tg.cancel_scope.cancel()
         if superseded:
             raise ReconcileError(
-                "HealthCheckCanceled",
+                HEALTH_CHECK_CANCELED,
                 f"health check for revision {revision} canceled: a new source revision arrived",
                 retry_after=0.0,
             )
@@ -450,3 +553,25 @@ def _not_ready(message: str) -> ReconcileError:
     """A dependency is not ready: look again at Flux's ``--requeue-dependency`` pace; a
     dependency turning Ready wakes this object sooner."""
     return ReconcileError("DependencyNotReady", message, retry_after=DEPENDENCY_RETRY)
+
+
+def _refuse_unserved_fields(spec: KustomizationSpec) -> None:
+    """Stall on the fields that need cloud workload identity, which fluxd does not offer:
+    nothing is built or applied, and retrying cannot help until the spec changes."""
+    unserved = []
+    if spec.kube_config is not None and spec.kube_config.config_map_ref is not None:
+        unserved.append(
+            "spec.kubeConfig.configMapRef (workload identity for a remote cluster); "
+            "use spec.kubeConfig.secretRef with a kubeconfig Secret"
+        )
+    if spec.decryption is not None and spec.decryption.service_account_name:
+        unserved.append(
+            "spec.decryption.serviceAccountName (workload identity for cloud KMS); "
+            "use spec.decryption.secretRef with the keys or KMS credentials"
+        )
+    if unserved:
+        raise ReconcileError(
+            "ReconciliationFailed",
+            f"{TERMINAL}: not supported by fluxd: {'; '.join(unserved)}",
+            stalled=True,
+        )

@@ -297,6 +297,29 @@ async def test_post_build_defaults_integers_escapes_and_opt_out(
     assert opted_out["data"] == {"run.sh": "echo ${GREETING}"}
 
 
+async def test_substitute_strategy_always_applies_defaults_without_variables(
+    fluxd: Fluxd, git_remote: GitRemote, git_http: GitHTTPServer
+) -> None:
+    ns = fluxd.namespace
+    settings = configmap(ns, "settings").replace("value: '1'", "tier: ${TIER:=backend}")
+    sha = git_remote.commit({"deploy/settings.yaml": settings})
+    await setup_source(fluxd, git_remote, git_http)
+    # WithVariables (the default) and no variable: the text is left as written.
+    await fluxd.create(KUSTOMIZATION, "apps", kustomization("deploy", postBuild={}))
+    await fluxd.wait_for(KUSTOMIZATION, "apps", lambda o: applied(o, sha), "applied")
+    assert (await live_configmap(fluxd, "settings"))["data"] == {"tier": "${TIER:=backend}"}
+
+    await fluxd.patch(
+        KUSTOMIZATION, "apps", {"spec": {"postBuild": {"substituteStrategy": "Always"}}}
+    )
+
+    async def defaulted() -> bool:
+        data: dict[str, str] = (await live_configmap(fluxd, "settings"))["data"]
+        return data == {"tier": "backend"}
+
+    await until("the default substituted with no variable defined", defaulted)
+
+
 async def test_missing_substitute_from_fails_until_it_exists_and_a_watched_one_wakes(
     fluxd: Fluxd, git_remote: GitRemote, git_http: GitHTTPServer
 ) -> None:

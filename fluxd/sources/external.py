@@ -1,0 +1,166 @@
+"""ExternalArtifact sources: a tarball another controller publishes, fetched over HTTP.
+
+An ``ExternalArtifact`` (``source.toolkit.fluxcd.io/v1``) is written by a third-party
+producer; fluxd never reconciles it, it only consumes its ``status.artifact``: the
+tarball at ``url`` is downloaded, its bytes must hash to ``digest`` (``sha256:<hex>``),
+and it is unpacked as Flux artifacts are packed (a ``.tar.gz`` of regular files and
+directories). Nothing unverified is ever built from.
+
+Fetched artifacts are kept by digest, so reconciling again, or several Kustomizations
+sharing one ExternalArtifact, costs no download; an entry is dropped once no source
+serves its digest any more. ``metadata`` of the artifact is passed on, since it carries
+the ``org.opencontainers.image.revision`` Flux records as the origin revision.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import posixpath
+import tarfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+import aiohttp
+
+from fluxd.runtime.keys import ObjectKey
+from fluxd.sources.artifact import Artifact
+
+__all__ = [
+    "ORIGIN_REVISION_KEY",
+    "ExternalArtifactError",
+    "ExternalArtifacts",
+    "FetchedArtifact",
+]
+
+#: The artifact metadata key holding the revision the artifact was built from.
+ORIGIN_REVISION_KEY = "org.opencontainers.image.revision"
+_FETCH_TIMEOUT = aiohttp.ClientTimeout(total=300)
+
+
+class ExternalArtifactError(Exception):
+    """The artifact cannot be used; the message says what and where.
+
+    ``missing`` is True when the tarball is not (yet) at its URL, which a retry may fix.
+    """
+
+    def __init__(self, message: str, *, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+@dataclass(frozen=True)
+class FetchedArtifact:
+    """A verified, unpacked external artifact and the metadata its producer gave it."""
+
+    artifact: Artifact
+    metadata: Mapping[str, str]
+
+    @property
+    def origin_revision(self) -> str:
+        return self.metadata.get(ORIGIN_REVISION_KEY, "")
+
+
+class ExternalArtifacts:
+    """Downloads of ExternalArtifacts' tarballs, kept by digest while a source serves them."""
+
+    def __init__(self) -> None:
+        self._by_digest: dict[str, Artifact] = {}
+        self._digest_of: dict[ObjectKey, str] = {}
+
+    async def fetch(self, source: ObjectKey, status_artifact: Mapping[str, Any]) -> FetchedArtifact:
+        """The artifact described by ``status_artifact`` (an ExternalArtifact's
+        ``status.artifact``), downloaded and verified unless its digest is known."""
+        url = str(status_artifact.get("url") or "")
+        digest = str(status_artifact.get("digest") or "")
+        revision = str(status_artifact.get("revision") or "")
+        where = f"ExternalArtifact '{source.namespace}/{source.name}'"
+        if not url or not digest.startswith("sha256:"):
+            raise ExternalArtifactError(
+                f"{where}: status.artifact needs a url and a digest 'sha256:<hex>' "
+                f"(got url {url!r}, digest {digest!r})"
+            )
+        metadata = {str(k): str(v) for k, v in (status_artifact.get("metadata") or {}).items()}
+        artifact = self._by_digest.get(digest)
+        if artifact is None:
+            tarball = await _download(url, where)
+            computed = "sha256:" + hashlib.sha256(tarball).hexdigest()
+            if computed != digest:
+                raise ExternalArtifactError(
+                    f"{where}: the tarball at {url} has digest {computed}, but "
+                    f"status.artifact.digest is {digest}: refusing to build from it"
+                )
+            artifact = Artifact(
+                revision=revision,
+                digest=digest,
+                size=len(tarball),
+                path=str(status_artifact.get("path") or ""),
+                url=url,
+                last_update_time=datetime.now(UTC).replace(microsecond=0),
+                files=_unpack(tarball, where),
+                tarball=tarball,
+            )
+        self._remember(source, artifact)
+        return FetchedArtifact(artifact, MappingProxyType(metadata))
+
+    def forget(self, source: ObjectKey) -> None:
+        """``source`` no longer uses its artifact (its consumer went away)."""
+        self._remember(source, None)
+
+    def _remember(self, source: ObjectKey, artifact: Artifact | None) -> None:
+        previous = self._digest_of.pop(source, None)
+        if artifact is not None:
+            self._digest_of[source] = artifact.digest
+            self._by_digest[artifact.digest] = artifact
+        if previous is not None and previous not in self._digest_of.values():
+            self._by_digest.pop(previous, None)
+
+
+async def _download(url: str, where: str) -> bytes:
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=_FETCH_TIMEOUT) as session,
+            session.get(url) as response,
+        ):
+            if response.status == 404:
+                raise ExternalArtifactError(
+                    f"{where}: artifact not found at {url} (HTTP 404)", missing=True
+                )
+            if response.status != 200:
+                raise ExternalArtifactError(
+                    f"{where}: fetching {url} failed: HTTP {response.status} {response.reason}"
+                )
+            return await response.read()
+    except (aiohttp.ClientError, TimeoutError) as error:
+        raise ExternalArtifactError(f"{where}: fetching {url} failed: {error}") from error
+
+
+def _unpack(tarball: bytes, where: str) -> Mapping[str, bytes]:
+    """The regular files of a ``.tar.gz``; a path leaving the root fails the artifact."""
+    files: dict[str, bytes] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(tarball)), mode="r:") as tar:
+            for member in tar:
+                name = posixpath.normpath(member.name)
+                if name.startswith(("/", "../")) or name == "..":
+                    raise ExternalArtifactError(
+                        f"{where}: the tarball entry {member.name!r} points outside the artifact"
+                    )
+                if member.isdir() or name == ".":
+                    continue
+                if not member.isfile():
+                    raise ExternalArtifactError(
+                        f"{where}: the tarball entry {member.name!r} is not a regular file "
+                        "or directory (links are not allowed in artifacts)"
+                    )
+                extracted = tar.extractfile(member)
+                files[name] = extracted.read() if extracted is not None else b""
+    except (OSError, EOFError, tarfile.TarError) as error:
+        raise ExternalArtifactError(
+            f"{where}: the artifact is not a valid .tar.gz: {error}"
+        ) from error
+    return MappingProxyType(dict(sorted(files.items())))
