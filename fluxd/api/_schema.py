@@ -99,6 +99,8 @@ class FieldInfo:
     min_items: int | None = None
     max_items: int | None = None
     format: str | None = None
+    list_type: str | None = None
+    map_type: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,6 +131,8 @@ def field(
     min_items: int | None = None,
     max_items: int | None = None,
     format: str | None = None,
+    list_type: str | None = None,
+    map_type: str | None = None,
 ) -> Any:
     """Declare an API attribute.
 
@@ -137,6 +141,10 @@ def field(
     alone is a Python-only default for an absent optional field (``False`` for flags,
     ``()`` for lists, ``None`` for objects) that is *not* written into the CRD,
     mirroring Go's zero values. Required fields take neither.
+
+    ``enum`` on an array of strings constrains each item. ``list_type`` and
+    ``map_type`` are the ``x-kubernetes-list-type``/``x-kubernetes-map-type`` markers
+    (``atomic``: the field is replaced as a whole by server-side apply).
     """
     info = FieldInfo(
         json_name=json_name,
@@ -152,6 +160,8 @@ def field(
         min_items=min_items,
         max_items=max_items,
         format=format,
+        list_type=list_type,
+        map_type=map_type,
     )
     metadata = {_META_KEY: info}
     if required:
@@ -249,8 +259,12 @@ def _field_schema(hint: Any, info: FieldInfo) -> dict[str, Any]:
     schema.update(_type_schema(_unwrap_optional(hint)))
     # A nested class brings its own description; the field's wins.
     schema["description"] = info.description
+    enum = list(info.enum) if info.enum else None
+    if enum and schema.get("type") == "array":
+        schema["items"] = {**schema["items"], "enum": enum}
+        enum = None
     for key, value in (
-        ("enum", list(info.enum) if info.enum else None),
+        ("enum", enum),
         ("format", info.format),
         ("maxItems", info.max_items),
         ("maxLength", info.max_length),
@@ -259,6 +273,8 @@ def _field_schema(hint: Any, info: FieldInfo) -> dict[str, Any]:
         ("minLength", info.min_length),
         ("minimum", info.minimum),
         ("pattern", info.pattern),
+        ("x-kubernetes-list-type", info.list_type),
+        ("x-kubernetes-map-type", info.map_type),
     ):
         if value is not None:
             schema[key] = value
@@ -374,9 +390,7 @@ def _convert(hint: Any, value: Any, path: str) -> Any:
 
 def _check_constraints(info: FieldInfo, value: Any, path: str) -> None:
     if isinstance(value, str):
-        if info.enum is not None and value not in info.enum:
-            allowed = ", ".join(repr(e) for e in info.enum)
-            raise SpecError(path, f"unsupported value {value!r}, must be one of {allowed}")
+        _check_enum(info.enum, value, path)
         if info.pattern is not None and re.search(info.pattern, value) is None:
             raise SpecError(path, f"invalid value {value!r}, must match {info.pattern!r}")
         if info.min_length is not None and len(value) < info.min_length:
@@ -389,10 +403,18 @@ def _check_constraints(info: FieldInfo, value: Any, path: str) -> None:
         if info.maximum is not None and value > info.maximum:
             raise SpecError(path, f"must be less than or equal to {info.maximum}")
     if isinstance(value, tuple):
+        for index, item in enumerate(value):
+            _check_enum(info.enum, item, f"{path}[{index}]")
         if info.min_items is not None and len(value) < info.min_items:
             raise SpecError(path, f"must have at least {info.min_items} items")
         if info.max_items is not None and len(value) > info.max_items:
             raise SpecError(path, f"must have at most {info.max_items} items")
+
+
+def _check_enum(enum: tuple[str, ...] | None, value: Any, path: str) -> None:
+    if enum is not None and value not in enum:
+        allowed = ", ".join(repr(e) for e in enum)
+        raise SpecError(path, f"unsupported value {value!r}, must be one of {allowed}")
 
 
 def _json_type(value: Any) -> str:

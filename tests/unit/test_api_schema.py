@@ -139,3 +139,21 @@ def test_inherited_fields_keep_everything_but_the_reworded_description() -> None
 def test_rewording_a_field_the_class_lacks_is_an_error() -> None:
     with pytest.raises(TypeError, match=r"Misworded\.__descriptions__ names no field: cuont"):
         openapi_schema(Misworded)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Options:
+    """A list of named options and an atomic list."""
+
+    flags: tuple[str, ...] = field("flags", "Flags.", default=(), enum=("a", "b"))
+    values: tuple[str, ...] = field("values", "Values.", default=(), list_type="atomic")
+
+
+def test_an_enum_on_a_list_constrains_each_item() -> None:
+    props = openapi_schema(Options)["properties"]
+    assert props["flags"]["items"] == {"enum": ["a", "b"], "type": "string"}
+    assert "enum" not in props["flags"]
+    assert props["values"]["x-kubernetes-list-type"] == "atomic"
+    assert from_dict(Options, {"flags": ["b", "a"]}).flags == ("b", "a")
+    with pytest.raises(SpecError, match=r"^spec\.flags\[1\]: unsupported value 'c'"):
+        from_dict(Options, {"flags": ["a", "c"]})
