@@ -1,12 +1,8 @@
 """CustomResourceDefinition objects built from ``KINDS``.
 
-The spec schema comes from the API classes (``openapi_schema``). Status is typed
-where every Flux kind agrees -- ``conditions`` (the ``metav1.Condition`` schema),
-``observedGeneration``, ``lastHandledReconcileAt``, ``artifact`` -- and otherwise
-preserves unknown fields, so kind-specific status (inventory, history,
-lastAppliedRevision, lastScanResult, ...) is stored without fluxd having to
-describe every field of every kind. Status defaults to ``observedGeneration: -1``
-like Flux, which lets clients tell "never reconciled" from "reconciled gen 0".
+Spec and status schemas both come from the API classes (``openapi_schema`` of a
+kind's spec and status class), so the CRDs carry Flux's fields, types and
+validation on both sides and the API server prunes nothing fluxd writes.
 """
 
 from __future__ import annotations
@@ -16,111 +12,22 @@ from typing import Any
 from fluxd.api._kinds import KindInfo
 from fluxd.api._schema import openapi_schema
 
-__all__ = ["ARTIFACT_SCHEMA", "CONDITION_SCHEMA", "crd_for", "status_schema"]
+__all__ = ["crd_for", "status_schema"]
 
 CRD_LABELS = {
     "app.kubernetes.io/component": "crds",
     "app.kubernetes.io/part-of": "fluxd",
 }
 
-CONDITION_SCHEMA: dict[str, Any] = {
-    "description": "One aspect of the object's current state (metav1.Condition).",
-    "type": "object",
-    "properties": {
-        "lastTransitionTime": {
-            "description": "When the condition last changed status.",
-            "format": "date-time",
-            "type": "string",
-        },
-        "message": {
-            "description": "Human readable details of the transition.",
-            "maxLength": 32768,
-            "type": "string",
-        },
-        "observedGeneration": {
-            "description": "The generation the condition was set for.",
-            "format": "int64",
-            "minimum": 0,
-            "type": "integer",
-        },
-        "reason": {
-            "description": "CamelCase reason of the last transition.",
-            "maxLength": 1024,
-            "minLength": 1,
-            "pattern": "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
-            "type": "string",
-        },
-        "status": {
-            "description": "True, False or Unknown.",
-            "enum": ["True", "False", "Unknown"],
-            "type": "string",
-        },
-        "type": {
-            "description": "Condition type in CamelCase (Ready, Reconciling, Stalled, ...).",
-            "maxLength": 316,
-            "pattern": r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-            r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$",
-            "type": "string",
-        },
-    },
-    "required": ["lastTransitionTime", "message", "reason", "status", "type"],
-}
 
-ARTIFACT_SCHEMA: dict[str, Any] = {
-    "description": "The output of a source reconciliation, served over HTTP.",
-    "type": "object",
-    "properties": {
-        "digest": {
-            "description": "Digest of the file, algo:checksum.",
-            "pattern": "^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$",
-            "type": "string",
-        },
-        "lastUpdateTime": {
-            "description": "When the artifact was last updated.",
-            "format": "date-time",
-            "type": "string",
-        },
-        "metadata": {
-            "additionalProperties": {"type": "string"},
-            "description": "Metadata of the artifact, e.g. OCI annotations.",
-            "type": "object",
-        },
-        "path": {"description": "Path relative to the artifact server root.", "type": "string"},
-        "revision": {
-            "description": "Human readable source revision, e.g. main@sha1:<hex>.",
-            "type": "string",
-        },
-        "size": {"description": "Size in bytes.", "format": "int64", "type": "integer"},
-        "url": {"description": "HTTP address of the artifact.", "type": "string"},
-    },
-    "required": ["lastUpdateTime", "path", "revision", "url"],
-}
-
-
-def status_schema(kind: str) -> dict[str, Any]:
-    return {
-        "default": {"observedGeneration": -1},
-        "description": f"Observed state of the {kind}.",
-        "type": "object",
-        "properties": {
-            "artifact": ARTIFACT_SCHEMA,
-            "conditions": {
-                "description": "Conditions of the object: Ready, Reconciling, Stalled, ...",
-                "items": CONDITION_SCHEMA,
-                "type": "array",
-            },
-            "lastHandledReconcileAt": {
-                "description": "Last handled reconcile.fluxcd.io/requestedAt annotation value.",
-                "type": "string",
-            },
-            "observedGeneration": {
-                "description": "The last generation reconciled.",
-                "format": "int64",
-                "type": "integer",
-            },
-        },
-        "x-kubernetes-preserve-unknown-fields": True,
-    }
+def status_schema(info: KindInfo[Any]) -> dict[str, Any]:
+    """The status schema of a kind. A kind whose reconciler records the generation it
+    saw defaults to ``observedGeneration: -1`` like Flux, which lets clients tell
+    "never reconciled" from "reconciled generation 0"."""
+    schema = openapi_schema(info.status)
+    if "observedGeneration" in schema["properties"]:
+        return {"default": {"observedGeneration": -1}, **schema}
+    return schema
 
 
 def _root_schema(info: KindInfo[Any]) -> dict[str, Any]:
@@ -138,7 +45,7 @@ def _root_schema(info: KindInfo[Any]) -> dict[str, Any]:
             },
             "metadata": {"type": "object"},
             "spec": openapi_schema(info.spec),
-            "status": status_schema(info.kind),
+            "status": status_schema(info),
         },
     }
 

@@ -6,10 +6,12 @@ beta versions, and the fields that matter are the same. Go-side defaults (timeou
 5m, max history 5, persistent client, remediation strategy) are properties here.
 
 The actions' shared fields are declared once, on ``HelmAction`` (every action),
-``ReleaseAction`` (install, upgrade, rollback) and ``RenderAction`` (install and
-upgrade), and the remediations' on ``Remediation``; the two chart references' on
-``ChartReference``. The chart template shares its build fields and its verification
-with the HelmChart kind.
+``ReleaseAction`` (install, upgrade, rollback), ``RenderAction`` (install and
+upgrade) and ``RevisitAction`` (upgrade and rollback, which act on an existing
+release); the remediations' on ``Remediation``, the retry strategies' on
+``ActionStrategy`` and the two chart references' on ``ChartReference``. The chart
+template shares its build fields and its verification with the HelmChart kind; the
+dependencies and common metadata are the Kustomization's types.
 """
 
 # fluxd.api._schema.field is a dataclass field specifier, not a mutable default.
@@ -21,17 +23,20 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from fluxd.api._meta import (
+    CommonMetadata,
+    CustomHealthCheck,
+    DependencyReference,
     IgnoreRule,
     Image,
     JSON6902Patch,
     KubeConfigReference,
-    NamespacedObjectReference,
     Patch,
 )
 from fluxd.api._schema import DURATION_PATTERN, Rule, field, parse_duration
 from fluxd.api._source import HelmChartBuild, SignatureVerification
 
 __all__ = [
+    "ActionStrategy",
     "ChartReference",
     "CrossNamespaceObjectReference",
     "DriftDetection",
@@ -41,21 +46,26 @@ __all__ = [
     "HelmChartTemplateObjectMeta",
     "HelmChartTemplateSpec",
     "HelmChartTemplateVerification",
+    "HelmReleaseDependency",
     "HelmReleaseSourceReference",
     "HelmReleaseSpec",
     "Install",
     "InstallRemediation",
+    "InstallStrategy",
     "Kustomize",
     "PostRenderer",
     "ReleaseAction",
     "Remediation",
     "RenderAction",
+    "RevisitAction",
     "Rollback",
     "Test",
     "Uninstall",
     "Upgrade",
     "UpgradeRemediation",
+    "UpgradeStrategy",
     "ValuesReference",
+    "WaitStrategy",
 ]
 
 _CRDS = ("Skip", "Create", "CreateReplace")
@@ -93,7 +103,10 @@ class HelmReleaseSourceReference(ChartReference):
     """A source object that directly provides the chart artifact."""
 
     kind: str = field(
-        "kind", "Kind of the referent.", required=True, enum=("OCIRepository", "HelmChart")
+        "kind",
+        "Kind of the referent.",
+        required=True,
+        enum=("OCIRepository", "HelmChart", "ExternalArtifact"),
     )
 
 
@@ -124,10 +137,25 @@ class ValuesReference:
     optional: bool = field(
         "optional", "Ignore a missing referent (other errors still fail).", default=False
     )
+    literal: bool = field(
+        "literal",
+        "Set the value at targetPath as is, like 'helm --set-literal', instead of parsing "
+        "it as '--set' syntax; no effect without targetPath.",
+        default=False,
+    )
 
     @property
     def key(self) -> str:
         return self.values_key or "values.yaml"
+
+
+@dataclass(frozen=True, kw_only=True)
+class HelmReleaseDependency(DependencyReference):
+    """A HelmRelease that must be ready before this one is reconciled."""
+
+    __descriptions__: ClassVar[Mapping[str, str]] = {
+        "namespace": "Namespace of the referent, defaults to the HelmRelease's namespace.",
+    }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -221,6 +249,53 @@ class InstallRemediation(Remediation):
     )
 
 
+_STRATEGIES = ("RemediateOnFailure", "RetryOnFailure")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActionStrategy:
+    """How a failed install or upgrade is followed up: remediated (see remediation), or
+    retried as is at an interval."""
+
+    name: str = field(
+        "name",
+        "'RemediateOnFailure' or 'RetryOnFailure'.",
+        required=True,
+        enum=_STRATEGIES,
+    )
+    retry_interval: str | None = field(
+        "retryInterval",
+        "How long to wait before retrying (RetryOnFailure only); 5m when not set.",
+        pattern=DURATION_PATTERN,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstallStrategy(ActionStrategy):
+    """How a failed install is followed up."""
+
+    __rules__ = (
+        Rule(
+            cel="!has(self.retryInterval) || self.name != 'RemediateOnFailure'",
+            message=".retryInterval cannot be set when .name is 'RemediateOnFailure'",
+            check=lambda s: s.retry_interval is None or s.name != "RemediateOnFailure",
+        ),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpgradeStrategy(ActionStrategy):
+    """How a failed upgrade is followed up."""
+
+    __rules__ = (
+        Rule(
+            cel="!has(self.retryInterval) || self.name == 'RetryOnFailure'",
+            message=".retryInterval can only be set when .name is 'RetryOnFailure'",
+            check=lambda s: s.retry_interval is None or s.name == "RetryOnFailure",
+        ),
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class HelmAction:
     """What the configuration of every Helm action has: a timeout of its own."""
@@ -254,6 +329,28 @@ class RenderAction(ReleaseAction):
         "Skip OpenAPI validation of rendered manifests.",
         default=False,
     )
+    disable_schema_validation: bool = field(
+        "disableSchemaValidation",
+        "Skip validating the values against the chart's JSON schema.",
+        default=False,
+    )
+    disable_take_ownership: bool = field(
+        "disableTakeOwnership",
+        "Fail on existing resources the release does not own instead of adopting them.",
+        default=False,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RevisitAction:
+    """An action on a release that exists already (upgrade, rollback): whether it applies
+    server-side can follow how the release was applied before."""
+
+    server_side_apply: str | None = field(
+        "serverSideApply",
+        "'enabled', 'disabled', or 'auto' (default): as the release was applied before.",
+        enum=("enabled", "disabled", "auto"),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -272,6 +369,12 @@ class Install(RenderAction):
     )
     create_namespace: bool = field(
         "createNamespace", "Create the target namespace if missing.", default=False
+    )
+    strategy: InstallStrategy | None = field(
+        "strategy", "Follow-up of a failed install; RemediateOnFailure when not set."
+    )
+    server_side_apply: bool | None = field(
+        "serverSideApply", "Apply the resources server-side; true when not set."
     )
 
 
@@ -294,7 +397,7 @@ class UpgradeRemediation(Remediation):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Upgrade(RenderAction):
+class Upgrade(RenderAction, RevisitAction):
     """Configuration of Helm upgrade actions."""
 
     remediation: UpgradeRemediation | None = field(
@@ -308,6 +411,15 @@ class Upgrade(RenderAction):
         "cleanupOnFail", "Delete resources created by a failed upgrade.", default=False
     )
     crds: str | None = field("crds", "CRD policy: 'Skip' (default) leaves CRDs alone.", enum=_CRDS)
+    strategy: UpgradeStrategy | None = field(
+        "strategy", "Follow-up of a failed upgrade; RemediateOnFailure when not set."
+    )
+    chart_name_change_strategy: str | None = field(
+        "chartNameChangeStrategy",
+        "When the chart's name changes: 'Reinstall' (default) uninstalls the release and "
+        "installs it anew, 'InPlaceUpdate' upgrades it.",
+        enum=("InPlaceUpdate", "Reinstall"),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -330,7 +442,7 @@ class Test(HelmAction):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Rollback(ReleaseAction):
+class Rollback(ReleaseAction, RevisitAction):
     """Configuration of Helm rollback actions."""
 
     recreate: bool = field("recreate", "Restart pods where applicable.", default=False)
@@ -381,6 +493,18 @@ class PostRenderer:
 
 
 @dataclass(frozen=True, kw_only=True)
+class WaitStrategy:
+    """How Helm waits for the applied resources to become ready."""
+
+    name: str = field(
+        "name",
+        "'poller' (default) polls the resources' kstatus, 'legacy' waits as Helm 3 did.",
+        required=True,
+        enum=("poller", "legacy"),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class HelmReleaseSpec:
     """Desired state of a HelmRelease: which chart, which values, how to install it."""
 
@@ -424,8 +548,21 @@ class HelmReleaseSpec:
         min_length=1,
         max_length=63,
     )
-    depends_on: tuple[NamespacedObjectReference, ...] = field(
+    depends_on: tuple[HelmReleaseDependency, ...] = field(
         "dependsOn", "HelmReleases that must be ready first.", default=()
+    )
+    common_metadata: CommonMetadata | None = field(
+        "commonMetadata",
+        "Labels and annotations set on every resource of the release, overriding the same keys.",
+    )
+    health_check_exprs: tuple[CustomHealthCheck, ...] = field(
+        "healthCheckExprs",
+        "CEL health checks for custom resource kinds, used when an action waits with the "
+        "'poller' wait strategy.",
+        default=(),
+    )
+    wait_strategy: WaitStrategy | None = field(
+        "waitStrategy", "How Helm waits for resources; 'poller' when not set."
     )
     timeout: str | None = field(
         "timeout",
@@ -457,6 +594,12 @@ class HelmReleaseSpec:
     values: Any = field("values", "Inline chart values, merged last.")
     post_renderers: tuple[PostRenderer, ...] = field(
         "postRenderers", "Post-renderers applied in order.", default=()
+    )
+    post_render_strategy: str | None = field(
+        "postRenderStrategy",
+        "What post-renderers see of the hooks: 'combined' (default) hooks with the "
+        "templates, 'separate' hooks in a stream of their own, 'nohooks' none (Helm 3).",
+        enum=("nohooks", "combined", "separate"),
     )
 
     @property

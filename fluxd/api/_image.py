@@ -177,6 +177,7 @@ class GitSourceReference:
     kind: str = field(
         "kind",
         "Kind of the referent.",
+        required=True,
         schema_default="GitRepository",
         enum=("GitRepository",),
     )
@@ -229,7 +230,7 @@ class PushSpec:
 
     branch: str | None = field("branch", "Branch to push to, created from the checkout.")
     refspec: str | None = field(
-        "refspec", "Refspec to push with (no deletes or force pushes).", pattern=r"^$|^[^+:]"
+        "refspec", "Refspec to push with, in addition to the branch when both are set."
     )
     options: Mapping[str, str] = field("options", "Git push options.", default={})
 
@@ -267,7 +268,9 @@ class ImageUpdateAutomationSpec:
         "interval", "How often to run the automation.", required=True, pattern=DURATION_PATTERN
     )
     policy_selector: LabelSelector | None = field(
-        "policySelector", "ImagePolicies to apply; all in the namespace when not set."
+        "policySelector",
+        "ImagePolicies to apply; all in the namespace when not set.",
+        map_type="atomic",
     )
     update: UpdateStrategy = field(
         "update",

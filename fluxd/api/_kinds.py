@@ -30,6 +30,21 @@ from fluxd.api._source import (
     HelmRepositorySpec,
     OCIRepositorySpec,
 )
+from fluxd.api._status import (
+    BucketStatus,
+    ExternalArtifactStatus,
+    GitRepositoryStatus,
+    HelmChartStatus,
+    HelmReleaseStatus,
+    HelmRepositoryStatus,
+    ImagePolicyStatus,
+    ImageRepositoryStatus,
+    ImageUpdateAutomationStatus,
+    KustomizationStatus,
+    ObjectStatus,
+    OCIRepositoryStatus,
+    ReceiverStatus,
+)
 
 __all__ = [
     "ALERT",
@@ -93,6 +108,7 @@ class KindInfo(Generic[S]):
     singular: str
     versions: tuple[VersionInfo, ...]
     spec: type[S]
+    status: type[Any]
     printer_columns: tuple[PrinterColumn, ...]
     short_names: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
@@ -171,6 +187,7 @@ GIT_REPOSITORY: KindInfo[GitRepositorySpec] = KindInfo(
     categories=_SOURCE_CATEGORIES,
     versions=_versions("v1", "v1beta2", kind="GitRepository", group=SOURCE_GROUP),
     spec=GitRepositorySpec,
+    status=GitRepositoryStatus,
     printer_columns=(_URL, _AGE, _READY, _STATUS),
 )
 
@@ -183,6 +200,7 @@ OCI_REPOSITORY: KindInfo[OCIRepositorySpec] = KindInfo(
     categories=_SOURCE_CATEGORIES,
     versions=_versions("v1", "v1beta2", kind="OCIRepository", group=SOURCE_GROUP),
     spec=OCIRepositorySpec,
+    status=OCIRepositoryStatus,
     printer_columns=(_URL, _READY, _STATUS, _AGE),
 )
 
@@ -195,6 +213,7 @@ HELM_REPOSITORY: KindInfo[HelmRepositorySpec] = KindInfo(
     categories=_SOURCE_CATEGORIES,
     versions=_versions("v1", "v1beta2", kind="HelmRepository", group=SOURCE_GROUP),
     spec=HelmRepositorySpec,
+    status=HelmRepositoryStatus,
     printer_columns=(_URL, _AGE, _READY, _STATUS),
 )
 
@@ -206,6 +225,7 @@ HELM_CHART: KindInfo[HelmChartSpec] = KindInfo(
     short_names=("hc",),
     versions=_versions("v1", "v1beta2", kind="HelmChart", group=SOURCE_GROUP),
     spec=HelmChartSpec,
+    status=HelmChartStatus,
     printer_columns=(
         _col("Chart", ".spec.chart"),
         _col("Version", ".spec.version"),
@@ -225,6 +245,7 @@ BUCKET: KindInfo[BucketSpec] = KindInfo(
     categories=_SOURCE_CATEGORIES,
     versions=_versions("v1", "v1beta2", kind="Bucket", group=SOURCE_GROUP),
     spec=BucketSpec,
+    status=BucketStatus,
     printer_columns=(_col("Endpoint", ".spec.endpoint"), _AGE, _READY, _STATUS),
 )
 
@@ -237,6 +258,7 @@ EXTERNAL_ARTIFACT: KindInfo[ExternalArtifactSpec] = KindInfo(
     categories=_SOURCE_CATEGORIES,
     versions=_versions("v1", kind="ExternalArtifact", group=SOURCE_GROUP),
     spec=ExternalArtifactSpec,
+    status=ExternalArtifactStatus,
     printer_columns=(_AGE, _READY, _STATUS, _col("Source", ".spec.sourceRef.name")),
 )
 
@@ -248,6 +270,7 @@ KUSTOMIZATION: KindInfo[KustomizationSpec] = KindInfo(
     short_names=("ks",),
     versions=_versions("v1", kind="Kustomization", group=KUSTOMIZE_GROUP),
     spec=KustomizationSpec,
+    status=KustomizationStatus,
     printer_columns=(_AGE, _READY, _STATUS),
 )
 
@@ -259,6 +282,7 @@ HELM_RELEASE: KindInfo[HelmReleaseSpec] = KindInfo(
     short_names=("hr",),
     versions=_versions("v2", "v2beta1", "v2beta2", kind="HelmRelease", group=HELM_GROUP),
     spec=HelmReleaseSpec,
+    status=HelmReleaseStatus,
     printer_columns=(_AGE, _READY, _STATUS),
 )
 
@@ -269,7 +293,8 @@ PROVIDER: KindInfo[ProviderSpec] = KindInfo(
     singular="provider",
     versions=_versions("v1beta3", "v1beta2", kind="Provider", group=NOTIFICATION_GROUP),
     spec=ProviderSpec,
-    printer_columns=(_AGE, _READY, _STATUS),
+    status=ObjectStatus,
+    printer_columns=(_AGE,),
 )
 
 ALERT: KindInfo[AlertSpec] = KindInfo(
@@ -279,7 +304,8 @@ ALERT: KindInfo[AlertSpec] = KindInfo(
     singular="alert",
     versions=_versions("v1beta3", "v1beta2", kind="Alert", group=NOTIFICATION_GROUP),
     spec=AlertSpec,
-    printer_columns=(_AGE, _READY, _STATUS),
+    status=ObjectStatus,
+    printer_columns=(_AGE,),
 )
 
 RECEIVER: KindInfo[ReceiverSpec] = KindInfo(
@@ -289,6 +315,7 @@ RECEIVER: KindInfo[ReceiverSpec] = KindInfo(
     singular="receiver",
     versions=_versions("v1", "v1beta2", kind="Receiver", group=NOTIFICATION_GROUP),
     spec=ReceiverSpec,
+    status=ReceiverStatus,
     printer_columns=(_AGE, _READY, _STATUS),
 )
 
@@ -301,6 +328,7 @@ IMAGE_REPOSITORY: KindInfo[ImageRepositorySpec] = KindInfo(
     categories=_IMAGE_CATEGORIES,
     versions=_versions("v1", "v1beta2", kind="ImageRepository", group=IMAGE_GROUP),
     spec=ImageRepositorySpec,
+    status=ImageRepositoryStatus,
     printer_columns=(
         _col("Image", ".spec.image"),
         _col("Tags", ".status.lastScanResult.tagCount"),
@@ -320,6 +348,7 @@ IMAGE_POLICY: KindInfo[ImagePolicySpec] = KindInfo(
     categories=_IMAGE_CATEGORIES,
     versions=_versions("v1", "v1beta2", kind="ImagePolicy", group=IMAGE_GROUP),
     spec=ImagePolicySpec,
+    status=ImagePolicyStatus,
     printer_columns=(
         _col("Image", ".status.latestRef.name"),
         _col("Tag", ".status.latestRef.tag"),
@@ -338,6 +367,7 @@ IMAGE_UPDATE_AUTOMATION: KindInfo[ImageUpdateAutomationSpec] = KindInfo(
     categories=_IMAGE_CATEGORIES,
     versions=_versions("v1", "v1beta2", kind="ImageUpdateAutomation", group=IMAGE_GROUP),
     spec=ImageUpdateAutomationSpec,
+    status=ImageUpdateAutomationStatus,
     printer_columns=(
         _READY,
         _STATUS,

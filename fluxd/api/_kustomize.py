@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fluxd.api._meta import (
+    CommonMetadata,
     CustomHealthCheck,
+    DependencyReference,
     IgnoreRule,
     Image,
     KubeConfigReference,
@@ -24,10 +26,8 @@ from fluxd.api._meta import (
 from fluxd.api._schema import DURATION_PATTERN, field, parse_duration
 
 __all__ = [
-    "CommonMetadata",
     "CrossNamespaceSourceReference",
     "Decryption",
-    "DependencyReference",
     "KustomizationSpec",
     "PostBuild",
     "SubstituteReference",
@@ -49,27 +49,6 @@ class CrossNamespaceSourceReference:
     namespace: str | None = field(
         "namespace", "Namespace of the referent, defaults to the Kustomization's namespace."
     )
-
-
-@dataclass(frozen=True, kw_only=True)
-class DependencyReference:
-    """A Kustomization that must be ready before this one is reconciled."""
-
-    name: str = field("name", "Name of the referent.", required=True)
-    namespace: str | None = field(
-        "namespace", "Namespace of the referent, defaults to the Kustomization's namespace."
-    )
-    ready_expr: str | None = field(
-        "readyExpr", "CEL expression replacing the built-in readiness check of the dependency."
-    )
-
-
-@dataclass(frozen=True, kw_only=True)
-class CommonMetadata:
-    """Labels and annotations set on every applied object, overriding existing keys."""
-
-    annotations: Mapping[str, str] = field("annotations", "Annotations to add.", default={})
-    labels: Mapping[str, str] = field("labels", "Labels to add.", default={})
 
 
 @dataclass(frozen=True, kw_only=True)

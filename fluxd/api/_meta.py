@@ -20,7 +20,9 @@ from fluxd.api._schema import Rule, field
 __all__ = [
     "JSON6902",
     "AccessFrom",
+    "CommonMetadata",
     "CustomHealthCheck",
+    "DependencyReference",
     "IgnoreRule",
     "Image",
     "JSON6902Patch",
@@ -171,8 +173,13 @@ class Image:
 class CustomHealthCheck:
     """CEL expressions that tell the health of a custom resource kind."""
 
-    api_version: str | None = field("apiVersion", "API version of the resources.")
-    kind: str = field("kind", "Kind of the resources.", required=True)
+    api_version: str = field("apiVersion", "API version of the resources.", required=True)
+    kind: str = field(
+        "kind",
+        "Kind of the resources; every kind of the API group without a check of its own "
+        "when not set.",
+        default="",
+    )
     current: str = field(
         "current", "CEL expression true when the resource is healthy.", required=True
     )
@@ -207,11 +214,12 @@ class LabelSelectorRequirement:
     key: str = field("key", "The label key.", required=True)
     operator: str = field(
         "operator",
-        "How the key relates to the values.",
+        "How the key relates to the values: In, NotIn, Exists or DoesNotExist.",
         required=True,
-        enum=("In", "NotIn", "Exists", "DoesNotExist"),
     )
-    values: tuple[str, ...] = field("values", "Values for In and NotIn.", default=())
+    values: tuple[str, ...] = field(
+        "values", "Values for In and NotIn.", default=(), list_type="atomic"
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -222,7 +230,10 @@ class LabelSelector:
         "matchLabels", "Labels an object must carry.", default={}
     )
     match_expressions: tuple[LabelSelectorRequirement, ...] = field(
-        "matchExpressions", "Requirements an object's labels must meet.", default=()
+        "matchExpressions",
+        "Requirements an object's labels must meet.",
+        default=(),
+        list_type="atomic",
     )
 
 
@@ -232,3 +243,24 @@ class IgnoreRule:
 
     paths: tuple[str, ...] = field("paths", "JSON pointers (RFC 6901) to ignore.", required=True)
     target: Selector | None = field("target", "Objects the rule applies to; all when not set.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DependencyReference:
+    """An object of the same kind that must be ready before this one is reconciled."""
+
+    name: str = field("name", "Name of the referent.", required=True)
+    namespace: str | None = field(
+        "namespace", "Namespace of the referent, defaults to the dependent's namespace."
+    )
+    ready_expr: str | None = field(
+        "readyExpr", "CEL expression replacing the built-in readiness check of the dependency."
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommonMetadata:
+    """Labels and annotations set on every applied object, overriding existing keys."""
+
+    annotations: Mapping[str, str] = field("annotations", "Annotations to add.", default={})
+    labels: Mapping[str, str] = field("labels", "Labels to add.", default={})

@@ -18,7 +18,11 @@ from fluxd.api._schema import DURATION_PATTERN, SHORT_DURATION_PATTERN, Rule, fi
 __all__ = [
     "AlertSpec",
     "NotificationObjectReference",
+    "OIDCProvider",
+    "OIDCValidation",
+    "OIDCVariable",
     "ProviderSpec",
+    "ReceiverResource",
     "ReceiverSpec",
 ]
 
@@ -32,6 +36,7 @@ PROVIDER_TYPES = (
     "github",
     "gitlab",
     "gitea",
+    "giteapullrequestcomment",
     "bitbucketserver",
     "bitbucket",
     "azuredevops",
@@ -47,15 +52,22 @@ PROVIDER_TYPES = (
     "alertmanager",
     "grafana",
     "githubdispatch",
+    "githubpullrequestcomment",
+    "gitlabmergerequestcomment",
     "pagerduty",
     "datadog",
     "nats",
+    "zulip",
+    "otel",
+    "zoom",
+    "incident.io",
 )
 _COMMIT_STATUS_TYPES = ("github", "gitlab", "gitea", "bitbucketserver", "bitbucket", "azuredevops")
 
 RECEIVER_TYPES = (
     "generic",
     "generic-hmac",
+    "generic-oidc",
     "github",
     "gitlab",
     "bitbucket",
@@ -187,8 +199,97 @@ class AlertSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReceiverResource(NotificationObjectReference):
+    """Objects a receiver wakes up, optionally narrowed by a CEL expression of their own."""
+
+    filter: str | None = field(
+        "filter",
+        "CEL expression over 'res' (the resource), 'req' (the webhook body) and, for "
+        "generic-oidc, 'claims'; the resource is reconciled only when it and resourceFilter "
+        "both hold. An invalid expression stalls the Receiver.",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class OIDCValidation:
+    """A CEL condition a token must meet for its request to be accepted."""
+
+    expression: str = field(
+        "expression", "CEL boolean expression over 'claims' and 'vars'.", required=True
+    )
+    message: str = field(
+        "message", "Returned to the caller when the expression is false.", required=True
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class OIDCVariable:
+    """A named CEL value computed from the token claims, reusable as 'vars.<name>'."""
+
+    name: str = field("name", "Variable name, a CEL identifier.", required=True)
+    expression: str = field(
+        "expression",
+        "CEL expression over 'claims' and the variables declared before this one.",
+        required=True,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class OIDCProvider:
+    """An OIDC issuer whose tokens authenticate the requests of a generic-oidc receiver."""
+
+    issuer_url: str = field(
+        "issuerURL",
+        "Issuer address used for discovery; tokens are matched to it by their 'iss' claim.",
+        required=True,
+        pattern="^https?://",
+    )
+    audience: str | None = field(
+        "audience", "Expected 'aud' claim of the tokens; 'notification-controller' when not set."
+    )
+    variables: tuple[OIDCVariable, ...] = field(
+        "variables", "Named expressions evaluated in order before the validations.", default=()
+    )
+    validations: tuple[OIDCValidation, ...] = field(
+        "validations",
+        "Conditions on the caller's identity claims that must all hold; a valid signature "
+        "alone authorizes nothing.",
+        required=True,
+        min_items=1,
+    )
+
+
+_OIDC = "generic-oidc"
+
+
+@dataclass(frozen=True, kw_only=True)
 class ReceiverSpec:
     """A webhook endpoint that requests reconciliation of the listed objects."""
+
+    __rules__ = (
+        Rule(
+            cel="self.type != 'generic-oidc' || "
+            "(has(self.oidcProviders) && size(self.oidcProviders) > 0)",
+            message="generic-oidc receivers must define at least one oidcProvider",
+            check=lambda s: s.type != _OIDC or len(s.oidc_providers) > 0,
+        ),
+        Rule(
+            cel="self.type == 'generic-oidc' || !has(self.oidcProviders) || "
+            "size(self.oidcProviders) == 0",
+            message="oidcProviders can only be set when type is generic-oidc",
+            check=lambda s: s.type == _OIDC or not s.oidc_providers,
+        ),
+        Rule(
+            cel="self.type != 'generic-oidc' || !has(self.secretRef)",
+            message="secretRef cannot be set when type is generic-oidc",
+            check=lambda s: s.type != _OIDC or s.secret_ref is None,
+        ),
+        Rule(
+            cel="self.type == 'generic-oidc' || has(self.secretRef)",
+            message="secretRef is required when type is not generic-oidc",
+            check=lambda s: s.type == _OIDC or s.secret_ref is not None,
+        ),
+    )
 
     type: str = field(
         "type", "Webhook sender, decides payload validation.", required=True, enum=RECEIVER_TYPES
@@ -202,13 +303,22 @@ class ReceiverSpec:
     events: tuple[str, ...] = field(
         "events", "Event types to act on (e.g. 'push'); all when empty.", default=()
     )
-    resources: tuple[NotificationObjectReference, ...] = field(
+    resources: tuple[ReceiverResource, ...] = field(
         "resources", "Objects to reconcile on a valid webhook.", required=True
     )
     resource_filter: str | None = field(
         "resourceFilter", "CEL expression deciding per resource whether to reconcile it."
     )
-    secret_ref: LocalObjectReference = field(
-        "secretRef", "Secret with the 'token' the payload is validated with.", required=True
+    secret_ref: LocalObjectReference | None = field(
+        "secretRef",
+        "Secret with the 'token' the payload is validated with (gcr also needs 'email' and "
+        "'audience'); required for every type but generic-oidc, which must not set it.",
+    )
+    oidc_providers: tuple[OIDCProvider, ...] = field(
+        "oidcProviders",
+        "Issuers whose tokens authenticate generic-oidc requests; only for that type.",
+        default=(),
+        list_type="map",
+        list_map_keys=("issuerURL",),
     )
     suspend: bool = field("suspend", "Stop handling webhooks.", default=False)

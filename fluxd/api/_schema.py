@@ -100,6 +100,7 @@ class FieldInfo:
     max_items: int | None = None
     format: str | None = None
     list_type: str | None = None
+    list_map_keys: tuple[str, ...] | None = None
     map_type: str | None = None
 
 
@@ -132,6 +133,7 @@ def field(
     max_items: int | None = None,
     format: str | None = None,
     list_type: str | None = None,
+    list_map_keys: tuple[str, ...] | None = None,
     map_type: str | None = None,
 ) -> Any:
     """Declare an API attribute.
@@ -140,11 +142,14 @@ def field(
     it in); it is also the Python default unless ``default`` is given. ``default``
     alone is a Python-only default for an absent optional field (``False`` for flags,
     ``()`` for lists, ``None`` for objects) that is *not* written into the CRD,
-    mirroring Go's zero values. Required fields take neither.
+    mirroring Go's zero values. A required field takes no ``default``; it may take a
+    ``schema_default``, which the API server fills in before it checks required
+    fields, so the parser fills it in too.
 
     ``enum`` on an array of strings constrains each item. ``list_type`` and
     ``map_type`` are the ``x-kubernetes-list-type``/``x-kubernetes-map-type`` markers
-    (``atomic``: the field is replaced as a whole by server-side apply).
+    (``atomic``: the field is replaced as a whole by server-side apply);
+    ``list_map_keys`` are the item keys of a ``list_type="map"`` list.
     """
     info = FieldInfo(
         json_name=json_name,
@@ -161,10 +166,11 @@ def field(
         max_items=max_items,
         format=format,
         list_type=list_type,
+        list_map_keys=list_map_keys,
         map_type=map_type,
     )
     metadata = {_META_KEY: info}
-    if required:
+    if required and schema_default is dataclasses.MISSING:
         return dataclasses.field(metadata=metadata)
     value = default if default is not dataclasses.MISSING else schema_default
     if value is dataclasses.MISSING:
@@ -273,6 +279,7 @@ def _field_schema(hint: Any, info: FieldInfo) -> dict[str, Any]:
         ("minLength", info.min_length),
         ("minimum", info.minimum),
         ("pattern", info.pattern),
+        ("x-kubernetes-list-map-keys", list(info.list_map_keys) if info.list_map_keys else None),
         ("x-kubernetes-list-type", info.list_type),
         ("x-kubernetes-map-type", info.map_type),
     ):
@@ -334,7 +341,7 @@ def from_dict(cls: type[T], data: Any, path: str = "spec") -> T:
         key = attr.info.json_name
         sub = f"{path}.{key}"
         if key not in data or data[key] is None:
-            if attr.info.required:
+            if attr.info.required and attr.info.schema_default is dataclasses.MISSING:
                 raise SpecError(sub, "required value is missing")
             continue  # the dataclass default applies
         values[attr.name] = _parse_value(attr.hint, attr.info, data[key], sub)
@@ -439,17 +446,29 @@ def _json_type(value: Any) -> str:
 def to_dict(instance: Any) -> dict[str, Any]:
     """Serialize an API object back to its JSON shape (camelCase keys).
 
-    Absent values (``None``, empty arrays and maps, ``False`` flags without a
-    published default) are left out, as Go's ``omitempty`` does.
+    Absent values are left out, as Go's ``omitempty`` does: ``None``, and a value equal
+    to a Python-only default (empty arrays and maps, ``False`` flags). A ``False`` in a
+    ``bool | None`` field was given by the user and is kept.
     """
     out: dict[str, Any] = {}
     for attr in _attrs(type(instance)):
         value = getattr(instance, attr.name)
-        has_default = attr.info.schema_default is not dataclasses.MISSING
-        if value is None or (not attr.info.required and not has_default and not value):
+        if value is None or (not attr.info.required and _is_go_zero_default(attr, value)):
             continue
         out[attr.info.json_name] = _to_json(value)
     return out
+
+
+def _is_go_zero_default(attr: _Attr, value: Any) -> bool:
+    if attr.info.schema_default is not dataclasses.MISSING:
+        return False
+    f = attr.field
+    if f.default is not dataclasses.MISSING:
+        return bool(value == f.default)
+    factory = f.default_factory
+    if callable(factory):
+        return bool(value == factory())
+    return False
 
 
 def _to_json(value: Any) -> Any:

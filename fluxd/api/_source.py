@@ -131,7 +131,11 @@ class SignatureVerification:
     to trust."""
 
     provider: str = field(
-        "provider", "Signing technology.", schema_default="cosign", enum=("cosign", "notation")
+        "provider",
+        "Signing technology.",
+        required=True,
+        schema_default="cosign",
+        enum=("cosign", "notation"),
     )
     secret_ref: LocalObjectReference | None = field(
         "secretRef", "Secret with the trusted public keys."
@@ -442,6 +446,14 @@ class LocalHelmChartSourceReference:
 @dataclass(frozen=True, kw_only=True)
 class HelmChartSpec(PolledSourceSpec, HelmChartBuild):
     """Desired state of a HelmChart: which chart, which version, from which source."""
+
+    __rules__ = (
+        Rule(
+            cel="!has(self.verify) || self.sourceRef.kind == 'HelmRepository'",
+            message="spec.verify is only supported when spec.sourceRef.kind is 'HelmRepository'",
+            check=lambda s: s.verify is None or s.source_ref.kind == "HelmRepository",
+        ),
+    )
 
     chart: str = field("chart", "Chart name, or path within a Git/Bucket source.", required=True)
     source_ref: LocalHelmChartSourceReference = field(

@@ -485,7 +485,7 @@ def compute_status(
 
     ``rules`` (from :func:`custom_rules`) take over whole kinds, built-in ones included.
     """
-    custom = rules.get(_group_kind(obj)) if rules else None
+    custom = _custom_rule(obj, rules) if rules else None
     if custom is not None:
         return custom(obj)
     found = _generic(obj)
@@ -495,6 +495,13 @@ def compute_status(
     if rule is not None:
         return rule(obj)
     return _ready_condition(obj) or _current("Resource is current")
+
+
+def _custom_rule(
+    obj: Mapping[str, Any], rules: Mapping[tuple[str, str], StatusRule]
+) -> StatusRule | None:
+    group, kind = _group_kind(obj)
+    return rules.get((group, kind)) or rules.get((group, ""))
 
 
 # -- healthCheckExprs ---------------------------------------------------------------------
@@ -538,13 +545,20 @@ def custom_rules(
 ) -> dict[tuple[str, str], StatusRule]:
     """Rules for ``compute_status`` from a Kustomization's ``healthCheckExprs``.
 
-    Kinds match by API group, whatever the version, as Flux's status readers do. Raises
+    Kinds match by API group, whatever the version, as Flux's status readers do; a check
+    without ``kind`` covers every kind of its group that has no check of its own. Raises
     :class:`ValueError` for an expression that does not compile (Flux's terminal
-    ``InvalidCELExpression``).
+    ``InvalidCELExpression``) and for two checks of one group and kind.
     """
     rules: dict[tuple[str, str], StatusRule] = {}
     for check in checks:
         group = (check.api_version or "").rpartition("/")[0]
+        if (group, check.kind) in rules:
+            what = f"kind {check.kind}" if check.kind else "every kind"
+            raise ValueError(
+                f"healthCheckExprs: more than one check for {what} of apiVersion "
+                f"{check.api_version}"
+            )
         rules[(group, check.kind)] = expression_rule(
             current=compile_expression(check.current),
             in_progress=compile_expression(check.in_progress) if check.in_progress else None,

@@ -401,13 +401,15 @@ async def patch(
     subresource: str | None = None,
     field_manager: str | None = None,
     force: bool = False,
+    strict: bool = False,
 ) -> dict[str, Any]:
     """PATCH an object (or a subresource such as ``status``).
 
     ``patch_type="apply"`` is server-side apply and needs ``field_manager``; ``force``
-    takes over fields owned by other managers.
+    takes over fields owned by other managers; ``strict`` makes the API server reject
+    fields the schema does not declare rather than prune them.
     """
-    query: dict[str, str] = {}
+    query: dict[str, str] = {"fieldValidation": "Strict"} if strict else {}
     if field_manager:
         query["fieldManager"] = field_manager
     if force:
@@ -436,12 +438,22 @@ async def patch_status(
 
     Merge patch semantics apply: ``None`` values delete fields, lists (``conditions``)
     are replaced whole. With ``resource_version`` the patch fails with 409 Conflict if
-    the object changed since it was read.
+    the object changed since it was read. Field validation is strict: a status field
+    the CRD does not declare fails the write, naming the field, instead of being
+    pruned without a word.
     """
     body: dict[str, Any] = {"status": dict(status)}
     if resource_version is not None:
         body["metadata"] = {"resourceVersion": resource_version}
-    return await patch(api, resource, namespace, name, body, subresource="status")
+    return await patch(
+        api,
+        resource,
+        namespace,
+        name,
+        body,
+        subresource="status",
+        strict=True,
+    )
 
 
 async def patch_metadata(

@@ -183,6 +183,47 @@ EXAMPLES = [
         },
     ),
     _obj(
+        "helm.toolkit.fluxcd.io/v2",
+        "HelmRelease",
+        {
+            "interval": "10m",
+            "chartRef": {"kind": "ExternalArtifact", "name": "chart"},
+            "commonMetadata": {"labels": {"team": "a"}},
+            "dependsOn": [{"name": "db", "readyExpr": "dep.status.ready == true"}],
+            "healthCheckExprs": [{"apiVersion": "example.com/v1", "current": "status.ready"}],
+            "install": {"strategy": {"name": "RetryOnFailure", "retryInterval": "2m"}},
+            "upgrade": {"serverSideApply": "auto", "chartNameChangeStrategy": "InPlaceUpdate"},
+            "rollback": {"serverSideApply": "enabled"},
+            "postRenderStrategy": "combined",
+            "waitStrategy": {"name": "poller"},
+            "valuesFrom": [{"kind": "Secret", "name": "v", "targetPath": "a", "literal": True}],
+        },
+    ),
+    _obj(
+        _SOURCE,
+        "HelmChart",
+        {
+            "chart": "podinfo",
+            "interval": "10m",
+            "sourceRef": {"kind": "HelmRepository", "name": "oci"},
+            "verify": {"secretRef": {"name": "keys"}},
+        },
+    ),
+    _obj(
+        f"{_NOTIFY}/v1",
+        "Receiver",
+        {
+            "type": "generic-oidc",
+            "oidcProviders": [
+                {
+                    "issuerURL": "https://token.actions.githubusercontent.com",
+                    "validations": [{"expression": "claims.sub != ''", "message": "no subject"}],
+                }
+            ],
+            "resources": [{"kind": "OCIRepository", "name": "*", "filter": "true"}],
+        },
+    ),
+    _obj(
         f"{_NOTIFY}/v1beta3",
         "Provider",
         {"type": "github", "address": "https://github.com/o/r", "commitStatusExpr": "event.reason"},
@@ -323,3 +364,102 @@ async def test_invalid_specs_are_rejected_naming_the_field(
     with pytest.raises(SpecError) as parsed:
         parse_spec(obj)
     assert parsed.value.path == field_path
+
+
+def _receiver(**spec: Any) -> dict[str, Any]:
+    return _obj(
+        f"{_NOTIFY}/v1", "Receiver", {"resources": [{"kind": "Bucket", "name": "b"}], **spec}
+    )
+
+
+_OIDC_PROVIDERS = [
+    {
+        "issuerURL": "https://issuer.example.com",
+        "validations": [{"expression": "true", "message": "never"}],
+    }
+]
+
+#: Objects only a CEL rule rejects: (object, field the rule is on, Flux's message).
+CEL_REJECTED = [
+    pytest.param(
+        _receiver(type="generic-oidc"),
+        "spec",
+        "generic-oidc receivers must define at least one oidcProvider",
+        id="oidc-receiver-without-providers",
+    ),
+    pytest.param(
+        _receiver(type="gitlab", secretRef={"name": "t"}, oidcProviders=_OIDC_PROVIDERS),
+        "spec",
+        "oidcProviders can only be set when type is generic-oidc",
+        id="providers-on-a-gitlab-receiver",
+    ),
+    pytest.param(
+        _receiver(type="generic-oidc", secretRef={"name": "t"}, oidcProviders=_OIDC_PROVIDERS),
+        "spec",
+        "secretRef cannot be set when type is generic-oidc",
+        id="secret-on-an-oidc-receiver",
+    ),
+    pytest.param(
+        _receiver(type="gitlab"),
+        "spec",
+        "secretRef is required when type is not generic-oidc",
+        id="gitlab-receiver-without-secret",
+    ),
+    pytest.param(
+        _obj(
+            _SOURCE,
+            "HelmChart",
+            {
+                "chart": "./charts/app",
+                "interval": "10m",
+                "sourceRef": {"kind": "GitRepository", "name": "g"},
+                "verify": {"provider": "cosign"},
+            },
+        ),
+        "spec",
+        "spec.verify is only supported when spec.sourceRef.kind is 'HelmRepository'",
+        id="verify-a-chart-from-git",
+    ),
+    pytest.param(
+        _obj(
+            "helm.toolkit.fluxcd.io/v2",
+            "HelmRelease",
+            {
+                "interval": "5m",
+                "chartRef": {"kind": "OCIRepository", "name": "c"},
+                "install": {"strategy": {"name": "RemediateOnFailure", "retryInterval": "1m"}},
+            },
+        ),
+        "spec.install.strategy",
+        ".retryInterval cannot be set when .name is 'RemediateOnFailure'",
+        id="install-retry-interval-when-remediating",
+    ),
+    pytest.param(
+        _obj(
+            "helm.toolkit.fluxcd.io/v2",
+            "HelmRelease",
+            {
+                "interval": "5m",
+                "chartRef": {"kind": "OCIRepository", "name": "c"},
+                "upgrade": {"strategy": {"name": "RemediateOnFailure", "retryInterval": "1m"}},
+            },
+        ),
+        "spec.upgrade.strategy",
+        ".retryInterval can only be set when .name is 'RetryOnFailure'",
+        id="upgrade-retry-interval-when-remediating",
+    ),
+]
+
+
+@pytest.mark.parametrize(("obj", "field_path", "message"), CEL_REJECTED)
+async def test_cel_rules_reject_with_the_same_message_as_the_parser(
+    api_client: client.ApiClient, namespace: str, obj: dict[str, Any], field_path: str, message: str
+) -> None:
+    with pytest.raises(ApiException) as info:
+        await _create(api_client, namespace, obj)
+    assert info.value.status == 422
+    assert f"{field_path}: Invalid value" in str(info.value.body), info.value.body
+    assert message in str(info.value.body), info.value.body
+    with pytest.raises(SpecError) as parsed:
+        parse_spec(obj)
+    assert str(parsed.value) == f"{field_path}: {message}"

@@ -171,6 +171,18 @@ async def test_status_subresource_merge_patch(api_client: ApiClient, namespace: 
         )
     assert stale.value.conflict
 
+    # A status field the CRD does not declare is refused by name, not pruned.
+    with pytest.raises(ApiError) as undeclared:
+        await patch_status(
+            api_client, GITREPOSITORIES, namespace, "podinfo", {"observedIgnor": "*.md"}
+        )
+    assert undeclared.value.status == 422
+    assert 'unknown field "status.observedIgnor"' in undeclared.value.message
+    kept = await patch_status(
+        api_client, GITREPOSITORIES, namespace, "podinfo", {"observedIgnore": "*.md"}
+    )
+    assert kept["status"]["observedIgnore"] == "*.md"
+
 
 async def test_server_side_apply(api_client: ApiClient, namespace: str) -> None:
     manifest = {

@@ -43,7 +43,9 @@ def test_one_crd_per_kind_with_one_storage_version() -> None:
         for version in versions:
             assert version["subresources"] == {"status": {}}
             names = [c["name"] for c in version["additionalPrinterColumns"]]
-            assert {"Age", "Ready", "Status"} <= set(names), info.kind
+            # Flux's v1beta3 Alert and Provider are static objects: Age is all they show.
+            expected = {"Age"} if info.kind in ("Alert", "Provider") else {"Age", "Ready", "Status"}
+            assert expected <= set(names), info.kind
 
 
 def test_git_repository_schema_carries_flux_validation() -> None:

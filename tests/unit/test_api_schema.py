@@ -109,6 +109,19 @@ def test_to_dict_omits_empty_optionals_but_keeps_published_defaults() -> None:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Flags:
+    """Flags: one with a Go zero default, one whose absence means "not said"."""
+
+    force: bool = field("force", "A flag that defaults to false.", default=False)
+    server_side: bool | None = field("serverSide", "A flag that may be left unsaid.")
+
+
+def test_to_dict_keeps_a_false_the_user_gave() -> None:
+    assert to_dict(from_dict(Flags, {"force": False, "serverSide": False})) == {"serverSide": False}
+    assert to_dict(from_dict(Flags, {"force": True})) == {"force": True}
+
+
+@dataclass(frozen=True, kw_only=True)
 class Worded(Sample):
     """A kind that inherits Sample's fields and words one of them its own way."""
 

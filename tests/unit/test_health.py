@@ -644,6 +644,30 @@ def test_custom_rules_replace_kstatus_for_their_kind_in_any_version() -> None:
     assert compute_status(deployment(status=ROLLED_OUT), rules).status == "Current"
 
 
+def test_a_check_without_kind_covers_its_group_and_a_kind_check_wins() -> None:
+    checks = [
+        CustomHealthCheck(api_version="example.com/v1", current="any kind"),
+        CustomHealthCheck(api_version="example.com/v1", kind="Widget", current="widgets"),
+    ]
+    verdicts = {"any kind": "Current", "widgets": "Failed"}
+
+    def compile_expression(text: str) -> Any:
+        return lambda obj: verdicts[text] == "Current"
+
+    rules = custom_rules(checks, compile_expression=compile_expression)
+    gadget = {**custom({"phase": "x"}), "kind": "Gadget"}
+    assert compute_status(gadget, rules).message == "current expression is true"
+    assert compute_status(custom({"phase": "x"}), rules).status == "InProgress"
+    # Another group keeps kstatus' rules.
+    assert compute_status(deployment(status=ROLLED_OUT), rules).status == "Current"
+
+
+def test_two_checks_for_one_kind_are_refused() -> None:
+    twice = [CustomHealthCheck(api_version="example.com/v1", kind="Widget", current="c")] * 2
+    with pytest.raises(ValueError, match="more than one check for kind Widget"):
+        custom_rules(twice, compile_expression=lambda _: lambda obj: True)
+
+
 SEALED_SECRET_CHECK = CustomHealthCheck(
     api_version="bitnami.com/v1alpha1",
     kind="SealedSecret",
