@@ -89,6 +89,8 @@ def _container() -> dict[str, Any]:
             f"--metrics-addr=:{METRICS_PORT}",
             f"--artifact-addr=:{ARTIFACT_PORT}",
             "--leader-elect",
+            "--artifact-memory-mib=128",
+            "--artifact-spill-dir=/data/artifacts",
         ],
         "env": [
             {

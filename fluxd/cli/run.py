@@ -81,6 +81,19 @@ def add_run_command(commands: argparse._SubParsersAction[argparse.ArgumentParser
         "them when they change; empty watches none",
     )
     run.add_argument(
+        "--artifact-memory-mib",
+        type=int,
+        default=_DEFAULTS.artifact_memory_mib,
+        help="MiB of artifact contents kept in memory; the least recently read beyond it "
+        "go to --artifact-spill-dir (default: no bound)",
+    )
+    run.add_argument(
+        "--artifact-spill-dir",
+        default=_DEFAULTS.artifact_spill_dir,
+        help="directory for artifact contents beyond the memory budget (default: a "
+        "temporary directory)",
+    )
+    run.add_argument(
         "--grace-period",
         type=float,
         default=_DEFAULTS.grace_period,

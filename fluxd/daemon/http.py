@@ -8,8 +8,9 @@ a NetworkPolicy can expose artifacts to workloads without exposing metrics.
 - ``GET /healthz``: the process is alive (the event loop answers).
 - ``GET /readyz``: every informer has finished its first list, so reconciles see the
   whole cluster; a standby replica (not leader) is ready too, as in controller-runtime.
-- ``GET /<kind>/<namespace>/<name>/<file>.tar.gz``: an artifact, straight from the
-  in-memory cache, at the path that ``status.artifact.url`` names.
+- ``GET /<kind>/<namespace>/<name>/<file>.tar.gz``: an artifact of the cache, at the
+  path that ``status.artifact.url`` names; its tarball is built on request in a worker
+  thread (deterministic, so its digest is ``status.artifact.digest``) and not kept.
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ def artifact_app(cache: ArtifactCache) -> web.Application:
         found = cache.by_path(path)
         if found is None:
             raise web.HTTPNotFound(text=f"no artifact at {path!r}: it may have been replaced")
+        tarball = await anyio.to_thread.run_sync(found.tarball)
         return web.Response(
-            body=found.tarball,
+            body=tarball,
             content_type="application/gzip",
             headers={"Content-Disposition": f'attachment; filename="{path.rsplit("/", 1)[-1]}"'},
         )

@@ -23,6 +23,7 @@ import os
 import signal
 import socket
 import uuid
+from pathlib import Path
 from typing import Any, Literal
 
 import anyio
@@ -48,6 +49,7 @@ from fluxd.runtime.scheduler import Outcome, Scheduler
 from fluxd.sources.artifact import Artifact
 from fluxd.sources.cache import ArtifactCache
 from fluxd.sources.external import ExternalArtifacts
+from fluxd.sources.store import ContentStore
 
 __all__ = ["Daemon", "serve"]
 
@@ -65,7 +67,7 @@ class Daemon:
         self.api = api
         self.options = options
         self.metrics = Metrics()
-        self.cache = ArtifactCache()
+        self.cache = ArtifactCache(_content_store(options))
         self.scheduler = Scheduler(self._handle, default_concurrency=options.concurrent)
         self.metrics.track_queue_depth(lambda: self.scheduler.depth)
         self.cache.subscribe(self._wake_dependents)
@@ -88,7 +90,7 @@ class Daemon:
                 cache=self.cache,
                 track_sources=self.scheduler.track_sources,
                 access=self.cluster_access,
-                external=ExternalArtifacts(),
+                external=ExternalArtifacts(self.cache.store),
             ),
         ]
         self._drivers: dict[str, ReconcileDriver[Any]] = {}
@@ -199,6 +201,7 @@ class Daemon:
                 for runner in runners:
                     await runner.cleanup()
                 await self.cluster_access.close()
+                self.cache.store.close()
         log.info("stopped")
 
     async def _listen(self, name: str, app: web.Application, address: str) -> web.AppRunner:
@@ -284,6 +287,15 @@ class Daemon:
 
     async def _handle(self, key: ObjectKey) -> Outcome:
         return await self._drivers[key.kind](key)
+
+
+def _content_store(options: Options) -> ContentStore:
+    budget = options.artifact_memory_mib
+    spill = options.artifact_spill_dir
+    return ContentStore(
+        memory_budget=budget * 2**20 if budget else None,
+        spill_root=Path(spill) if spill else None,
+    )
 
 
 async def serve(kubeconfig: str | None, options: Options) -> None:

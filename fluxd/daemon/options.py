@@ -33,3 +33,8 @@ class Options:
     #: wake the objects that read them (``postBuild.substituteFrom``) when they change;
     #: empty watches none.
     watch_configs_label_selector: str = "reconcile.fluxcd.io/watch=Enabled"
+    #: MiB of artifact file contents kept in memory; beyond it the least recently read
+    #: contents go to ``artifact_spill_dir`` and come back when read. None: no bound.
+    artifact_memory_mib: int | None = None
+    #: Where contents beyond the memory budget go (default: a temporary directory).
+    artifact_spill_dir: str | None = None

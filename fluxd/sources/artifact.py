@@ -1,8 +1,10 @@
-"""The artifact a source reconciler produces: a file tree plus its Flux-style tarball.
+"""The artifact a source reconciler produces: a file tree and Flux's tarball of it.
 
-In-process consumers (kustomize, helm) read `Artifact.files` directly; the tarball
-exists for the HTTP artifact server and for the `status.artifact` fields, which keep
-Flux's contract:
+In-process consumers (kustomize, helm) read `Artifact.files` directly (a
+:class:`~fluxd.sources.store.Tree` once the cache holds it, so contents are shared).
+The tarball is not kept: its digest and size are computed while it is streamed into a
+hash, and the HTTP artifact server builds it again when asked, byte for byte the same.
+`status.artifact` keeps Flux's contract:
 
 - `path`: `<kind lowercased>/<namespace>/<name>/<file name>`. For a GitRepository the
   file name is `<commit hex>.tar.gz` (source-controller `NewArtifactFor(kind, obj,
@@ -32,8 +34,16 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
+from typing import Protocol
 
-__all__ = ["Artifact", "artifact_path", "artifact_url", "build_tarball", "make_artifact"]
+__all__ = [
+    "Artifact",
+    "artifact_path",
+    "artifact_url",
+    "build_tarball",
+    "make_artifact",
+    "write_tarball",
+]
 
 DIR_MODE = 0o750
 FILE_MODE = 0o600
@@ -50,7 +60,11 @@ class Artifact:
     url: str
     last_update_time: datetime
     files: Mapping[str, bytes] = field(repr=False, compare=False)
-    tarball: bytes = field(repr=False, compare=False)
+    executables: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+
+    def tarball(self) -> bytes:
+        """The `.tar.gz` whose digest is `digest`, built again from `files`."""
+        return build_tarball(self.files, executables=self.executables)
 
     def to_status(self) -> dict[str, object]:
         """The `status.artifact` object, field names and formats as Flux writes them."""
@@ -77,6 +91,23 @@ def artifact_url(base_url: str, path: str) -> str:
 
 def build_tarball(files: Mapping[str, bytes], *, executables: Collection[str] = ()) -> bytes:
     """A deterministic `.tar.gz` of `files` (relative `/`-separated path -> content)."""
+    out = io.BytesIO()
+    write_tarball(files, out, executables=executables)
+    return out.getvalue()
+
+
+class Sink(Protocol):
+    """Where a tarball is written: a file, a buffer, a hash."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
+def write_tarball(
+    files: Mapping[str, bytes], out: Sink, *, executables: Collection[str] = ()
+) -> None:
+    """Stream the deterministic `.tar.gz` of `files` into `out`, one file at a time."""
     paths = {path: _split_path(path) for path in files}
     unknown = set(executables) - paths.keys()
     if unknown:
@@ -92,8 +123,12 @@ def build_tarball(files: Mapping[str, bytes], *, executables: Collection[str] = 
             raise ValueError(f"{path!r} is both a file and a directory")
         entries[parts] = path
 
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    with (
+        gzip.GzipFile(
+            fileobj=out, mode="wb", compresslevel=_GZIP_LEVEL, mtime=0, filename=""
+        ) as compressed,
+        tarfile.open(fileobj=compressed, mode="w|", format=tarfile.PAX_FORMAT) as tar,
+    ):
         tar.addfile(_header(".", tarfile.DIRTYPE, DIR_MODE, 0))
         # Sorting component tuples reproduces filepath.Walk's lexical depth-first order.
         for parts in sorted(entries):
@@ -105,7 +140,22 @@ def build_tarball(files: Mapping[str, bytes], *, executables: Collection[str] = 
             content = files[source]
             mode = EXEC_MODE if source in executables else FILE_MODE
             tar.addfile(_header(name, tarfile.REGTYPE, mode, len(content)), io.BytesIO(content))
-    return gzip.compress(raw.getvalue(), compresslevel=_GZIP_LEVEL, mtime=0)
+
+
+class _Digest:
+    """A sink that keeps only the sha256 and length of what it is given."""
+
+    def __init__(self) -> None:
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes, /) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing is buffered."""
 
 
 def make_artifact(
@@ -120,15 +170,16 @@ def make_artifact(
     executables: Collection[str] = (),
     now: datetime | None = None,
 ) -> Artifact:
-    """Build the tarball and every `status.artifact` field for `files`.
+    """Every `status.artifact` field for `files`; the tarball is hashed, not kept.
 
     `file_name` defaults to `<hex>.tar.gz` with the hex digest that ends `revision`
     (`main@sha1:<hex>` -> the commit), or the tarball's own digest when the revision
     has none.
     """
     frozen = MappingProxyType(dict(sorted(files.items())))
-    tarball = build_tarball(frozen, executables=executables)
-    digest_hex = hashlib.sha256(tarball).hexdigest()
+    digest = _Digest()
+    write_tarball(frozen, digest, executables=executables)
+    digest_hex = digest.sha256.hexdigest()
     if file_name is None:
         file_name = f"{_revision_hex(revision) or digest_hex}.tar.gz"
     path = artifact_path(kind=kind, namespace=namespace, name=name, file_name=file_name)
@@ -136,12 +187,12 @@ def make_artifact(
     return Artifact(
         revision=revision,
         digest=f"sha256:{digest_hex}",
-        size=len(tarball),
+        size=digest.size,
         path=path,
         url=artifact_url(base_url, path),
         last_update_time=when,
         files=frozen,
-        tarball=tarball,
+        executables=frozenset(executables),
     )
 
 

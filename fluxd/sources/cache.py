@@ -1,9 +1,11 @@
 """The shared, in-memory artifact cache: what sources produce and everything else reads.
 
 In Flux the source-controller writes tarballs to disk and other controllers download them
-over HTTP. In fluxd every kind lives in one process, so a source's artifact (the file tree
-and its tarball) is handed over by reference: a Kustomization reads ``files`` straight from
-here. The HTTP server serves the same entries to in-cluster consumers that expect Flux's
+over HTTP. In fluxd every kind lives in one process, so a source's artifact is handed over
+by reference: a Kustomization reads ``files`` straight from here. The files of a stored
+artifact live in the :class:`~fluxd.sources.store.ContentStore`, so sources with the same
+contents (one monorepo behind many GitRepositories, successive revisions) share them. The
+HTTP server serves the same entries to in-cluster consumers that expect Flux's
 ``status.artifact.url``.
 
 Storing an artifact whose revision or digest differs from the previous one notifies the
@@ -14,12 +16,14 @@ newer revision makes moot): nobody polls.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import anyio
 
 from fluxd.runtime.keys import ObjectKey
 from fluxd.sources.artifact import Artifact
+from fluxd.sources.store import ContentStore
 
 __all__ = ["ArtifactCache"]
 
@@ -29,7 +33,8 @@ Listener = Callable[[ObjectKey, Artifact], None]
 class ArtifactCache:
     """Artifacts by the key of the source object that produced them."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: ContentStore | None = None) -> None:
+        self.store = store or ContentStore()
         self._by_key: dict[ObjectKey, Artifact] = {}
         self._by_path: dict[str, Artifact] = {}
         self._listeners: list[Listener] = []
@@ -64,7 +69,9 @@ class ArtifactCache:
         return self._by_path.get(path)
 
     def put(self, key: ObjectKey, artifact: Artifact) -> bool:
-        """Store ``artifact`` for ``key``; True (and listeners told) when it is new."""
+        """Store ``artifact`` for ``key``, its files in the content store; True (and
+        listeners told) when it is new."""
+        artifact = dataclasses.replace(artifact, files=self.store.tree(artifact.files))
         previous = self._by_key.get(key)
         self._by_key[key] = artifact
         if previous is not None:

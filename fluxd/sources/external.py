@@ -6,10 +6,11 @@ tarball at ``url`` is downloaded, its bytes must hash to ``digest`` (``sha256:<h
 and it is unpacked as Flux artifacts are packed (a ``.tar.gz`` of regular files and
 directories). Nothing unverified is ever built from.
 
-Fetched artifacts are kept by digest, so reconciling again, or several Kustomizations
-sharing one ExternalArtifact, costs no download; an entry is dropped once no source
-serves its digest any more. ``metadata`` of the artifact is passed on, since it carries
-the ``org.opencontainers.image.revision`` Flux records as the origin revision.
+Fetched artifacts are kept by digest, their files in the shared content store, so
+reconciling again, or several Kustomizations sharing one ExternalArtifact, costs no
+download; an entry is dropped once no source serves its digest any more. ``metadata``
+of the artifact is passed on, since it carries the ``org.opencontainers.image.revision``
+Flux records as the origin revision.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import aiohttp
 
 from fluxd.runtime.keys import ObjectKey
 from fluxd.sources.artifact import Artifact
+from fluxd.sources.store import ContentStore
 
 __all__ = [
     "ORIGIN_REVISION_KEY",
@@ -68,7 +70,8 @@ class FetchedArtifact:
 class ExternalArtifacts:
     """Downloads of ExternalArtifacts' tarballs, kept by digest while a source serves them."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: ContentStore | None = None) -> None:
+        self.store = store or ContentStore()
         self._by_digest: dict[str, Artifact] = {}
         self._digest_of: dict[ObjectKey, str] = {}
 
@@ -101,8 +104,7 @@ class ExternalArtifacts:
                 path=str(status_artifact.get("path") or ""),
                 url=url,
                 last_update_time=datetime.now(UTC).replace(microsecond=0),
-                files=_unpack(tarball, where),
-                tarball=tarball,
+                files=self.store.tree(_unpack(tarball, where)),
             )
         self._remember(source, artifact)
         return FetchedArtifact(artifact, MappingProxyType(metadata))

@@ -73,7 +73,10 @@ def test_install_manifest_contents() -> None:
         "--metrics-addr=:8080",
         "--artifact-addr=:9090",
         "--leader-elect",
+        "--artifact-memory-mib=128",
+        "--artifact-spill-dir=/data/artifacts",
     ]
+    assert {"mountPath": "/data", "name": "data"} in container["volumeMounts"]
     assert container["securityContext"]["runAsNonRoot"] is True
     service = next(d for d in docs if d["kind"] == "Service")
     assert service["metadata"] == {

@@ -10,6 +10,7 @@ import pytest
 from fluxd.runtime.keys import ObjectKey
 from fluxd.sources.artifact import Artifact
 from fluxd.sources.cache import ArtifactCache
+from fluxd.sources.store import Tree
 
 SOURCE = ObjectKey("GitRepository", "flux-system", "apps")
 
@@ -23,7 +24,6 @@ def artifact(revision: str, digest: str = "sha256:0") -> Artifact:
         url=f"http://fluxd/{revision}.tar.gz",
         last_update_time=datetime.now(UTC),
         files={"a.yaml": b"a: 1\n"},
-        tarball=b"",
     )
 
 
@@ -70,3 +70,16 @@ def test_put_tells_listeners_only_of_changes(revision: str) -> None:
     cache.put(SOURCE, artifact(revision))
     expected = ["main@sha1:1"] if revision == "main@sha1:1" else ["main@sha1:1", revision]
     assert told == expected
+
+
+def test_sources_with_the_same_files_share_one_tree_and_its_contents() -> None:
+    cache = ArtifactCache()
+    teams = [ObjectKey("GitRepository", f"team-{n}", "monorepo") for n in range(3)]
+    for key in teams:
+        cache.put(key, artifact("main@sha1:1"))
+    trees = [cache.get(key).files for key in teams]  # type: ignore[union-attr]
+    assert all(isinstance(tree, Tree) for tree in trees)
+    assert trees[0] is trees[1] is trees[2]
+    assert dict(trees[0]) == {"a.yaml": b"a: 1\n"}
+    stats = cache.store.stats()
+    assert (stats.contents, stats.trees, stats.shared_trees) == (1, 1, 2)

@@ -1,0 +1,74 @@
+"""Artifacts in the content store, end to end: sources on one repository share its
+contents, and under a small memory budget every consumer keeps working."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from kubernetes_asyncio.client import ApiClient
+
+from fluxd.api import GIT_REPOSITORY, KUSTOMIZATION
+from tests.gitservers import GitHTTPServer, GitRemote
+from tests.integration.conftest import Fluxd, namespaced_fluxd
+from tests.integration.kustomizations import CONFIGMAPS, kustomization, live
+from tests.integration.test_gitrepository import artifact_files
+
+pytestmark = pytest.mark.integration
+
+KIB = 1024
+
+
+def big_configmap(namespace: str, name: str, size: int) -> str:
+    # Random letters: contents that neither compress away nor repeat between files.
+    value = "".join(random.choices("abcdefghijklmnopqrstuvwxyz", k=size))
+    return (
+        f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n"
+        f"  namespace: {namespace}\ndata:\n  value: {value}\n"
+    )
+
+
+@pytest.fixture
+async def budgeted(api_client: ApiClient, namespace: str, tmp_path: Path) -> AsyncIterator[Fluxd]:
+    async with namespaced_fluxd(
+        api_client, namespace, artifact_memory_mib=1, artifact_spill_dir=str(tmp_path)
+    ) as running:
+        yield running
+
+
+async def test_under_a_small_budget_contents_spill_and_every_consumer_works(
+    budgeted: Fluxd, git_remote: GitRemote, git_http: GitHTTPServer
+) -> None:
+    ns = budgeted.namespace
+    files = {f"apps/{name}/cm.yaml": big_configmap(ns, name, 400 * KIB) for name in ("a", "b", "c")}
+    git_remote.commit(files)
+    url = git_http.url(git_remote)
+    for team in ("team-1", "team-2"):
+        await budgeted.create(GIT_REPOSITORY, team, {"interval": "1h", "url": url})
+    for name in ("a", "b", "c"):
+        await budgeted.create(
+            KUSTOMIZATION,
+            name,
+            {
+                **kustomization(f"./apps/{name}"),
+                "sourceRef": {"kind": "GitRepository", "name": "team-1"},
+            },
+        )
+    for team in ("team-1", "team-2"):
+        repo = await budgeted.wait_ready(GIT_REPOSITORY, team)
+        # The tarball served over HTTP is the one status.artifact.digest names.
+        served = await artifact_files(budgeted, repo)
+        assert served == {path: text.encode() for path, text in files.items()}
+    for name in ("a", "b", "c"):
+        await budgeted.wait_ready(KUSTOMIZATION, name)
+        applied = await live(budgeted, CONFIGMAPS, name)
+        assert applied is not None
+        assert len(applied["data"]["value"]) == 400 * KIB
+
+    stats = budgeted.daemon.cache.store.stats()
+    # Both GitRepositories serve one tree of three contents, part of it on disk.
+    assert (stats.trees, stats.contents) == (1, 3)
+    assert stats.memory_bytes <= 2**20
+    assert stats.disk_bytes > 0
