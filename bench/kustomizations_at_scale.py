@@ -31,9 +31,11 @@ large value to measure without that load (the reconcile sums are read once at th
 Usage::
 
     python bench/kustomizations_at_scale.py --n 100 --n 1000 --concurrent 4 --concurrent 16 \
-        [--runs 3] [--wait] [--replicas 1] [--timeout 900]
+        [--runs 3] [--wait] [--replicas 1] [--timeout 900] [--monorepo] [--idle 120]
 
-prints one line per run and a table of medians per (N, concurrency).
+prints one line per run and a table of medians per (N, layout, concurrency). With
+``--monorepo`` the N pairs share one repository holding ``apps/<name>/`` per pair, the
+common shape of teams pointing their own GitRepository at one monorepo.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ from typing import Any, cast
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import aiohttp
-from dulwich.objects import Blob, Commit, Tree
+from dulwich.objects import Blob, Commit, ObjectID, Tree
 from dulwich.refs import Ref
 from dulwich.repo import MemoryRepo
 from dulwich.server import BackendRepo, DictBackend
@@ -76,6 +78,7 @@ from fluxd.kube.resources import NAMESPACES
 from fluxd.runtime import conditions, logs
 
 NAMESPACE = "bench"
+MONOREPO = "monorepo"
 MAIN = Ref(b"refs/heads/main")
 CREATE_IN_FLIGHT = 64
 PROGRESS_EVERY = 5.0
@@ -194,25 +197,49 @@ data:
 
 def pair_repository(name: str, replicas: int) -> MemoryRepo:
     """A repository with one commit on ``main`` whose ``deploy/`` holds the pair's files."""
+    files = {f"deploy/{file}": text for file, text in manifests(name, replicas).items()}
+    return repository(files, message=name)
+
+
+def monorepo(names: list[str], replicas: int) -> MemoryRepo:
+    """One repository for every pair: ``apps/<name>/`` holds each pair's files."""
+    files = {
+        f"apps/{name}/{file}": text
+        for name in names
+        for file, text in manifests(name, replicas).items()
+    }
+    return repository(files, message=f"{len(names)} apps")
+
+
+def repository(files: dict[str, str], *, message: str) -> MemoryRepo:
+    """A repository with one commit on ``main`` holding ``files`` (path -> text)."""
     repo = MemoryRepo()
-    deploy = Tree()
-    for filename, text in manifests(name, replicas).items():
-        blob = Blob.from_string(text.encode())
-        repo.object_store.add_object(blob)
-        deploy.add(filename.encode(), 0o100644, blob.id)
-    root = Tree()
-    root.add(b"deploy", 0o040000, deploy.id)
     commit = Commit()
-    commit.tree = root.id
+    commit.tree = _tree(repo, {tuple(path.split("/")): text for path, text in files.items()})
     commit.author = commit.committer = b"bench <bench@fluxd.invalid>"
     commit.author_time = commit.commit_time = int(time.time())
     commit.author_timezone = commit.commit_timezone = 0
-    commit.message = f"{name}\n".encode()
-    for obj in (deploy, root, commit):
-        repo.object_store.add_object(obj)
+    commit.message = f"{message}\n".encode()
+    repo.object_store.add_object(commit)
     repo.refs[MAIN] = commit.id
     repo.refs.set_symbolic_ref(Ref(b"HEAD"), MAIN)
     return repo
+
+
+def _tree(repo: MemoryRepo, files: dict[tuple[str, ...], str]) -> ObjectID:
+    tree = Tree()
+    below: dict[str, dict[tuple[str, ...], str]] = {}
+    for parts, text in files.items():
+        if len(parts) == 1:
+            blob = Blob.from_string(text.encode())
+            repo.object_store.add_object(blob)
+            tree.add(parts[0].encode(), 0o100644, blob.id)
+        else:
+            below.setdefault(parts[0], {})[parts[1:]] = text
+    for name, subtree in below.items():
+        tree.add(name.encode(), 0o040000, _tree(repo, subtree))
+    repo.object_store.add_object(tree)
+    return tree.id
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -454,6 +481,7 @@ class Run:
     n: int
     concurrent: int
     wait: bool
+    monorepo: bool = False
     seconds: float | None = None  # None: not all Ready before the timeout
     create_seconds: float = 0.0
     sources_ready_seconds: float | None = None
@@ -472,6 +500,9 @@ class Run:
     final: DaemonMetrics = field(default_factory=DaemonMetrics)
     peak_queue: float = 0.0
     failures: Counter[str] = field(default_factory=Counter)
+    idle_seconds: float = 0.0
+    idle_cpu: float = 0.0  # fluxd CPU seconds over idle_seconds after convergence
+    idle_apiserver: int = 0  # API server requests (everyone's) over the same time
 
     @property
     def daemon_total(self) -> int:
@@ -513,7 +544,9 @@ def _count_calls(api: Any) -> Counter[str]:
     return counts
 
 
-async def create_pairs(api: Any, base_url: str, names: list[str], wait: bool) -> None:
+async def create_pairs(
+    api: Any, base_url: str, names: list[str], wait: bool, *, monorepo: bool
+) -> None:
     limit = asyncio.Semaphore(CREATE_IN_FLIGHT)
 
     async def one(kind: Any, name: str, spec: dict[str, Any]) -> None:
@@ -530,7 +563,11 @@ async def create_pairs(api: Any, base_url: str, names: list[str], wait: bool) ->
         await one(
             GIT_REPOSITORY,
             name,
-            {"interval": "10m", "url": f"{base_url}/{name}.git", "ref": {"branch": "main"}},
+            {
+                "interval": "10m",
+                "url": f"{base_url}/{MONOREPO if monorepo else name}.git",
+                "ref": {"branch": "main"},
+            },
         )
         await one(
             KUSTOMIZATION,
@@ -538,7 +575,7 @@ async def create_pairs(api: Any, base_url: str, names: list[str], wait: bool) ->
             {
                 "interval": "10m",
                 "sourceRef": {"kind": "GitRepository", "name": name},
-                "path": "./deploy",
+                "path": f"./apps/{name}" if monorepo else "./deploy",
                 "prune": True,
                 "wait": wait,
                 "timeout": "5m",
@@ -583,7 +620,7 @@ async def measure(
                     machine_busy(),
                 )
                 started = time.perf_counter()
-                await create_pairs(api, base_url, names, run.wait)
+                await create_pairs(api, base_url, names, run.wait, monorepo=run.monorepo)
                 run.create_seconds = time.perf_counter() - started
                 print(f"  created {2 * run.n} objects in {run.create_seconds:.1f}s", flush=True)
                 await _follow(
@@ -604,6 +641,12 @@ async def measure(
                 after = await apiserver_requests(api)
                 run.apiserver = after - before
                 run.bench_requests = sum(bench_counts.values()) - bench_before
+                if run.idle_seconds and run.seconds is not None:
+                    print(f"  idle for {run.idle_seconds:.0f}s after convergence", flush=True)
+                    idle_from = cpu_seconds(daemon.process.pid)
+                    await asyncio.sleep(run.idle_seconds)
+                    run.idle_cpu = cpu_seconds(daemon.process.pid) - idle_from
+                    run.idle_apiserver = sum((await apiserver_requests(api) - after).values())
                 for watcher in watchers:
                     watcher.cancel()
     finally:
@@ -668,13 +711,25 @@ async def _follow(
 
 
 def one_run(
-    n: int, concurrent: int, *, wait: bool, replicas: int, timeout: float, scrape_every: float
+    n: int,
+    concurrent: int,
+    *,
+    wait: bool,
+    monorepo_layout: bool,
+    idle: float,
+    replicas: int,
+    timeout: float,
+    scrape_every: float,
 ) -> Run:
-    run = Run(n=n, concurrent=concurrent, wait=wait)
-    print(f"N={n} concurrent={concurrent} wait={wait}: preparing", flush=True)
-    repos = {
-        f"app-{index:04d}": pair_repository(f"app-{index:04d}", replicas) for index in range(n)
-    }
+    run = Run(n=n, concurrent=concurrent, wait=wait, monorepo=monorepo_layout, idle_seconds=idle)
+    layout = "monorepo" if monorepo_layout else "a repository per pair"
+    print(f"N={n} concurrent={concurrent} wait={wait} ({layout}): preparing", flush=True)
+    names = [f"app-{index:04d}" for index in range(n)]
+    repos = (
+        {MONOREPO: monorepo(names, replicas)}
+        if monorepo_layout
+        else {name: pair_repository(name, replicas) for name in names}
+    )
     with (
         tempfile.TemporaryDirectory(prefix="fluxd-bench-") as tmp,
         LocalControlPlane() as plane,
@@ -757,6 +812,12 @@ def report_run(run: Run) -> None:
     print(f"  reconcile results: {final.results}; peak queue depth {run.peak_queue:.0f}")
     print(f"  failed reconciles by reason: {dict(run.failures)}")
     print(f"  last /metrics scrape took {final.scrape_seconds * 1000:.0f} ms")
+    if run.idle_seconds and run.seconds is not None:
+        per_minute = 60 / run.idle_seconds
+        print(
+            f"  idle after convergence: fluxd {run.idle_cpu * per_minute:.2f} CPU-s per minute; "
+            f"API server {run.idle_apiserver * per_minute:.0f} requests per minute (everyone's)"
+        )
 
 
 def _rounded(counter: Counter[str]) -> Counter[str]:
@@ -766,15 +827,15 @@ def _rounded(counter: Counter[str]) -> Counter[str]:
 def report_table(runs: list[Run]) -> None:
     print()
     print(
-        "| N | concurrent | wait | runs | time to all Ready (median) | API requests total "
+        "| N | layout | concurrent | wait | runs | time to all Ready (median) | API requests total "
         "(/pair) | fluxd requests (/pair) | fluxd peak RSS MiB | fluxd CPU s | "
         "control plane CPU s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    groups: dict[tuple[int, int, bool], list[Run]] = {}
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    groups: dict[tuple[int, bool, int, bool], list[Run]] = {}
     for run in runs:
-        groups.setdefault((run.n, run.concurrent, run.wait), []).append(run)
-    for (n, concurrent, wait), group in groups.items():
+        groups.setdefault((run.n, run.monorepo, run.concurrent, run.wait), []).append(run)
+    for (n, monorepo_layout, concurrent, wait), group in groups.items():
         finished = [run.seconds for run in group if run.seconds is not None]
         time_text = (
             f"{statistics.median(finished):.1f}s ({', '.join(f'{s:.1f}' for s in finished)})"
@@ -787,7 +848,8 @@ def report_table(runs: list[Run]) -> None:
         cpu = statistics.median(run.daemon_cpu for run in group)
         plane = statistics.median(run.plane_cpu for run in group)
         print(
-            f"| {n} | {concurrent} | {wait} | {len(group)} | {time_text} | {total:.0f} "
+            f"| {n} | {'monorepo' if monorepo_layout else 'repo per pair'} | {concurrent} | "
+            f"{wait} | {len(group)} | {time_text} | {total:.0f} "
             f"({total / n:.1f}) | {daemon:.0f} ({daemon / n:.1f}) | {rss:.1f} | {cpu:.1f} | "
             f"{plane:.1f} |"
         )
@@ -801,8 +863,19 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=1, help="runs per (N, concurrency)")
     parser.add_argument("--wait", action="store_true", help="Kustomizations with wait: true")
+    parser.add_argument(
+        "--monorepo",
+        action="store_true",
+        help="one repository with apps/<name>/ per pair, every GitRepository on it",
+    )
     parser.add_argument("--replicas", type=int, default=1, help="replicas of each Deployment")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per run")
+    parser.add_argument(
+        "--idle",
+        type=float,
+        default=0.0,
+        help="seconds to stay after convergence, measuring fluxd's idle CPU (0: none)",
+    )
     parser.add_argument(
         "--scrape-every",
         type=float,
@@ -822,6 +895,8 @@ def main() -> None:
             n,
             concurrent,
             wait=args.wait,
+            monorepo_layout=args.monorepo,
+            idle=args.idle,
             replicas=args.replicas,
             timeout=args.timeout,
             scrape_every=args.scrape_every,

@@ -190,6 +190,36 @@ class GitRemote:
         if not (self.work / ".git" / "HEAD").read_text().strip().endswith(f"/{branch}"):
             self.git("checkout", "-q", "-B", branch)
 
+    def add_submodule(self, path: str, url: str, sha: str, *, branch: str = "master") -> str:
+        """Commit a submodule at ``path`` pinned to commit ``sha``, with ``url`` (as written,
+        e.g. ``../repo-3.git``) in ``.gitmodules``, and push; returns the new commit.
+
+        The gitlink is written with real git plumbing and never cloned, so any URL works
+        and the pinned commit need not be the submodule's branch tip."""
+        self._switch(branch)
+        self.git("config", "-f", ".gitmodules", f"submodule.{path}.path", path)
+        self.git("config", "-f", ".gitmodules", f"submodule.{path}.url", url)
+        self.git("update-index", "--add", "--cacheinfo", f"160000,{sha},{path}")
+        (self.work / path).mkdir(parents=True, exist_ok=True)  # an unpopulated submodule
+        self.git("add", ".gitmodules")
+        self.git("commit", "-q", "-m", f"add submodule {path}")
+        self.git("push", "-q", "origin", f"HEAD:refs/heads/{branch}")
+        return self.git("rev-parse", "HEAD")
+
+    def commit_signed(self, files: Mapping[str, str], signing_key: Path) -> str:
+        """Like :meth:`commit` on ``master``, with the commit SSH-signed by the OpenSSH
+        private key file ``signing_key``; returns the commit."""
+        self._switch("master")
+        for path, content in files.items():
+            target = self.work / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content)
+        self.git("add", "-A")
+        ssh_signing = ("-c", "gpg.format=ssh", "-c", f"user.signingkey={signing_key}")
+        self.git(*ssh_signing, "commit", "-q", "-S", "-m", "signed")
+        self.git("push", "-q", "origin", "HEAD:refs/heads/master")
+        return self.git("rev-parse", "HEAD")
+
 
 @dataclass
 class RepoRoot:
@@ -605,3 +635,44 @@ def git_sshd(git_root: RepoRoot) -> Iterator[SSHServer]:
     finally:
         _stop(proc)
         log.close()
+
+
+# --- smart HTTP accepting GitHub App installation tokens ------------------------------------
+
+ACCESS_TOKEN_USERNAME = "x-access-token"
+
+
+@dataclass(frozen=True)
+class AccessTokenGitServer:
+    """Smart HTTP whose ``/basic/<repo>`` accepts only ``x-access-token:<token>`` for a
+    token in ``accepted`` (as GitHub takes an App installation token); tests add to it."""
+
+    port: int
+    accepted: set[str]
+    requests: list[tuple[str, str, str | None]]
+
+    def url(self, remote: GitRemote) -> str:
+        return f"http://127.0.0.1:{self.port}/basic/{remote.name}"
+
+
+def _access_token_handler(accepted: set[str]) -> type[_GitHTTPHandler]:
+    class AccessTokenHandler(_GitHTTPHandler):
+        def _authorized(self, scheme: str) -> bool:
+            if scheme != "basic":
+                return super()._authorized(scheme)
+            header = self.headers.get("Authorization", "")
+            return any(
+                header
+                == "Basic " + base64.b64encode(f"{ACCESS_TOKEN_USERNAME}:{token}".encode()).decode()
+                for token in accepted
+            )
+
+    return AccessTokenHandler
+
+
+@pytest.fixture
+def git_http_access_token(git_root: RepoRoot) -> Iterator[AccessTokenGitServer]:
+    accepted: set[str] = set()
+    with _serve_http(git_root.path, None) as server:
+        server.RequestHandlerClass = _access_token_handler(accepted)
+        yield AccessTokenGitServer(server.server_address[1], accepted, server.requests)

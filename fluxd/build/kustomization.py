@@ -186,7 +186,8 @@ def _source_format(source: SourceFile) -> Format:
 async def _decrypt_sources(
     files: Mapping[str, bytes], sources: list[SourceFile], keys: Mapping[str, bytes]
 ) -> Mapping[str, bytes]:
-    """A copy of ``files`` with every encrypted source file in its plaintext form.
+    """``files`` with every encrypted source file in its plaintext form: the plaintexts
+    over the artifact, which is not copied (its contents may be in the content store).
 
     A file is decrypted only when it carries the SOPS marker of its format; ``files``
     itself is returned when none does.
@@ -202,8 +203,8 @@ async def _decrypt_sources(
     if not pending:
         return files
 
-    def decrypt_all() -> dict[str, bytes]:
-        decrypted = dict(files)
+    def decrypt_all() -> Mapping[str, bytes]:
+        decrypted: dict[str, bytes] = {}
         for source, key, fmt in pending:
             try:
                 decrypted[key] = decrypt_file(files[key], fmt, fmt, keys)
@@ -213,9 +214,27 @@ async def _decrypt_sources(
                     f"failed to decrypt {source.field} file '{source.path}' (referenced in"
                     f" {source.kustomization_file}) as {fmt}: {error}",
                 ) from error
-        return decrypted
+        return _Overlay(decrypted, files)
 
     return await anyio.to_thread.run_sync(decrypt_all)
+
+
+class _Overlay(Mapping[str, bytes]):
+    """Plaintexts of a few files over the artifact's files, which stay where they are."""
+
+    def __init__(self, top: Mapping[str, bytes], below: Mapping[str, bytes]) -> None:
+        self._top = top
+        self._below = below
+
+    def __getitem__(self, key: str) -> bytes:
+        found = self._top.get(key)
+        return self._below[key] if found is None else found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._below)
+
+    def __len__(self) -> int:
+        return len(self._below)
 
 
 async def _decrypt(built: list[dict[str, Any]], keys: Mapping[str, bytes]) -> list[dict[str, Any]]:

@@ -37,7 +37,7 @@ from fluxd.build.kustomization import SopsMode, build_objects
 from fluxd.kube import client
 from fluxd.kube.client import ApiClient
 from fluxd.kube.events import EventRecorder
-from fluxd.kube.objects import ObjectApi, SecretNotFound, resource_of
+from fluxd.kube.objects import ObjectApi, resource_of
 from fluxd.kustomize import KustomizeError, read_directory
 from fluxd.runtime.errors import ReconcileError
 from fluxd.sources import git
@@ -132,12 +132,15 @@ async def _git_artifact(
         spec = GIT_REPOSITORY.parse_spec(repository)
     except SpecError as error:
         raise PreviewError(f"GitRepository '{namespace}/{name}' is invalid: {error}") from error
-    auth = git.GitAuth()
-    if spec.secret_ref is not None:
-        try:
-            auth = git.auth_from_secret(await objects.secret_data(namespace, spec.secret_ref.name))
-        except SecretNotFound as error:
-            raise PreviewError(f"GitRepository '{namespace}/{name}': {error}") from error
+    if spec.provider in ("aws", "azure"):
+        raise PreviewError(
+            f"GitRepository '{namespace}/{name}': spec.provider '{spec.provider}' (cloud "
+            "workload identity) is not supported by fluxd"
+        )
+    try:
+        auth = await git.repository_auth(objects, namespace, spec)
+    except git.CredentialsError as error:
+        raise PreviewError(f"GitRepository '{namespace}/{name}': {error.message}") from error
     reported = str(((repository.get("status") or {}).get("artifact") or {}).get("revision") or "")
     files, revision = await _fetch(spec, auth, reported, where=f"{namespace}/{name}")
     included = []
@@ -157,12 +160,18 @@ async def _fetch(
     timeout = parse_duration(spec.timeout)
     _, _, sha = reported.rpartition("sha1:")
     try:
-        commit, files = await git.fetch(spec.url, ref, auth, timeout)
+        sparse = git.SparseCheckout.from_spec(spec.sparse_checkout)
+        submodules = spec.recurse_submodules
+        commit, files = await git.fetch(
+            spec.url, ref, auth, timeout, recurse_submodules=submodules, sparse=sparse
+        )
         if sha and commit.sha != sha:
             # Pushed since the GitRepository's last reconcile: build what it serves.
             pinned = GitRepositoryRef(commit=sha, branch=ref.branch)
-            commit, files = await git.fetch(spec.url, pinned, auth, timeout)
-    except git.GitError as error:
+            commit, files = await git.fetch(
+                spec.url, pinned, auth, timeout, recurse_submodules=submodules, sparse=sparse
+            )
+    except (git.GitError, git.InvalidSparsePath) as error:
         raise PreviewError(f"GitRepository '{where}': {error}") from error
     return files, reported or commit.revision
 

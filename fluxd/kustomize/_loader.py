@@ -121,12 +121,18 @@ def looks_remote(reference: str) -> bool:
 
 
 class Files:
-    """The source artifact: a read-only map of normalized posix paths to contents."""
+    """The source artifact: a read-only map of normalized posix paths to contents.
+
+    Contents are read from ``files`` when the build asks for them, never copied up
+    front: an artifact's files may live in the content store, partly on disk, and a
+    build reads only the few it needs of a large repository.
+    """
 
     def __init__(self, files: Mapping[str, bytes]) -> None:
-        self._files: dict[str, bytes] = {}
+        self._source = files
+        self._files: dict[str, str] = {}  # normalized path -> key in ``files``
         self._dirs: set[str] = {"."}
-        for raw, content in files.items():
+        for raw in files:
             path = posixpath.normpath(raw.lstrip("/")) if raw else "."
             if path == ".." or path.startswith("../"):
                 raise KustomizeError(f"invalid path {raw!r} in the source artifact")
@@ -134,7 +140,7 @@ class Files:
                 # A directory entry (as archives list them): nothing to read.
                 parent = path
             else:
-                self._files[path] = content
+                self._files[path] = raw
                 parent = posixpath.dirname(path)
             while parent and parent != ".":
                 self._dirs.add(parent)
@@ -148,7 +154,7 @@ class Files:
 
     def read(self, path: str) -> bytes:
         try:
-            return self._files[path]
+            return self._source[self._files[path]]
         except KeyError:
             raise KustomizeError(f"file {path!r} not found") from None
 

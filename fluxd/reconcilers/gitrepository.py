@@ -2,24 +2,37 @@
 
 Steps, in order (each failure carries Flux's reason and condition):
 
-1. **credentials**: ``spec.secretRef`` becomes :class:`~fluxd.sources.git.GitAuth`
-   (``AuthenticationFailed`` + ``FetchFailed`` when the Secret is missing);
+1. **credentials**: ``spec.secretRef``, ``spec.proxySecretRef`` and, with ``provider:
+   github``, a GitHub App installation token become :class:`~fluxd.sources.git.GitAuth`
+   (``AuthenticationFailed`` + ``FetchFailed`` when a Secret or the token is missing,
+   ``InvalidProviderConfiguration`` when the spec and the Secret disagree);
 2. **includes**: the artifacts of included GitRepositories, read from the cache; the
    scheduler is told that this object depends on them, so their new revisions wake it
    (``IncludeUnavailable`` while one has no artifact yet);
 3. **resolve**: one ``ls-remote`` to learn the remote revision; when it and everything the
-   artifact is made of (includes, ignore rules, verification) are unchanged, stop here —
-   the periodic reconcile of an unchanged repository costs one round trip;
-4. **fetch**: a shallow fetch into memory (``GitOperationFailed``/``AuthenticationFailed``);
+   artifact is made of (includes, ignore rules, verification, submodules, sparse paths)
+   are unchanged, stop here — the periodic reconcile of an unchanged repository costs one
+   round trip (the parent commit pins its submodules' commits, so its sha is enough);
+4. **fetch**: a shallow fetch into memory (``GitOperationFailed``/``AuthenticationFailed``),
+   shared with every GitRepository that wants the same commit with the same credentials
+   (:class:`~fluxd.sources.git.SharedFetches`: a monorepo behind many objects is fetched
+   once),
+   with ``spec.recurseSubmodules`` every submodule too (same credentials; a failure names
+   the submodule), and only the ``spec.sparseCheckout`` paths kept (a listed path the
+   commit lacks fails the fetch; a path outside the repository stalls before any I/O);
 5. **verify**: commit and/or tag signatures against ``spec.verify.secretRef``
    (``SourceVerified`` condition, ``InvalidCommitSignature``/``InvalidTagSignature``);
-6. **package**: includes copied in, ignore rules applied, the tarball and its digest made
-   and stored in the cache; dependents wake; ``status.artifact`` written as Flux writes it.
+6. **package**: includes copied in, ignore rules applied (once per distinct fetch and
+   settings), the tarball's digest computed (once per distinct tree), the artifact stored
+   in the cache; dependents wake; ``status.artifact`` and the observations Flux records
+   with it (``includedArtifacts``, ``observedIgnore``, ``observedInclude``,
+   ``observedRecurseSubmodules``, ``observedSparseCheckout``) written as Flux writes them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -38,6 +51,7 @@ from fluxd.runtime.keys import ObjectKey
 from fluxd.sources import git
 from fluxd.sources.artifact import Artifact, make_artifact
 from fluxd.sources.cache import ArtifactCache
+from fluxd.sources.store import Tree
 
 __all__ = ["GitRepositoryReconciler"]
 
@@ -45,6 +59,12 @@ FETCH_FAILED = "FetchFailed"
 INCLUDE_UNAVAILABLE = "IncludeUnavailable"
 SOURCE_VERIFIED = "SourceVerified"
 ARTIFACT_IN_STORAGE = "ArtifactInStorage"
+#: Packaged trees kept for GitRepositories that come for the same commit and settings.
+_PACKAGED_KEPT = 16
+
+
+_Included = tuple[ObjectKey, Artifact, str, str]
+"""An include: the included GitRepository, its artifact, fromPath and toPath."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +75,28 @@ class _Recipe:
     ignore: str | None
     includes: tuple[tuple[str, str, str, str], ...]
     verify_mode: str | None
+    recurse_submodules: bool
+    sparse_checkout: tuple[str, ...]
+
+    @classmethod
+    def of(
+        cls,
+        sha: str,
+        spec: GitRepositorySpec,
+        includes: Sequence[_Included],
+        sparse: git.SparseCheckout,
+    ) -> _Recipe:
+        return cls(
+            sha=sha,
+            ignore=spec.ignore,
+            includes=tuple(
+                (key.name, artifact.digest, from_path, to_path)
+                for key, artifact, from_path, to_path in includes
+            ),
+            verify_mode=spec.verify.mode if spec.verify else None,
+            recurse_submodules=spec.recurse_submodules,
+            sparse_checkout=sparse.paths,
+        )
 
 
 class GitRepositoryReconciler(Reconciler[GitRepositorySpec]):
@@ -75,6 +117,8 @@ class GitRepositoryReconciler(Reconciler[GitRepositorySpec]):
         self.cache = cache
         self.artifact_base_url = artifact_base_url
         self.track_sources = track_sources
+        self.fetches = git.SharedFetches(cache.store)
+        self._packaged: OrderedDict[tuple[str, str | None, tuple[str, ...]], Tree] = OrderedDict()
         self._recipes: dict[ObjectKey, _Recipe] = {}
 
     def forget(self, key: ObjectKey) -> None:
@@ -84,24 +128,30 @@ class GitRepositoryReconciler(Reconciler[GitRepositorySpec]):
 
     async def reconcile(self, ctx: Context[GitRepositorySpec]) -> None:
         spec = ctx.spec
+        _refuse_unsupported(spec)
+        sparse = _sparse_checkout(spec)
         namespace = ctx.key.namespace
         auth = await self._auth(namespace, spec)
         includes = self._includes(ctx)
         timeout = parse_duration(spec.timeout)
         ref = spec.reference
-        verify_mode = spec.verify.mode if spec.verify else None
-        include_ids = tuple(
-            (inc_key.name, artifact.digest, from_path, to_path)
-            for inc_key, artifact, from_path, to_path in includes
-        )
         current = self.cache.get(ctx.key)
-        if current is not None:
-            sha = ref.commit or await self._remote_sha(spec.url, ref, auth, timeout)
-            if self._recipes.get(ctx.key) == _Recipe(sha, spec.ignore, include_ids, verify_mode):
-                self._report(ctx, current, spec)
-                return
+        sha = ref.commit or await self._remote_sha(spec.url, ref, auth, timeout)
+        if current is not None and self._recipes.get(ctx.key) == _Recipe.of(
+            sha, spec, includes, sparse
+        ):
+            self._report(ctx, current, includes)
+            return
         try:
-            commit, files = await git.fetch(spec.url, ref, auth, timeout)
+            commit, files = await self.fetches.fetch(
+                spec.url,
+                ref,
+                auth,
+                timeout,
+                sha=sha,
+                recurse_submodules=spec.recurse_submodules,
+                sparse=sparse,
+            )
         except git.GitError as error:
             raise self._fetch_error(error) from error
         conditions.delete(ctx.status, FETCH_FAILED)
@@ -109,11 +159,8 @@ class GitRepositoryReconciler(Reconciler[GitRepositorySpec]):
             await self._verify(ctx, commit, spec.verify)
         else:
             conditions.delete(ctx.status, SOURCE_VERIFIED)
-        packaged = git.artifact_files(
-            files,
-            [(artifact.files, from_path, to_path) for _, artifact, from_path, to_path in includes],
-            ignore=spec.ignore,
-        )
+            ctx.status.pop("sourceVerificationMode", None)
+        packaged = self._package(files, includes, spec.ignore)
         artifact = make_artifact(
             kind=self.kind.kind,
             namespace=namespace,
@@ -130,8 +177,26 @@ class GitRepositoryReconciler(Reconciler[GitRepositorySpec]):
                 f"stored artifact for commit '{subject}'",
                 {"source.toolkit.fluxcd.io/revision": commit.revision},
             )
-        self._recipes[ctx.key] = _Recipe(commit.sha, spec.ignore, include_ids, verify_mode)
-        self._report(ctx, artifact, spec)
+        self._recipes[ctx.key] = _Recipe.of(commit.sha, spec, includes, sparse)
+        self._report(ctx, artifact, includes)
+
+    def _package(self, files: Tree, includes: Sequence[_Included], ignore: str | None) -> Tree:
+        """The artifact's tree: the fetched files, includes copied in, ignore rules applied.
+        GitRepositories on one commit with the same settings get it made once."""
+        key = (files.digest, ignore, tuple(included.digest for _, included, _, _ in includes))
+        made = self._packaged.get(key)
+        if made is None:
+            merged = git.artifact_files(
+                files,
+                [(included.files, source, target) for _, included, source, target in includes],
+                ignore=ignore,
+            )
+            made = self.cache.store.tree(merged)
+        self._packaged[key] = made
+        self._packaged.move_to_end(key)
+        while len(self._packaged) > _PACKAGED_KEPT:
+            self._packaged.popitem(last=False)
+        return made
 
     async def _remote_sha(
         self, url: str, ref: GitRepositoryRef, auth: git.GitAuth, time_limit: float
@@ -143,19 +208,26 @@ class GitRepositoryReconciler(Reconciler[GitRepositorySpec]):
         return sha
 
     def _report(
-        self, ctx: Context[GitRepositorySpec], artifact: Artifact, spec: GitRepositorySpec
+        self, ctx: Context[GitRepositorySpec], artifact: Artifact, includes: Sequence[_Included]
     ) -> None:
+        """Status of a stored artifact, with what it was made from as Flux records it
+        (each observation absent when its field is unset, as Flux's omitempty leaves it)."""
         status = ctx.status
+        spec = ctx.spec
+        raw_spec = ctx.obj.get("spec") or {}
         status["artifact"] = artifact.to_status()
-        if spec.ignore is not None:
-            status["observedIgnore"] = spec.ignore
-        else:
-            status.pop("observedIgnore", None)
-        raw_includes = (ctx.obj.get("spec") or {}).get("include")
-        if raw_includes:
-            status["observedInclude"] = raw_includes
-        else:
-            status.pop("observedInclude", None)
+        observed: dict[str, object] = {
+            "includedArtifacts": [included.to_status() for _, included, _, _ in includes],
+            "observedIgnore": spec.ignore,
+            "observedRecurseSubmodules": spec.recurse_submodules,
+            "observedInclude": raw_spec.get("include"),
+            "observedSparseCheckout": list(spec.sparse_checkout),
+        }
+        for field, value in observed.items():
+            if value is None or value is False or value == []:
+                status.pop(field, None)
+            else:
+                status[field] = value
         message = f"stored artifact for revision '{artifact.revision}'"
         conditions.mark_true(
             status, ARTIFACT_IN_STORAGE, "Succeeded", message, generation=ctx.generation
@@ -165,22 +237,15 @@ class GitRepositoryReconciler(Reconciler[GitRepositorySpec]):
         ctx.ready_message = message
 
     async def _auth(self, namespace: str, spec: GitRepositorySpec) -> git.GitAuth:
-        if spec.secret_ref is None:
-            return git.GitAuth()
         try:
-            data = await self.objects.secret_data(namespace, spec.secret_ref.name)
-        except SecretNotFound as error:
+            return await git.repository_auth(self.objects, namespace, spec)
+        except git.CredentialsError as error:
             raise ReconcileError(
-                "AuthenticationFailed",
-                f"failed to get credentials: {error}: create it or fix spec.secretRef",
-                condition=FETCH_FAILED,
+                error.reason, error.message, condition=FETCH_FAILED, stalled=error.stalled
             ) from error
-        return git.auth_from_secret(data)
 
-    def _includes(
-        self, ctx: Context[GitRepositorySpec]
-    ) -> list[tuple[ObjectKey, Artifact, str, str]]:
-        found: list[tuple[ObjectKey, Artifact, str, str]] = []
+    def _includes(self, ctx: Context[GitRepositorySpec]) -> list[_Included]:
+        found: list[_Included] = []
         keys = [
             ObjectKey(self.kind.kind, ctx.key.namespace, include.repository.name)
             for include in ctx.spec.include or ()
@@ -280,3 +345,24 @@ class GitRepositoryReconciler(Reconciler[GitRepositorySpec]):
             f"failed to checkout and determine revision: {error}",
             condition=FETCH_FAILED,
         )
+
+
+def _refuse_unsupported(spec: GitRepositorySpec) -> None:
+    """Stall on fields fluxd does not serve yet, rather than ignoring them silently."""
+    unsupported = []
+    if spec.provider in ("aws", "azure"):
+        unsupported.append(f"spec.provider '{spec.provider}' (cloud workload identity)")
+    if unsupported:
+        raise ReconcileError(
+            "UnsupportedField",
+            f"{', '.join(unsupported)} not supported by fluxd yet; remove the field(s)",
+            stalled=True,
+        )
+
+
+def _sparse_checkout(spec: GitRepositorySpec) -> git.SparseCheckout:
+    """``spec.sparseCheckout``, normalised; Stalled when an entry leaves the repository."""
+    try:
+        return git.SparseCheckout.from_spec(spec.sparse_checkout)
+    except git.InvalidSparsePath as error:
+        raise ReconcileError("InvalidSparseCheckout", str(error), stalled=True) from error

@@ -36,6 +36,8 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Protocol
 
+from fluxd.sources.store import Tree
+
 __all__ = [
     "Artifact",
     "artifact_path",
@@ -176,10 +178,17 @@ def make_artifact(
     (`main@sha1:<hex>` -> the commit), or the tarball's own digest when the revision
     has none.
     """
-    frozen = MappingProxyType(dict(sorted(files.items())))
-    digest = _Digest()
-    write_tarball(frozen, digest, executables=executables)
-    digest_hex = digest.sha256.hexdigest()
+    frozen: Mapping[str, bytes]
+    if isinstance(files, Tree):
+        frozen = files
+        if executables:
+            digest_hex, size = _tarball_digest(files, executables)
+        else:
+            files.tarball = files.tarball or _tarball_digest(files, executables)
+            digest_hex, size = files.tarball
+    else:
+        frozen = MappingProxyType(dict(sorted(files.items())))
+        digest_hex, size = _tarball_digest(frozen, executables)
     if file_name is None:
         file_name = f"{_revision_hex(revision) or digest_hex}.tar.gz"
     path = artifact_path(kind=kind, namespace=namespace, name=name, file_name=file_name)
@@ -187,13 +196,19 @@ def make_artifact(
     return Artifact(
         revision=revision,
         digest=f"sha256:{digest_hex}",
-        size=digest.size,
+        size=size,
         path=path,
         url=artifact_url(base_url, path),
         last_update_time=when,
         files=frozen,
         executables=frozenset(executables),
     )
+
+
+def _tarball_digest(files: Mapping[str, bytes], executables: Collection[str]) -> tuple[str, int]:
+    digest = _Digest()
+    write_tarball(files, digest, executables=executables)
+    return digest.sha256.hexdigest(), digest.size
 
 
 def _revision_hex(revision: str) -> str | None:

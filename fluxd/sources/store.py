@@ -48,13 +48,16 @@ class StoreStats:
 class Tree(Mapping[str, bytes]):
     """The files of an artifact: path -> content, read from the store on demand."""
 
-    __slots__ = ("__weakref__", "_ids", "_store", "digest", "size")
+    __slots__ = ("__weakref__", "_ids", "_store", "digest", "size", "tarball")
 
     def __init__(self, store: ContentStore, digest: str, ids: dict[str, str], size: int) -> None:
         self._store = store
-        self._ids = ids
+        self._ids = ids  # sorted by path
         self.digest = digest
         self.size = size
+        #: sha256 hex and length of the tree's tarball (no executables), once computed:
+        #: every artifact of this tree has the same one.
+        self.tarball: tuple[str, int] | None = None
 
     def __getitem__(self, path: str) -> bytes:
         return self._store.read(self._ids[path])

@@ -4,28 +4,42 @@
   ``GitRepositoryRef`` defines it), ``ls-remote`` and shallow fetches with dulwich,
   revision strings;
 - :mod:`~fluxd.sources.git.transport`: http(s), ssh and git:// clients with credentials;
-- :mod:`~fluxd.sources.git.credentials`: those credentials from a Secret's data;
+- :mod:`~fluxd.sources.git.credentials`: those credentials from a GitRepository's
+  Secrets and provider;
+- :mod:`~fluxd.sources.git.proxy`: the ``spec.proxySecretRef`` proxy;
+- :mod:`~fluxd.sources.git.github_app`: GitHub App installation tokens;
+- :mod:`~fluxd.sources.git.shared`: one fetch per commit for every GitRepository
+  that wants it;
+- :mod:`~fluxd.sources.git.submodules`: a commit's submodules fetched into its tree;
+- :mod:`~fluxd.sources.git.sparse`: the ``spec.sparseCheckout`` paths kept of it;
 - :mod:`~fluxd.sources.git.includes`: an artifact's files from the commit, its
   includes and the ignore rules;
 - :mod:`~fluxd.sources.git.verify`: PGP and SSH signatures of commits and tags.
 """
 
-from fluxd.sources.git.credentials import auth_from_secret
+from fluxd.sources.git.credentials import CredentialsError, auth_from_secret, repository_auth
 from fluxd.sources.git.includes import artifact_files, include_paths
 from fluxd.sources.git.remote import Commit, fetch, format_revision, resolve
+from fluxd.sources.git.shared import SharedFetches
+from fluxd.sources.git.sparse import InvalidSparsePath, SparseCheckout
 from fluxd.sources.git.transport import GitAuth, GitError
 from fluxd.sources.git.verify import VerificationError, verify_signature
 
 __all__ = [
     "Commit",
+    "CredentialsError",
     "GitAuth",
     "GitError",
+    "InvalidSparsePath",
+    "SharedFetches",
+    "SparseCheckout",
     "VerificationError",
     "artifact_files",
     "auth_from_secret",
     "fetch",
     "format_revision",
     "include_paths",
+    "repository_auth",
     "resolve",
     "verify_signature",
 ]

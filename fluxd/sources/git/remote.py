@@ -3,7 +3,10 @@
 ``resolve`` is the cheap "did it move?" check: one ls-remote, no objects.
 ``fetch`` downloads the chosen commit (shallow where it can) into a dulwich
 ``MemoryRepo`` and returns its file tree as ``{posix path: bytes}``; nothing
-touches the disk.
+touches the disk. On request it also fetches the commit's submodules (see
+:mod:`~fluxd.sources.git.submodules`; each pinned commit is asked for directly, depth
+1, with the parent's credentials) and keeps only the ``spec.sparseCheckout`` paths
+(see :mod:`~fluxd.sources.git.sparse`).
 
 Reference precedence and revision strings follow Flux v1:
 
@@ -50,6 +53,8 @@ from dulwich.repo import MemoryRepo
 
 from fluxd import semver
 from fluxd.api import GitRepositoryRef
+from fluxd.sources.git.sparse import FULL_CHECKOUT, SparseCheckout
+from fluxd.sources.git.submodules import Snapshot, populate
 from fluxd.sources.git.transport import GitAuth, GitError, open_client, redact_url
 
 if TYPE_CHECKING:
@@ -101,13 +106,27 @@ async def fetch(
     ref: GitRepositoryRef,
     auth: GitAuth,
     timeout: float,  # noqa: ASYNC109 - the reconciler passes spec.timeout through
+    *,
+    recurse_submodules: bool = False,
+    sparse: SparseCheckout = FULL_CHECKOUT,
 ) -> tuple[Commit, dict[str, bytes]]:
     """The commit ``ref`` points at and its files; GitError on any failure.
 
     Files are regular blobs by path; a symlink maps to its target path as
-    bytes; submodules (gitlinks) are skipped, as Flux does by default.
+    bytes. Submodules (gitlinks) are left out, as Flux does by default, unless
+    ``recurse_submodules``: then their files are fetched too, nested ones included.
+    With ``sparse`` paths, only those are kept, and a listed path the tree does not
+    have is a GitError. The whole fetch, submodules included, runs under ``timeout``.
     """
-    work = functools.partial(_fetch_sync, url, ref, auth, timeout)
+    work = functools.partial(
+        _fetch_sync,
+        url,
+        ref,
+        auth,
+        timeout,
+        recurse_submodules=recurse_submodules,
+        sparse=sparse,
+    )
     return await _in_thread(url, ref, timeout, work)
 
 
@@ -237,14 +256,68 @@ def _ls_remote(url: str, ref: GitRepositoryRef, auth: GitAuth, timeout: float) -
 
 
 def _fetch_sync(
-    url: str, ref: GitRepositoryRef, auth: GitAuth, timeout: float
+    url: str,
+    ref: GitRepositoryRef,
+    auth: GitAuth,
+    timeout: float,
+    *,
+    recurse_submodules: bool = False,
+    sparse: SparseCheckout = FULL_CHECKOUT,
 ) -> tuple[Commit, dict[str, bytes]]:
-    return _guarded(url, ref, auth, functools.partial(_fetch_objects, url, ref, auth, timeout))
+    def work() -> tuple[Commit, dict[str, bytes]]:
+        commit, snapshot = _fetch_objects(url, ref, auth, timeout)
+        if recurse_submodules:
+            fetch_commit = functools.partial(_fetch_commit, auth, timeout)
+            snapshot = populate(snapshot, url, fetch_commit, wanted=sparse.reaches)
+        missing = sparse.missing(snapshot.files, snapshot.gitlinks)
+        if missing:
+            listed = ", ".join(f"'{path}'" for path in missing)
+            raise GitError(
+                f"sparse checkout dir {listed} (spec.sparseCheckout) does not exist in the"
+                f" repository at commit '{commit.sha}'"
+            )
+        return commit, sparse.select(snapshot.files)
+
+    return _guarded(url, ref, auth, work)
+
+
+def _fetch_commit(auth: GitAuth, timeout: float, url: str, sha: str) -> Snapshot:
+    """The tree of commit ``sha`` at ``url``, asked for by id at depth 1 (a submodule's
+    pinned commit need not be a branch tip); GitError explaining any failure."""
+    target = sha.encode("ascii")
+    try:
+        client, path = open_client(url, auth, timeout)
+        repo = MemoryRepo()
+        try:
+            client.fetch(
+                path.encode(),
+                repo,
+                determine_wants=lambda refs, depth=None: [ObjectID(target)],
+                depth=1,
+            )
+        finally:
+            client.close()
+        _, snapshot = _checkout(repo, _Selection("", (target,), target))
+    except GitError:
+        raise
+    except HangupException as exc:
+        # What a server does when asked for an object it will not send (over HTTP
+        # without a word on stderr), so say what the likely causes are.
+        cause, reason = _explain(exc)
+        raise GitError(
+            f"{cause} when asked for the commit: it does not have it (was it pushed?) or"
+            " does not serve commits by id (protocol v2 servers do)",
+            reason=reason,
+        ) from exc
+    except Exception as exc:
+        cause, reason = _explain(exc)
+        raise GitError(cause, reason=reason) from exc
+    return snapshot
 
 
 def _fetch_objects(
     url: str, ref: GitRepositoryRef, auth: GitAuth, timeout: float
-) -> tuple[Commit, dict[str, bytes]]:
+) -> tuple[Commit, Snapshot]:
     client, path = open_client(url, auth, timeout)
     repo = MemoryRepo()
     chosen: list[_Selection] = []
@@ -289,7 +362,7 @@ def _do_fetch(
     )
 
 
-def _checkout(repo: MemoryRepo, selection: _Selection) -> tuple[Commit, dict[str, bytes]]:
+def _checkout(repo: MemoryRepo, selection: _Selection) -> tuple[Commit, Snapshot]:
     store = repo.object_store
     if ObjectID(selection.target) not in store:
         raise _Missing(
@@ -317,24 +390,24 @@ def _checkout(repo: MemoryRepo, selection: _Selection) -> tuple[Commit, dict[str
         tag_payload=tag_payload,
         tag_signature=tag_signature,
     )
-    files: dict[str, bytes] = {}
-    _walk(store, obj.tree, "", files)
-    return commit, files
+    snapshot = Snapshot({})
+    _walk(store, obj.tree, "", snapshot)
+    return commit, snapshot
 
 
-def _walk(store: object, tree_id: bytes, prefix: str, files: dict[str, bytes]) -> None:
+def _walk(store: object, tree_id: bytes, prefix: str, snapshot: Snapshot) -> None:
     tree = store[tree_id]  # type: ignore[index]
     assert isinstance(tree, Tree)
     for entry in tree.iteritems():
         name = prefix + entry.path.decode("utf-8", "surrogateescape")
         if stat.S_ISDIR(entry.mode):
-            _walk(store, entry.sha, name + "/", files)
-        elif stat.S_IFMT(entry.mode) == 0o160000:  # gitlink: a submodule, skipped
-            continue
+            _walk(store, entry.sha, name + "/", snapshot)
+        elif stat.S_IFMT(entry.mode) == 0o160000:  # gitlink: a submodule's pinned commit
+            snapshot.gitlinks[name] = entry.sha.decode("ascii")
         else:
             blob = store[entry.sha]  # type: ignore[index]
             assert isinstance(blob, Blob)
-            files[name] = blob.data
+            snapshot.files[name] = blob.data
 
 
 # --- errors ------------------------------------------------------------------------------
@@ -402,19 +475,27 @@ def _explain(exc: Exception) -> tuple[str, str]:
 def _explain_http(exc: GitProtocolError) -> tuple[str, str]:
     # dulwich flattens urllib3's errors into a GitProtocolError whose text is a
     # long pool repr; the exception chain still says what actually happened.
-    root: BaseException = exc
-    while root.__cause__ is not None:
-        root = root.__cause__
-    if isinstance(root, urllib3.exceptions.MaxRetryError) and root.reason is not None:
-        root = root.reason
-    if isinstance(root, urllib3.exceptions.NameResolutionError):
+    causes: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and link not in causes:
+        causes.append(link)
+        if isinstance(link, urllib3.exceptions.MaxRetryError) and link.__cause__ is None:
+            link = link.reason
+        else:
+            link = link.__cause__
+
+    def seen(kind: type[BaseException]) -> bool:
+        return any(isinstance(cause, kind) for cause in causes)
+
+    # NameResolutionError is a NewConnectionError, which is a urllib3 TimeoutError.
+    if seen(urllib3.exceptions.NameResolutionError):
         return "cannot resolve the host name: check the URL", "GitOperationFailed"
-    if isinstance(root, urllib3.exceptions.NewConnectionError):
+    if seen(urllib3.exceptions.NewConnectionError):
         return "connection refused: is the server running and the port right?", "GitOperationFailed"
-    if isinstance(root, urllib3.exceptions.TimeoutError):
+    if seen(urllib3.exceptions.TimeoutError):
         return "the server did not answer in time", "GitOperationFailed"
-    text = str(root)
-    if isinstance(root, urllib3.exceptions.SSLError) or "certificate verify failed" in text:
+    text = str(causes[-1])
+    if seen(urllib3.exceptions.SSLError) or "certificate verify failed" in text:
         return (
             f"TLS certificate verification failed ({text}); set ca.crt in the Secret"
             " for a private CA",

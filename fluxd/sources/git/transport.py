@@ -8,6 +8,11 @@ worker thread running dulwich cannot hang forever on a silent server.
 SSH goes through paramiko behind dulwich's ``SSHVendor`` seam: no ``ssh`` binary,
 no files on disk, and host keys are checked strictly against the Secret's
 ``known_hosts`` as Flux does (an unknown or changed host key is an error).
+
+With a proxy (``spec.proxySecretRef``), http(s) goes through a urllib3 ``ProxyManager``
+built by :func:`http_pool` with the same timeouts and TLS context, the pool the GitHub
+App token requests use too; a failure at the proxy is reported as the proxy's, by name,
+not as the git server's. Other schemes refuse a proxy rather than bypassing it.
 """
 
 from __future__ import annotations
@@ -22,19 +27,31 @@ from urllib.parse import urlsplit, urlunsplit
 
 import paramiko
 import urllib3
+import urllib3.exceptions
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from dulwich.client import (
     GitClient,
+    HTTPProxyUnauthorized,
     SSHGitClient,
     SSHVendor,
     TCPGitClient,
     Urllib3HttpGitClient,
 )
+from dulwich.errors import GitProtocolError
 
-__all__ = ["GitAuth", "GitError", "ParamikoSSHVendor", "open_client", "redact_url"]
+from fluxd.sources.git.proxy import Proxy, ProxyConfigError, refuse_url
+
+__all__ = [
+    "GitAuth",
+    "GitError",
+    "ParamikoSSHVendor",
+    "http_pool",
+    "open_client",
+    "redact_url",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,6 +65,7 @@ class GitAuth:
     identity: bytes | None = None  # identity, PEM or OpenSSH private key
     passphrase: str | None = None  # password, when the identity is encrypted
     known_hosts: bytes | None = None  # known_hosts, required for ssh
+    proxy: Proxy | None = None  # from spec.proxySecretRef
 
     def __repr__(self) -> str:
         # Never let a stray log line or traceback print a secret.
@@ -57,6 +75,8 @@ class GitAuth:
     def secrets(self) -> list[str]:
         """Secret strings that must never appear in a message."""
         values = [self.password, self.bearer_token, self.passphrase]
+        if self.proxy is not None:
+            values.append(self.proxy.password)
         return [v for v in values if v]
 
 
@@ -88,6 +108,10 @@ def open_client(url: str, auth: GitAuth, timeout: float) -> tuple[GitClient, str
     parts = urlsplit(url)
     if not parts.hostname:
         raise GitError(f"invalid git URL '{redact_url(url)}': no host", reason="URLInvalid")
+    try:
+        refuse_url(url, auth.proxy)
+    except ProxyConfigError as error:
+        raise GitError(str(error), reason="GitOperationFailed") from error
     if parts.scheme in ("http", "https"):
         return _http_client(url, auth, timeout), parts.path
     if parts.scheme == "git":
@@ -105,19 +129,43 @@ def open_client(url: str, auth: GitAuth, timeout: float) -> tuple[GitClient, str
     )
 
 
+def http_pool(
+    *,
+    headers: dict[str, str],
+    ca_file: bytes | None,
+    proxy: Proxy | None,
+    timeout: float,
+) -> urllib3.PoolManager:
+    """A urllib3 pool whose waits end after ``timeout`` seconds, trusting ``ca_file`` (or
+    the system store) for https, through ``proxy`` when one is given."""
+    options: dict[str, Any] = {
+        "headers": headers,
+        "ssl_context": _tls_context(ca_file),
+        "timeout": urllib3.Timeout(connect=timeout, read=timeout),
+        # Fail on the first refused connection instead of retrying inside the
+        # deadline; redirects (e.g. http -> https) are still followed.
+        "retries": urllib3.Retry(total=5, connect=0, read=0, status=0, other=0, redirect=5),
+    }
+    if proxy is None:
+        return urllib3.PoolManager(**options)
+    return urllib3.ProxyManager(
+        proxy.url,
+        proxy_headers=proxy.headers(),
+        proxy_ssl_context=_tls_context(None) if proxy.url.startswith("https:") else None,
+        **options,
+    )
+
+
 def _http_client(url: str, auth: GitAuth, timeout: float) -> GitClient:
     parts = urlsplit(url)
     headers = {"User-Agent": "git/2.0 (fluxd)"}
     if auth.bearer_token:
         headers["Authorization"] = f"Bearer {auth.bearer_token}"
-    context = _tls_context(auth.ca_file) if parts.scheme == "https" else None
-    pool = urllib3.PoolManager(
+    pool = http_pool(
         headers=headers,
-        ssl_context=context,
-        timeout=urllib3.Timeout(connect=timeout, read=timeout),
-        # Fail on the first refused connection instead of retrying inside the
-        # deadline; redirects (e.g. http -> https) are still followed.
-        retries=urllib3.Retry(total=5, connect=0, read=0, status=0, other=0, redirect=5),
+        ca_file=auth.ca_file if parts.scheme == "https" else None,
+        proxy=auth.proxy,
+        timeout=timeout,
     )
     username = auth.username
     if username is None and parts.username is not None:
@@ -126,13 +174,70 @@ def _http_client(url: str, auth: GitAuth, timeout: float) -> GitClient:
     if username is None and password is not None:
         username = ""
     base_url = redact_url(url)
-    return Urllib3HttpGitClient(
-        base_url, pool_manager=pool, username=username, password=password, timeout=timeout
+    if auth.proxy is None:
+        return Urllib3HttpGitClient(
+            base_url, pool_manager=pool, username=username, password=password, timeout=timeout
+        )
+    return _ProxiedHttpGitClient(
+        base_url,
+        proxy=auth.proxy,
+        pool_manager=pool,
+        username=username,
+        password=password,
+        timeout=timeout,
     )
+
+
+class _ProxiedHttpGitClient(Urllib3HttpGitClient):
+    """Smart-HTTP client through a proxy: what fails at the proxy is reported as the
+    proxy's (dulwich would blame the git server, or print urllib3's pool repr)."""
+
+    def __init__(self, base_url: str, *, proxy: Proxy, **kwargs: Any) -> None:
+        super().__init__(base_url, **kwargs)
+        self._proxy = proxy
+
+    def _http_request(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super()._http_request(*args, **kwargs)
+        except HTTPProxyUnauthorized as exc:
+            raise self._proxy_error("rejected the credentials (HTTP 407)") from exc
+        except GitProtocolError as exc:
+            cause = _proxy_cause(exc)
+            if cause is None:
+                raise
+            raise self._proxy_error(cause) from exc
+
+    def _proxy_error(self, what: str) -> GitError:
+        hint = (
+            "check username/password in the spec.proxySecretRef Secret"
+            if "407" in what
+            else "check 'address' in the spec.proxySecretRef Secret and that the proxy runs"
+        )
+        return GitError(f"proxy '{self._proxy.url}' {what}: {hint}", reason="GitOperationFailed")
+
+
+def _proxy_cause(exc: BaseException) -> str | None:
+    """What went wrong at the proxy, if urllib3 says the failure happened there."""
+    link: BaseException | None = exc
+    while link is not None and not isinstance(link, urllib3.exceptions.ProxyError):
+        if isinstance(link, urllib3.exceptions.MaxRetryError) and link.reason is not None:
+            link = link.reason
+        else:
+            link = link.__cause__
+    if link is None:
+        return None
+    original = link.original_error
+    if isinstance(original, urllib3.exceptions.NewConnectionError):
+        return "refused the connection"
+    text = str(original)
+    if "407" in text:
+        return "rejected the credentials (HTTP 407)"
+    return f"failed: {text}"
 
 
 @functools.lru_cache(maxsize=64)
 def _tls_context(ca_file: bytes | None) -> ssl.SSLContext:
+    """An SSL context trusting the system store, plus ``ca_file`` (PEM) when given."""
     # Loading the system trust store costs ~100ms; contexts are reusable and
     # thread-safe once built, so build one per distinct CA bundle.
     context = ssl.create_default_context()
