@@ -349,6 +349,8 @@ class _GitHTTPHandler(http.server.BaseHTTPRequestHandler):
         scheme, _, rest = path.lstrip("/").partition("/")
         body = self._body() if self.command == "POST" else b""
         self.server.requests.append((self.command, path, self.headers.get("Authorization")))
+        if _asks_for_objects(body):
+            self.server.fetches.append(path)
         if scheme not in ("public", "basic", "bearer"):
             self._reply(404, [], b"unknown auth prefix\n")
             return
@@ -400,6 +402,12 @@ class _GitHTTPHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
+def _asks_for_objects(body: bytes) -> bool:
+    """Whether an upload-pack request body is a fetch: protocol v2's ``command=fetch``,
+    or v0's want lines (a v2 ``command=ls-refs`` only lists refs)."""
+    return b"command=fetch" in body or (b"want " in body and b"command=" not in body)
+
+
 class _GitHTTPServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
@@ -407,6 +415,7 @@ class _GitHTTPServer(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _GitHTTPHandler)
         self.root = root
         self.requests: list[tuple[str, str, str | None]] = []
+        self.fetches: list[str] = []
         if context is not None:
             self.socket = context.wrap_socket(self.socket, server_side=True)
 
@@ -422,6 +431,7 @@ class GitHTTPServer:
     port: int
     ca_pem: bytes | None  # the CA that signed the server certificate (https only)
     requests: list[tuple[str, str, str | None]]  # (method, path, Authorization) seen
+    fetches: list[str]  # paths of the requests that asked for objects (not ref listings)
 
     def url(self, remote: GitRemote, auth: str = "public") -> str:
         """``auth`` is ``public``, ``basic`` or ``bearer``."""
@@ -444,7 +454,7 @@ def _serve_http(root: Path, context: ssl.SSLContext | None) -> Iterator[_GitHTTP
 @pytest.fixture(scope="session")
 def git_http(git_root: RepoRoot) -> Iterator[GitHTTPServer]:
     with _serve_http(git_root.path, None) as server:
-        yield GitHTTPServer("http", server.server_address[1], None, server.requests)
+        yield GitHTTPServer("http", server.server_address[1], None, server.requests, server.fetches)
 
 
 @dataclass(frozen=True)
@@ -533,7 +543,9 @@ def git_https(git_root: RepoRoot) -> Iterator[GitHTTPServer]:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(tls_dir / "server.crt", tls_dir / "server.key")
     with _serve_http(git_root.path, context) as server:
-        yield GitHTTPServer("https", server.server_address[1], ca.cert_pem, server.requests)
+        yield GitHTTPServer(
+            "https", server.server_address[1], ca.cert_pem, server.requests, server.fetches
+        )
 
 
 # --- sshd ---------------------------------------------------------------------------------

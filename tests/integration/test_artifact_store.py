@@ -38,6 +38,24 @@ async def budgeted(api_client: ApiClient, namespace: str, tmp_path: Path) -> Asy
         yield running
 
 
+async def test_sources_on_one_commit_fetch_it_once_and_serve_one_tree(
+    fluxd: Fluxd, git_remote: GitRemote, git_http: GitHTTPServer
+) -> None:
+    git_remote.commit({f"apps/{n}/cm.yaml": f"n: {n}\n" for n in range(3)})
+    url = git_http.url(git_remote)
+    teams = [f"team-{n}" for n in range(4)]
+    for team in teams:
+        await fluxd.create(GIT_REPOSITORY, team, {"interval": "1h", "url": url})
+    repos = [await fluxd.wait_ready(GIT_REPOSITORY, team) for team in teams]
+
+    assert len({repo["status"]["artifact"]["digest"] for repo in repos}) == 1
+    # Each asked for the remote's refs; one fetched the commit.
+    fetches = [path for path in git_http.fetches if f"/{git_remote.name}/" in path]
+    assert len(fetches) == 1
+    stats = fluxd.daemon.cache.store.stats()
+    assert (stats.trees, stats.contents) == (1, 3)
+
+
 async def test_under_a_small_budget_contents_spill_and_every_consumer_works(
     budgeted: Fluxd, git_remote: GitRemote, git_http: GitHTTPServer
 ) -> None:
