@@ -94,6 +94,13 @@ def add_run_command(commands: argparse._SubParsersAction[argparse.ArgumentParser
         "temporary directory)",
     )
     run.add_argument(
+        "--artifact-max-mib",
+        type=int,
+        default=_DEFAULTS.artifact_max_mib,
+        help="MiB an artifact's files may total; a larger source is Ready=False "
+        "(default: no limit)",
+    )
+    run.add_argument(
         "--grace-period",
         type=float,
         default=_DEFAULTS.grace_period,

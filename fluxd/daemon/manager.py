@@ -84,6 +84,9 @@ class Daemon:
                 cache=self.cache,
                 artifact_base_url=self._artifact_base_url(),
                 track_sources=self.scheduler.track_sources,
+                max_artifact_bytes=options.artifact_max_mib * 2**20
+                if options.artifact_max_mib
+                else None,
             ),
             KustomizationReconciler(
                 objects=self.objects,

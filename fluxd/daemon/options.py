@@ -38,3 +38,5 @@ class Options:
     artifact_memory_mib: int | None = None
     #: Where contents beyond the memory budget go (default: a temporary directory).
     artifact_spill_dir: str | None = None
+    #: MiB an artifact's files may total; a larger source is refused by name. None: no limit.
+    artifact_max_mib: int | None = None

@@ -112,8 +112,10 @@ class GitRepositoryReconciler(Reconciler[GitRepositorySpec]):
         cache: ArtifactCache,
         artifact_base_url: str,
         track_sources: Callable[[ObjectKey, Iterable[ObjectKey]], None],
+        max_artifact_bytes: int | None = None,
     ) -> None:
         self.objects = objects
+        self.max_artifact_bytes = max_artifact_bytes
         self.cache = cache
         self.artifact_base_url = artifact_base_url
         self.track_sources = track_sources
@@ -161,6 +163,14 @@ class GitRepositoryReconciler(Reconciler[GitRepositorySpec]):
             conditions.delete(ctx.status, SOURCE_VERIFIED)
             ctx.status.pop("sourceVerificationMode", None)
         packaged = self._package(files, includes, spec.ignore)
+        if self.max_artifact_bytes is not None and packaged.size > self.max_artifact_bytes:
+            raise ReconcileError(
+                "ArtifactTooLarge",
+                f"the files of '{commit.revision}' total {packaged.size / 2**20:.1f} MiB, over "
+                f"the {self.max_artifact_bytes / 2**20:.0f} MiB fluxd allows an artifact "
+                "(--artifact-max-mib): leave out what the cluster does not need with "
+                "spec.ignore or spec.sparseCheckout",
+            )
         artifact = make_artifact(
             kind=self.kind.kind,
             namespace=namespace,

@@ -11,6 +11,7 @@ import pytest
 from kubernetes_asyncio.client import ApiClient
 
 from fluxd.api import GIT_REPOSITORY, KUSTOMIZATION
+from fluxd.runtime import conditions
 from tests.gitservers import GitHTTPServer, GitRemote
 from tests.integration.conftest import Fluxd, namespaced_fluxd
 from tests.integration.kustomizations import CONFIGMAPS, kustomization, live
@@ -90,3 +91,26 @@ async def test_under_a_small_budget_contents_spill_and_every_consumer_works(
     assert (stats.trees, stats.contents) == (1, 3)
     assert stats.memory_bytes <= 2**20
     assert stats.disk_bytes > 0
+
+
+async def test_a_source_over_the_size_limit_is_refused_by_name_until_it_shrinks(
+    api_client: ApiClient, namespace: str, git_remote: GitRemote, git_http: GitHTTPServer
+) -> None:
+    git_remote.commit(
+        {"deploy/cm.yaml": "apiVersion: v1\nkind: ConfigMap\n", "videos/demo.txt": "x" * 1536 * KIB}
+    )
+    async with namespaced_fluxd(api_client, namespace, artifact_max_mib=1) as limited:
+        await limited.create(
+            GIT_REPOSITORY, "big", {"interval": "1h", "url": git_http.url(git_remote)}
+        )
+        refused = await limited.wait_not_ready(GIT_REPOSITORY, "big", "ArtifactTooLarge")
+        ready = conditions.get(refused["status"], conditions.READY)
+        assert ready is not None
+        message = ready["message"]
+        assert "1.5 MiB" in message
+        assert "--artifact-max-mib" in message
+        assert "artifact" not in refused["status"], "nothing stored"
+
+        await limited.patch(GIT_REPOSITORY, "big", {"spec": {"ignore": "/videos/\n"}})
+        ready = await limited.wait_ready(GIT_REPOSITORY, "big")
+        assert set(await artifact_files(limited, ready)) == {"deploy/cm.yaml"}
