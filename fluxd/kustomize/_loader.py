@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import posixpath
 import re
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -130,21 +131,16 @@ class Files:
 
     def __init__(self, files: Mapping[str, bytes]) -> None:
         self._source = files
-        self._files: dict[str, str] = {}  # normalized path -> key in ``files``
-        self._dirs: set[str] = {"."}
-        for raw in files:
-            path = posixpath.normpath(raw.lstrip("/")) if raw else "."
-            if path == ".." or path.startswith("../"):
-                raise KustomizeError(f"invalid path {raw!r} in the source artifact")
-            if raw.endswith("/") or path == ".":
-                # A directory entry (as archives list them): nothing to read.
-                parent = path
-            else:
-                self._files[path] = raw
-                parent = posixpath.dirname(path)
-            while parent and parent != ".":
-                self._dirs.add(parent)
-                parent = posixpath.dirname(parent)
+        index = _INDEXES.get(id(files))
+        if index is None:
+            index = _index(files)
+            try:
+                # A shared artifact tree is built from many times: index it once.
+                weakref.finalize(files, _INDEXES.pop, id(files), None)
+                _INDEXES[id(files)] = index
+            except TypeError:
+                pass  # a plain dict (a local build, a test): indexed per build
+        self._files, self._dirs = index
 
     def is_file(self, path: str) -> bool:
         return path in self._files
@@ -177,6 +173,31 @@ class Files:
                 yield from self.walk_files(path)
             else:
                 yield path
+
+
+#: Indexes of the weakly referenceable file maps (artifact trees) by id, while they live.
+_INDEXES: dict[int, tuple[dict[str, str], set[str]]] = {}
+
+
+def _index(files: Mapping[str, bytes]) -> tuple[dict[str, str], set[str]]:
+    """Normalized path -> key in ``files``, and every directory, of a file map."""
+    paths: dict[str, str] = {}
+    dirs: set[str] = {"."}
+    for raw in files:
+        path = posixpath.normpath(raw.lstrip("/")) if raw else "."
+        if path == ".." or path.startswith("../"):
+            raise KustomizeError(f"invalid path {raw!r} in the source artifact")
+        if raw.endswith("/") or path == ".":
+            # A directory entry (as archives list them): nothing to read.
+            parent = path
+        else:
+            paths[path] = raw
+            parent = posixpath.dirname(path)
+        # Stop at the first known directory: its parents are known too.
+        while parent and parent not in dirs:
+            dirs.add(parent)
+            parent = posixpath.dirname(parent)
+    return paths, dirs
 
 
 def join(directory: str, name: str) -> str:
