@@ -16,18 +16,20 @@ from fluxd.kustomize._model import KustomizeError
 __all__ = ["dump_documents", "load_documents", "load_values"]
 
 
-def load_documents(raw: bytes, *, source: str) -> list[dict[str, Any]]:
+def load_documents(
+    raw: bytes, *, source: str, kyaml_round_trip: bool = True
+) -> list[dict[str, Any]]:
     """The objects in ``raw``; see :func:`fluxd.yaml.load_documents`."""
     try:
-        return yaml.load_documents(raw, source=source)
+        return yaml.load_documents(raw, source=source, kyaml_round_trip=kyaml_round_trip)
     except yaml.YamlError as error:
         raise KustomizeError(str(error)) from error
 
 
-def load_values(raw: bytes, *, source: str) -> list[Any]:
+def load_values(raw: bytes, *, source: str, kyaml_round_trip: bool = False) -> list[Any]:
     """Each document's value; see :func:`fluxd.yaml.load_values`."""
     try:
-        return yaml.load_values(raw, source=source)
+        return yaml.load_values(raw, source=source, kyaml_round_trip=kyaml_round_trip)
     except yaml.YamlError as error:
         raise KustomizeError(str(error)) from error
 

@@ -352,7 +352,8 @@ def read_kustomization(
     if not rewritten:
         # kustomize renames the deprecated field textually, before parsing.
         raw = raw.replace(b"imageTags:", b"images:")
-    documents = load_documents(raw, source=file)
+    # kustomize decodes its own file into Go structs, without the resources' round trip.
+    documents = load_documents(raw, source=file, kyaml_round_trip=False)
     if len(documents) > 1:
         raise KustomizeError("a kustomization file must hold one YAML document", file=file)
     if not documents:

@@ -285,8 +285,15 @@ class _Loader:
 
 
 def _load_any(content: bytes, source: str) -> list[Any]:
-    """The non-empty YAML documents in ``content``, maps or lists (a JSON patch is a list)."""
-    return _documents.load_values(content, source=source)
+    """The non-empty YAML documents in ``content``, maps or lists (a JSON patch is a list).
+
+    Strategic merge patches are read as kustomize reads resources (kyaml's round trip of
+    block scalars); JSON 6902 patches are decoded as they are written.
+    """
+    documents = _documents.load_values(content, source=source)
+    if any(_looks_like_patch(document) for document in documents):
+        return _documents.load_values(content, source=source, kyaml_round_trip=True)
+    return documents
 
 
 def _looks_like_patch(document: Any) -> bool:

@@ -9,6 +9,13 @@ comes from libyaml (through PyYAML), the C library go-yaml was ported from, so w
 parses and what fails agree with kustomize (error lines are the real ones: go-yaml's are
 one short for parser errors).
 
+Resources are read as kustomize holds them when it prints them: it encodes each
+resource's node with go-yaml v3 and decodes the text again before printing, and that
+round trip is not faithful for block scalars. go-yaml's folded (``>``) writer doubles
+the wrong line breaks, so a folded value gains a line break before each more-indented
+line (or loses some, when the value starts with a blank), and a block value that
+starts with a tab cannot be read back at all (kustomize fails; so does this module).
+
 Printing reproduces kustomize's last step byte for byte: each resource is encoded to
 JSON and the JSON is re-encoded by go-yaml v2 (``sigs.k8s.io/yaml.JSONToYAML``). That
 round trip is why the output looks the way it does, and this module models it rather
@@ -272,13 +279,22 @@ class _SeqFrame:
 class _Builder:
     """Turns libyaml events into plain Python values with go-yaml v3's semantics."""
 
-    def __init__(self, source: str, line_offset: int = 0, *, yaml11_booleans: bool) -> None:
+    def __init__(
+        self,
+        source: str,
+        line_offset: int = 0,
+        *,
+        yaml11_booleans: bool,
+        kyaml_round_trip: bool,
+    ) -> None:
         self.source = source
         #: Lines of the file before the text being parsed (kustomize parses each
         #: ``---``-separated chunk on its own).
         self.line_offset = line_offset
         #: Plain ``yes``/``on``/``n``... values are booleans, as go-yaml v2 reads them.
         self.yaml11_booleans = yaml11_booleans
+        #: Block scalars read as kustomize prints them (see :func:`_kyaml_block_scalar`).
+        self.kyaml_round_trip = kyaml_round_trip
         self.anchors: dict[str, Any] = {}
         self.stack: list[_MapFrame | _SeqFrame] = []
 
@@ -311,12 +327,15 @@ class _Builder:
                 merge = (plain and event.tag is None) or event.tag == _TAG + "merge"
                 self.add(_MERGE if merge else _DROP, line, root)
                 return
-            value = self.scalar(event.value, event.tag, plain, line)
+            text = event.value
+            if self.kyaml_round_trip and not self.expecting_key():
+                text = self.round_trip(text, event.style, line)
+            value = self.scalar(text, event.tag, plain, line)
             # Keys keep their text: kustomize's printer quotes every key v2 would misread.
             if self.yaml11_booleans and plain and event.tag is None and not self.expecting_key():
-                value = _V2_BOOLEANS.get(event.value, value)
+                value = _V2_BOOLEANS.get(text, value)
             self.register(event.anchor, value)
-            self.add(value, line, root, text=event.value)
+            self.add(value, line, root, text=text)
         elif kind == "AliasEvent":
             if event.anchor not in self.anchors:
                 raise self.fail(f"unknown anchor {event.anchor!r} referenced", line)
@@ -343,6 +362,59 @@ class _Builder:
             frame = self.stack.pop()
             self.register(frame.anchor, frame.value)
             self.add(frame.value, line, root)
+
+    def round_trip(self, text: str, style: str | None, line: int) -> str:
+        """A scalar value as kustomize holds it once it has re-encoded it.
+
+        kustomize sets a resource's annotations anew from a Go map on every build, so
+        their values lose the style they were written in: one with a line break is
+        written as a literal block, whatever its style here.
+        """
+        written_as_block = style in ("|", ">")
+        if not written_as_block and "\n" not in text:
+            return text  # most scalars: a one-line plain or quoted value reads back as is
+        annotation = self.in_resource_annotations()
+        if not ("\n" in text if annotation else written_as_block):
+            return text
+        try:
+            return _kyaml_block_scalar(text, folded=style == ">" and not annotation)
+        except _UnreadableBlock as error:
+            advice = (
+                "start the annotation with another character"
+                if annotation
+                else 'write the value as a double-quoted string ("\\t...")'
+            )
+            where = f"{self.source} line {line + self.line_offset + 1}"
+            raise YamlError(f"{where}: {error}; {advice}") from None
+
+    def in_resource_annotations(self) -> bool:
+        """Whether the value being read is one of a resource's ``metadata.annotations``."""
+        if len(self.stack) < 3:
+            return False
+        resource, metadata, annotations = self.stack[-3:]
+        return (
+            isinstance(annotations, _MapFrame)
+            and isinstance(metadata, _MapFrame)
+            and metadata.key == "annotations"
+            and isinstance(resource, _MapFrame)
+            and resource.key == "metadata"
+            and self.is_resource(len(self.stack) - 3)
+        )
+
+    def is_resource(self, index: int) -> bool:
+        """Whether ``stack[index]`` is an object kustomize reads as a resource: the
+        document itself, or an entry of the ``items`` of one (a ``...List``)."""
+        if index == 0:
+            return True
+        if index < 2:
+            return False
+        items, owner = self.stack[index - 1], self.stack[index - 2]
+        return (
+            isinstance(items, _SeqFrame)
+            and isinstance(owner, _MapFrame)
+            and owner.key == "items"
+            and self.is_resource(index - 2)
+        )
 
     def expecting_key(self) -> bool:
         return (
@@ -427,15 +499,24 @@ class _Builder:
         return resolved
 
 
-def load_documents(data: bytes, *, source: str) -> list[dict[str, Any]]:
+def load_documents(
+    data: bytes, *, source: str, kyaml_round_trip: bool = True
+) -> list[dict[str, Any]]:
     """The objects in a multi-document YAML file, ``...List`` kinds expanded.
 
     Empty documents (nothing, comments, ``null``) are skipped. A document that is not a
     mapping, a malformed file, a duplicate key or a non-string key is a
     :class:`YamlError` naming ``source`` and the line.
+
+    ``kyaml_round_trip`` reads block scalars as kustomize prints the resources that hold
+    them, after go-yaml v3 has written and read them once more: a folded (``>``) value
+    with more-indented lines gains line breaks, and a block value that starts with a tab
+    is an error, because kustomize cannot print it. Pass False for YAML that kustomize
+    decodes into Go structs instead, such as the kustomization file itself.
     """
     objects: list[dict[str, Any]] = []
-    for index, (document, line) in enumerate(_documents(data, source), start=1):
+    documents = _documents(data, source, kyaml_round_trip=kyaml_round_trip)
+    for index, (document, line) in enumerate(documents, start=1):
         if document is None:
             continue
         if not isinstance(document, dict):
@@ -448,15 +529,22 @@ def load_documents(data: bytes, *, source: str) -> list[dict[str, Any]]:
     return objects
 
 
-def load_values(data: bytes, *, source: str, yaml11_booleans: bool = False) -> list[Any]:
+def load_values(
+    data: bytes, *, source: str, yaml11_booleans: bool = False, kyaml_round_trip: bool = False
+) -> list[Any]:
     """The non-empty documents of a YAML file, whatever their shape (a JSON patch is a list).
 
     Scalars resolve, anchors expand and errors read as in :func:`load_documents`; nothing
     is expanded or checked for being an object. ``yaml11_booleans`` reads values as
     go-yaml v2 does (what Flux's ``YAMLToJSON`` is built on): a plain ``yes``, ``on``,
     ``n``, ``Off``... is a boolean, not text. Keys keep their text either way.
+    ``kyaml_round_trip`` is :func:`load_documents`' option, off here: pass True for
+    documents kustomize holds as kyaml nodes (a strategic merge patch), not for the ones
+    it converts to JSON (a JSON 6902 patch).
     """
-    documents = _documents(data, source, yaml11_booleans=yaml11_booleans)
+    documents = _documents(
+        data, source, yaml11_booleans=yaml11_booleans, kyaml_round_trip=kyaml_round_trip
+    )
     return [document for document, _ in documents if document is not None]
 
 
@@ -495,7 +583,7 @@ def _chunks(data: bytes, source: str) -> Iterator[tuple[bytes, int]]:
 
 
 def _documents(
-    data: bytes, source: str, *, yaml11_booleans: bool = False
+    data: bytes, source: str, *, yaml11_booleans: bool = False, kyaml_round_trip: bool = False
 ) -> Iterator[tuple[Any, int]]:
     """Each document's value and first line (0-based); YAML errors as YamlError.
 
@@ -503,7 +591,12 @@ def _documents(
     end marker that no ``---`` line follows is ignored.
     """
     for chunk, line_offset in _chunks(data, source):
-        builder = _Builder(source, line_offset, yaml11_booleans=yaml11_booleans)
+        builder = _Builder(
+            source,
+            line_offset,
+            yaml11_booleans=yaml11_booleans,
+            kyaml_round_trip=kyaml_round_trip,
+        )
         try:
             for document in builder.documents(yaml.parse(chunk, Loader=_Parser)):
                 yield document
@@ -545,6 +638,117 @@ def _expand_lists(document: dict[str, Any], source: str) -> list[dict[str, Any]]
             )
         expanded.extend(_expand_lists(item, source))
     return expanded
+
+
+# -- block scalars after kyaml's round trip -------------------------------------------------
+
+#: The line breaks a parsed block scalar can hold (the scanner turns CR and NEL into LF).
+_BLOCK_BREAKS = frozenset("\n\u2028\u2029")
+_BLOCK_LINES = re.compile("([\n\u2028\u2029])")
+_SPACE_BEFORE_BREAK = re.compile(" [\n\u2028\u2029]")
+#: What go-yaml v3 will not write in a block: characters ``is_printable`` refuses, but tabs.
+_BLOCK_SPECIAL = re.compile("[^\t\n\x20-\x7e\xa0-\ud7ff\ue000-\ufefe\uff00-\ufffd]")
+_STRIP, _CLIP, _KEEP = "-", "", "+"
+
+
+class _UnreadableBlock(ValueError):
+    """A block scalar go-yaml v3 writes in a form it cannot read back."""
+
+
+def _kyaml_block_scalar(value: str, *, folded: bool) -> str:
+    """A ``|`` or ``>`` scalar's value as kustomize prints it.
+
+    kustomize prints a resource by encoding its kyaml node with go-yaml v3, decoding
+    that text again (``RNode.MarshalJSON``) and only then printing the result. The node
+    keeps its block style through the encoding, so the value is written as a block once
+    more (go-yaml v3 never wraps long lines). A literal block reads back unchanged; a
+    folded one does not (see :func:`_folded_emission`). A value go-yaml cannot write as a
+    block at all (a space before a line break or at the end, control characters) is
+    written double-quoted and reads back unchanged.
+
+    A value that starts with a tab gets no indentation indicator, so go-yaml's reader
+    takes the tab for indentation and fails: :class:`_UnreadableBlock`, as kustomize fails.
+    """
+    if not value or value[-1] == " " or _SPACE_BEFORE_BREAK.search(value):
+        return value
+    if _BLOCK_SPECIAL.search(value):
+        return value
+    if value[0] == "\t":
+        raise _UnreadableBlock(
+            "kustomize cannot print a value that starts with a tab as a block scalar: "
+            "go-yaml writes it without an indentation indicator and fails to read it back "
+            "(found a tab character where an indentation space is expected)"
+        )
+    if not folded:
+        return value
+    if value[-1] not in _BLOCK_BREAKS:
+        chomping = _STRIP
+    elif len(value) == 1 or value[-2] in _BLOCK_BREAKS:
+        chomping = _KEEP
+    else:
+        chomping = _CLIP
+    return _read_folded(_folded_emission(value), chomping)
+
+
+def _folded_emission(value: str) -> str:
+    """The lines go-yaml v3's folded writer makes of ``value``, without their indentation.
+
+    A folded block folds a single line break between two lines that start with a
+    non-blank character into a space, so the writer doubles such breaks. It decides
+    whether a line starts with a blank by looking at the first character of the whole
+    value instead of the line after the break (``k := 0`` in
+    ``yaml_emitter_write_folded_scalar``): when the value starts with a non-blank, a
+    line that is followed by a more-indented one gets its break doubled too, and reads
+    back with one more line break; when the value starts with a blank, no break is
+    doubled and the breaks between normal lines read back as spaces. A line that
+    starts with a blank keeps its single break either way.
+    """
+    pieces: list[str] = []
+    double_breaks = value.lstrip("".join(_BLOCK_BREAKS))[:1] not in (" ", "\t")
+    breaks = leading_blank = True
+    for char in value:
+        if char in _BLOCK_BREAKS:
+            if char == "\n" and double_breaks and not breaks and not leading_blank:
+                pieces.append("\n")
+            breaks = True
+        else:
+            if breaks:
+                leading_blank = char in " \t"
+            breaks = False
+        pieces.append(char)
+    return "".join(pieces)
+
+
+def _read_folded(body: str, chomping: str) -> str:
+    """The value go-yaml's scanner reads from a folded block's lines (without indentation).
+
+    ``yaml_parser_scan_block_scalar``: the break between two lines folds into a space
+    when neither line starts with a blank and no empty line lies between them; empty
+    lines between them stand for themselves; next to a line starting with a blank
+    ("more indented") every break is kept.
+    """
+    pieces = _BLOCK_LINES.split(body)
+    contents, terminators = pieces[0::2], [*pieces[1::2], ""]
+    text: list[str] = []
+    leading_break = trailing_breaks = ""
+    leading_blank = False
+    for content, terminator in zip(contents, terminators, strict=True):
+        if not content:
+            trailing_breaks += terminator
+            continue
+        trailing_blank = content[0] in " \t"
+        if leading_blank or trailing_blank or leading_break != "\n":
+            text.append(leading_break)
+        elif not trailing_breaks:
+            text.append(" ")
+        text.append(trailing_breaks)
+        text.append(content)
+        leading_blank, leading_break, trailing_breaks = trailing_blank, terminator, ""
+    if chomping != _STRIP:
+        text.append(leading_break)
+    if chomping == _KEEP:
+        text.append(trailing_breaks)
+    return "".join(text)
 
 
 # -- printing --------------------------------------------------------------------------------
