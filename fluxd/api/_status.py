@@ -143,14 +143,18 @@ class _ServedSourceStatus(_ArtifactStatus):
 
 
 @dataclass(frozen=True, kw_only=True)
-class GitRepositoryStatus(_ArtifactStatus):
+class _IgnoreObserved:
+    observed_ignore: str | None = field(
+        "observedIgnore", "spec.ignore as applied to the last artifact."
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class GitRepositoryStatus(_ArtifactStatus, _IgnoreObserved):
     """Observed state of a GitRepository."""
 
     included_artifacts: tuple[Artifact, ...] = field(
         "includedArtifacts", "Artifacts of the included GitRepositories.", default=()
-    )
-    observed_ignore: str | None = field(
-        "observedIgnore", "spec.ignore as applied to the last artifact."
     )
     observed_include: tuple[GitRepositoryInclude, ...] = field(
         "observedInclude", "spec.include as applied to the last artifact.", default=()
@@ -169,24 +173,17 @@ class GitRepositoryStatus(_ArtifactStatus):
 
 
 @dataclass(frozen=True, kw_only=True)
-class OCIRepositoryStatus(_ServedSourceStatus):
+class OCIRepositoryStatus(_ServedSourceStatus, _IgnoreObserved):
     """Observed state of an OCIRepository."""
 
-    observed_ignore: str | None = field(
-        "observedIgnore", "spec.ignore as applied to the last artifact."
-    )
     observed_layer_selector: OCILayerSelector | None = field(
         "observedLayerSelector", "spec.layerSelector as applied to the last artifact."
     )
 
 
 @dataclass(frozen=True, kw_only=True)
-class BucketStatus(_ServedSourceStatus):
+class BucketStatus(_ServedSourceStatus, _IgnoreObserved):
     """Observed state of a Bucket."""
-
-    observed_ignore: str | None = field(
-        "observedIgnore", "spec.ignore as applied to the last artifact."
-    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -31,7 +31,7 @@ Steps, in order (each failure carries Flux's reason and condition):
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -59,8 +59,6 @@ FETCH_FAILED = "FetchFailed"
 INCLUDE_UNAVAILABLE = "IncludeUnavailable"
 SOURCE_VERIFIED = "SourceVerified"
 ARTIFACT_IN_STORAGE = "ArtifactInStorage"
-#: Packaged trees kept for GitRepositories that come for the same commit and settings.
-_PACKAGED_KEPT = 16
 
 
 _Included = tuple[ObjectKey, Artifact, str, str]
@@ -120,7 +118,11 @@ class GitRepositoryReconciler(Reconciler[GitRepositorySpec]):
         self.artifact_base_url = artifact_base_url
         self.track_sources = track_sources
         self.fetches = git.SharedFetches(cache.store)
-        self._packaged: OrderedDict[tuple[str, str | None, tuple[str, ...]], Tree] = OrderedDict()
+        # Packaged trees while an artifact serves them: the next GitRepository on the same
+        # commit and settings reuses the tree instead of packaging it again.
+        self._packaged: weakref.WeakValueDictionary[
+            tuple[str, str | None, tuple[str, ...]], Tree
+        ] = weakref.WeakValueDictionary()
         self._recipes: dict[ObjectKey, _Recipe] = {}
 
     def forget(self, key: ObjectKey) -> None:
@@ -201,11 +203,7 @@ class GitRepositoryReconciler(Reconciler[GitRepositorySpec]):
                 [(included.files, source, target) for _, included, source, target in includes],
                 ignore=ignore,
             )
-            made = self.cache.store.tree(merged)
-        self._packaged[key] = made
-        self._packaged.move_to_end(key)
-        while len(self._packaged) > _PACKAGED_KEPT:
-            self._packaged.popitem(last=False)
+            made = self._packaged[key] = self.cache.store.tree(merged)
         return made
 
     async def _remote_sha(
