@@ -31,7 +31,8 @@ large value to measure without that load (the reconcile sums are read once at th
 Usage::
 
     python bench/kustomizations_at_scale.py --n 100 --n 1000 --concurrent 4 --concurrent 16 \
-        [--runs 3] [--wait] [--replicas 1] [--timeout 900] [--monorepo] [--idle 120]
+        [--runs 3] [--wait] [--replicas 1] [--timeout 900] [--monorepo] [--idle 120] \
+        [--profile DIR]
 
 prints one line per run and a table of medians per (N, layout, concurrency). With
 ``--monorepo`` the N pairs share one repository holding ``apps/<name>/`` per pair, the
@@ -42,8 +43,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import os
+import pstats
 import re
 import signal
 import socket
@@ -87,7 +90,9 @@ MIB = 1024 * 1024
 #: The daemon's launcher: ``python -c _DAEMON COUNTS_FILE fluxd-args...``. It wraps
 #: ``ApiClient.call_api`` to count requests by verb and resource (as the API server's
 #: metrics name them) and writes the counts as JSON at exit. Kept as a string so that
-#: the daemon imports nothing of this bench: its RSS is fluxd's alone.
+#: the daemon imports nothing of this bench: its RSS is fluxd's alone. Each SIGUSR1
+#: starts or stops a cProfile of its event loop thread (``--profile``); a stopped
+#: profile is written next to the counts as ``COUNTS_FILE.phase<k>.prof``.
 _DAEMON = """
 import atexit, collections, json, sys, time
 from kubernetes_asyncio.client import ApiClient
@@ -122,6 +127,19 @@ def dump():
     with open(sys.argv[1], "w") as out:
         json.dump({"counts": counts, "seconds": seconds}, out)
 atexit.register(dump)
+import cProfile, signal
+profiling = []
+def toggle_profile(*_):
+    if profiling:
+        profiler = profiling.pop()
+        profiler.disable()
+        profiler.dump_stats(sys.argv[1] + ".phase%d.prof" % toggle_profile.phase)
+        toggle_profile.phase += 1
+    else:
+        profiling.append(cProfile.Profile())
+        profiling[0].enable()
+toggle_profile.phase = 0
+signal.signal(signal.SIGUSR1, toggle_profile)
 from fluxd.cli import main
 sys.exit(main(sys.argv[2:]))
 """
@@ -362,6 +380,26 @@ class Daemon:
     counts_file: Path
     log_file: Path
 
+    def toggle_profile(self, run: Run) -> None:
+        """Start or stop the daemon's cProfile when the run asks for profiles."""
+        if run.profile_dir is not None:
+            self.process.send_signal(signal.SIGUSR1)
+            run.profile_toggles += 1
+
+    def keep_profiles(self, run: Run) -> list[tuple[str, Path]]:
+        """Move the phases' profiles into ``run.profile_dir``: ``(phase, path)`` each."""
+        kept: list[tuple[str, Path]] = []
+        if run.profile_dir is None:
+            return kept
+        for phase, name in enumerate(("run", "idle")[: run.profile_toggles // 2]):
+            source = Path(f"{self.counts_file}.phase{phase}.prof")
+            if source.exists():
+                layout = "monorepo" if run.monorepo else "repos"
+                target = run.profile_dir / f"n{run.n}-{layout}-c{run.concurrent}-{name}.prof"
+                target.write_bytes(source.read_bytes())
+                kept.append((name, target))
+        return kept
+
 
 @contextmanager
 def run_daemon(kubeconfig: Path, workdir: Path, concurrent: int) -> Iterator[Daemon]:
@@ -503,6 +541,9 @@ class Run:
     idle_seconds: float = 0.0
     idle_cpu: float = 0.0  # fluxd CPU seconds over idle_seconds after convergence
     idle_apiserver: int = 0  # API server requests (everyone's) over the same time
+    profile_dir: Path | None = None  # cProfile the daemon's event loop into this directory
+    profile_toggles: int = 0
+    profiles: list[tuple[str, Path]] = field(default_factory=list)
 
     @property
     def daemon_total(self) -> int:
@@ -620,6 +661,7 @@ async def measure(
                     machine_busy(),
                 )
                 started = time.perf_counter()
+                daemon.toggle_profile(run)
                 await create_pairs(api, base_url, names, run.wait, monorepo=run.monorepo)
                 run.create_seconds = time.perf_counter() - started
                 print(f"  created {2 * run.n} objects in {run.create_seconds:.1f}s", flush=True)
@@ -631,6 +673,7 @@ async def measure(
                     run.sources_ready_seconds = max(sources.ready_at.values()) - started
                 if run.ready == run.n:
                     run.seconds = max(kustomizations.ready_at.values()) - started
+                daemon.toggle_profile(run)
                 run.daemon_cpu = cpu_seconds(daemon.process.pid) - cpu_before[0]
                 run.plane_cpu = sum(cpu_seconds(pid) for pid in plane) - cpu_before[1]
                 run.bench_cpu = time.process_time() - cpu_before[2]
@@ -644,7 +687,9 @@ async def measure(
                 if run.idle_seconds and run.seconds is not None:
                     print(f"  idle for {run.idle_seconds:.0f}s after convergence", flush=True)
                     idle_from = cpu_seconds(daemon.process.pid)
+                    daemon.toggle_profile(run)
                     await asyncio.sleep(run.idle_seconds)
+                    daemon.toggle_profile(run)
                     run.idle_cpu = cpu_seconds(daemon.process.pid) - idle_from
                     run.idle_apiserver = sum((await apiserver_requests(api) - after).values())
                 for watcher in watchers:
@@ -720,8 +765,16 @@ def one_run(
     replicas: int,
     timeout: float,
     scrape_every: float,
+    profile_dir: Path | None,
 ) -> Run:
-    run = Run(n=n, concurrent=concurrent, wait=wait, monorepo=monorepo_layout, idle_seconds=idle)
+    run = Run(
+        n=n,
+        concurrent=concurrent,
+        wait=wait,
+        monorepo=monorepo_layout,
+        idle_seconds=idle,
+        profile_dir=profile_dir,
+    )
     layout = "monorepo" if monorepo_layout else "a repository per pair"
     print(f"N={n} concurrent={concurrent} wait={wait} ({layout}): preparing", flush=True)
     names = [f"app-{index:04d}" for index in range(n)]
@@ -745,6 +798,7 @@ def one_run(
         run.daemon_requests = Counter(recorded["counts"])
         run.daemon_request_seconds = Counter(recorded["seconds"])
         run.failures = failure_reasons(daemon.log_file)
+        run.profiles = daemon.keep_profiles(run)
         if run.seconds is None:
             keep = Path(tempfile.mkdtemp(prefix="fluxd-bench-log-")) / "daemon.log"
             keep.write_bytes(daemon.log_file.read_bytes())
@@ -818,6 +872,19 @@ def report_run(run: Run) -> None:
             f"  idle after convergence: fluxd {run.idle_cpu * per_minute:.2f} CPU-s per minute; "
             f"API server {run.idle_apiserver * per_minute:.0f} requests per minute (everyone's)"
         )
+    for phase, path in run.profiles:
+        report_profile(phase, path)
+
+
+def report_profile(phase: str, path: Path, count: int = 25) -> None:
+    """The functions of the daemon's event loop that took the most time of itself."""
+    out = io.StringIO()
+    stats = pstats.Stats(str(path), stream=out)
+    stats.sort_stats("tottime").print_stats(count)
+    print(f"  profile of the daemon's event loop, {phase} ({path}):")
+    for line in out.getvalue().splitlines():
+        if line.strip() and not line.startswith(("   Ordered", "   List reduced")):
+            print(f"    {line.rstrip()}")
 
 
 def _rounded(counter: Counter[str]) -> Counter[str]:
@@ -882,6 +949,11 @@ def main() -> None:
         default=10.0,
         help="seconds between fluxd /metrics scrapes (each blocks fluxd ~1.4 s at N=1000)",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="directory for cProfiles of fluxd's event loop (the run, and the idle time)",
+    )
     args = parser.parse_args()
     logs.configure("warning", json=False)
     # A SIGTERM (``timeout``) unwinds the context managers: daemon, git server, cluster.
@@ -900,6 +972,7 @@ def main() -> None:
             replicas=args.replicas,
             timeout=args.timeout,
             scrape_every=args.scrape_every,
+            profile_dir=args.profile,
         )
         for n in args.n or [100]
         for concurrent in args.concurrent or [4]
