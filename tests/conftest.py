@@ -23,7 +23,12 @@ from kubernetes_asyncio.client import ApiClient
 from fluxd.dev.controlplane import ControlPlaneError, LocalControlPlane, ensure_binary, install_crds
 from fluxd.kube.client import connect
 
-pytest_plugins = ["tests.gitservers", "tests.githubapi", "tests.proxyserver"]
+pytest_plugins = [
+    "tests.gitservers",
+    "tests.githubapi",
+    "tests.proxyserver",
+    "tests.chartservers",
+]
 
 #: Seconds a leaked task gets to finish once cancelled, before the check stops waiting.
 LEAK_CANCEL_GRACE = 5.0

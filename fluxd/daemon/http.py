@@ -8,9 +8,11 @@ a NetworkPolicy can expose artifacts to workloads without exposing metrics.
 - ``GET /healthz``: the process is alive (the event loop answers).
 - ``GET /readyz``: every informer has finished its first list, so reconciles see the
   whole cluster; a standby replica (not leader) is ready too, as in controller-runtime.
-- ``GET /<kind>/<namespace>/<name>/<file>.tar.gz``: an artifact of the cache, at the
-  path that ``status.artifact.url`` names; its tarball is built on request in a worker
-  thread (deterministic, so its digest is ``status.artifact.digest``) and not kept.
+- ``GET /<kind>/<namespace>/<name>/<file>``: an artifact of the cache, at the path that
+  ``status.artifact.url`` names; a tarball is built on request in a worker thread
+  (deterministic, so its digest is ``status.artifact.digest``) and not kept, a one-file
+  artifact (an index, a chart) is its file. A HelmRepository's index is also at
+  ``.../index.yaml`` (its ``status.url``, as Flux serves it).
 """
 
 from __future__ import annotations
@@ -59,10 +61,11 @@ def artifact_app(cache: ArtifactCache) -> web.Application:
         found = cache.by_path(path)
         if found is None:
             raise web.HTTPNotFound(text=f"no artifact at {path!r}: it may have been replaced")
-        tarball = await anyio.to_thread.run_sync(found.tarball)
+        content = await anyio.to_thread.run_sync(found.content)
+        gzipped = path.endswith((".tar.gz", ".tgz"))
         return web.Response(
-            body=tarball,
-            content_type="application/gzip",
+            body=content,
+            content_type="application/gzip" if gzipped else "application/octet-stream",
             headers={"Content-Disposition": f'attachment; filename="{path.rsplit("/", 1)[-1]}"'},
         )
 

@@ -42,6 +42,8 @@ from fluxd.kube.objects import ObjectApi, resource_of
 from fluxd.kube.resources import CONFIGMAPS, SECRETS
 from fluxd.reconcilers.driver import REQUESTED_AT_ANNOTATION, ReconcileDriver, Reconciler
 from fluxd.reconcilers.gitrepository import GitRepositoryReconciler
+from fluxd.reconcilers.helmchart import HelmChartReconciler
+from fluxd.reconcilers.helmrepository import HelmRepositoryReconciler
 from fluxd.reconcilers.kustomization import KustomizationReconciler
 from fluxd.runtime.keys import ObjectKey
 from fluxd.runtime.metrics import Metrics
@@ -87,6 +89,17 @@ class Daemon:
                 max_artifact_bytes=options.artifact_max_mib * 2**20
                 if options.artifact_max_mib
                 else None,
+            ),
+            HelmRepositoryReconciler(
+                objects=self.objects,
+                cache=self.cache,
+                artifact_base_url=self._artifact_base_url(),
+            ),
+            HelmChartReconciler(
+                objects=self.objects,
+                cache=self.cache,
+                artifact_base_url=self._artifact_base_url(),
+                track_sources=self.scheduler.track_sources,
             ),
             KustomizationReconciler(
                 objects=self.objects,

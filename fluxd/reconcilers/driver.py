@@ -8,7 +8,9 @@ step fails. Everything around that is the same for every kind, and lives here:
 1. an object that is gone is forgotten; one being deleted runs the kind's ``finalize``
    and then loses fluxd's finalizer (``finalizers.fluxcd.io``, Flux's own, so objects
    keep working across a swap between Flux and fluxd). A suspended object skips
-   ``finalize``, as Flux does: deleting it leaves what it applied or installed running;
+   ``finalize``, as Flux does: deleting it leaves what it applied or installed running.
+   An object that only holds data for others (:meth:`Reconciler.static`) loses fluxd's
+   finalizer and status and is left alone;
 2. ``spec.suspend: true`` skips the work and keeps the last status;
 3. ``Reconciling`` is written for a new generation whose reconcile is still at work after
    :data:`PROGRESS_DELAY`, so ``kubectl get`` shows progress on long applies and waits;
@@ -56,6 +58,7 @@ REQUESTED_AT_ANNOTATION: Final = "reconcile.fluxcd.io/requestedAt"
 #: How long a reconcile of a new generation runs before its ``Reconciling`` status is
 #: written: shorter ones go straight to their final status, one write instead of two.
 PROGRESS_DELAY: Final = 2.0
+DEFAULT_INTERVAL: Final = 60.0
 
 log = structlog.get_logger(__name__)
 
@@ -64,7 +67,7 @@ class Periodic(Protocol):
     """What every kind's spec has: the interval between two reconciles."""
 
     @property
-    def interval(self) -> str: ...
+    def interval(self) -> str | None: ...
 
 
 #: A kind's spec type (``GitRepositorySpec``...): reconcilers and their contexts are
@@ -125,9 +128,16 @@ class Reconciler(ABC, Generic[SpecT]):
     def forget(self, key: ObjectKey) -> None:
         """Drop in-memory state of a deleted object (default: nothing)."""
 
+    def static(self, obj: dict[str, Any]) -> bool:
+        """Whether ``obj`` only holds data for other objects (an OCI HelmRepository):
+        fluxd then keeps no finalizer and no status on it and never reconciles it, as
+        Flux does. Default: never."""
+        return False
+
     def interval(self, spec: SpecT) -> float:
-        """Seconds until the next periodic reconcile (``spec.interval``)."""
-        return parse_duration(spec.interval)
+        """Seconds until the next periodic reconcile (``spec.interval``; a minute when the
+        kind lets it be unset, as Flux's HelmRepository does)."""
+        return parse_duration(spec.interval) if spec.interval else DEFAULT_INTERVAL
 
     def retry_interval(self, spec: SpecT) -> float | None:
         """Seconds until the retry after a failure; ``None`` (the default) leaves the delay
@@ -175,9 +185,20 @@ class ReconcileDriver(Generic[SpecT]):
         if suspended:
             bound.info("reconciliation is suspended for this object")
             return Outcome.idle()
+        if self.reconciler.static(obj):
+            await self._make_static(obj)
+            return Outcome.idle()
         if FINALIZER not in (metadata.get("finalizers") or []):
             await self.objects.add_finalizer(self.kind, obj, FINALIZER)
         return await self._reconcile(key, obj, bound)
+
+    async def _make_static(self, obj: dict[str, Any]) -> None:
+        """Drop fluxd's finalizer and the whole status of an object it does not reconcile."""
+        if FINALIZER in (obj["metadata"].get("finalizers") or []):
+            await self.objects.remove_finalizer(self.kind, obj, FINALIZER)
+        status = obj.get("status") or {}
+        if status:
+            await self.objects.patch_status(self.kind, obj, status_patch(status, {}))
 
     async def _delete(
         self, key: ObjectKey, obj: dict[str, Any], bound: structlog.stdlib.BoundLogger

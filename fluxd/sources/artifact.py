@@ -4,6 +4,10 @@ In-process consumers (kustomize, helm) read `Artifact.files` directly (a
 :class:`~fluxd.sources.store.Tree` once the cache holds it, so contents are shared).
 The tarball is not kept: its digest and size are computed while it is streamed into a
 hash, and the HTTP artifact server builds it again when asked, byte for byte the same.
+
+Some artifacts are one file served as is, not a tarball: a HelmRepository's index, a
+HelmChart's packaged chart. Such an artifact names that file as its ``blob``; its
+digest and size are the file's own, and the content store keeps it like any other file.
 `status.artifact` keeps Flux's contract:
 
 - `path`: `<kind lowercased>/<namespace>/<name>/<file name>`. For a GitRepository the
@@ -63,9 +67,24 @@ class Artifact:
     last_update_time: datetime
     files: Mapping[str, bytes] = field(repr=False, compare=False)
     executables: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    #: The file of `files` that is the artifact itself, for a one-file artifact.
+    blob: str | None = field(default=None, repr=False, compare=False)
+    #: Another file name, in the directory of `path`, the artifact is served under while
+    #: it is the latest: Flux's symlink that `status.url` names (`index.yaml` of a
+    #: HelmRepository, `latest.tar.gz` of a HelmChart).
+    alias: str | None = field(default=None, repr=False, compare=False)
 
-    def tarball(self) -> bytes:
-        """The `.tar.gz` whose digest is `digest`, built again from `files`."""
+    @property
+    def alias_path(self) -> str | None:
+        if self.alias is None:
+            return None
+        return f"{self.path.rpartition('/')[0]}/{self.alias}"
+
+    def content(self) -> bytes:
+        """The bytes whose digest is `digest`: the blob, or the `.tar.gz` of `files` built
+        again."""
+        if self.blob is not None:
+            return self.files[self.blob]
         return build_tarball(self.files, executables=self.executables)
 
     def to_status(self) -> dict[str, object]:
@@ -170,16 +189,24 @@ def make_artifact(
     base_url: str,
     file_name: str | None = None,
     executables: Collection[str] = (),
+    blob: str | None = None,
+    alias: str | None = None,
     now: datetime | None = None,
 ) -> Artifact:
     """Every `status.artifact` field for `files`; the tarball is hashed, not kept.
 
     `file_name` defaults to `<hex>.tar.gz` with the hex digest that ends `revision`
     (`main@sha1:<hex>` -> the commit), or the tarball's own digest when the revision
-    has none.
+    has none. With `blob`, the artifact is that one file of `files` (its digest and
+    size), and `file_name` defaults to the blob's name.
     """
     frozen: Mapping[str, bytes]
-    if isinstance(files, Tree):
+    if blob is not None:
+        frozen = files if isinstance(files, Tree) else MappingProxyType(dict(files))
+        content = frozen[blob]
+        digest_hex, size = hashlib.sha256(content).hexdigest(), len(content)
+        file_name = file_name or blob.rpartition("/")[2]
+    elif isinstance(files, Tree):
         frozen = files
         if executables:
             digest_hex, size = _tarball_digest(files, executables)
@@ -202,6 +229,8 @@ def make_artifact(
         last_update_time=when,
         files=frozen,
         executables=frozenset(executables),
+        blob=blob,
+        alias=alias,
     )
 
 

@@ -65,7 +65,8 @@ class ArtifactCache:
                     del self._waiters[key]
 
     def by_path(self, path: str) -> Artifact | None:
-        """The artifact whose ``status.artifact.path`` is ``path`` (for the HTTP server)."""
+        """The artifact whose ``status.artifact.path`` or alias path (``status.url``) is
+        ``path``, for the HTTP server."""
         return self._by_path.get(path)
 
     def put(self, key: ObjectKey, artifact: Artifact) -> bool:
@@ -75,8 +76,10 @@ class ArtifactCache:
         previous = self._by_key.get(key)
         self._by_key[key] = artifact
         if previous is not None:
-            self._by_path.pop(previous.path, None)
-        self._by_path[artifact.path] = artifact
+            for path in _paths(previous):
+                self._by_path.pop(path, None)
+        for path in _paths(artifact):
+            self._by_path[path] = artifact
         changed = previous is None or (previous.revision, previous.digest) != (
             artifact.revision,
             artifact.digest,
@@ -92,7 +95,14 @@ class ArtifactCache:
         """Forget the artifact of a deleted source."""
         previous = self._by_key.pop(key, None)
         if previous is not None:
-            self._by_path.pop(previous.path, None)
+            for path in _paths(previous):
+                self._by_path.pop(path, None)
 
     def __len__(self) -> int:
         return len(self._by_key)
+
+
+def _paths(artifact: Artifact) -> tuple[str, ...]:
+    """Where the HTTP server finds ``artifact``: its path, and its alias beside it."""
+    alias = artifact.alias_path
+    return (artifact.path,) if alias is None else (artifact.path, alias)

@@ -45,7 +45,7 @@ def test_same_tree_in_any_order_gives_the_same_digest() -> None:
     shuffled = dict(reversed(list(FILES.items())))
     assert list(shuffled) != list(FILES)
     first, second = artifact(FILES), artifact(shuffled, now=datetime.now(UTC))
-    assert first.tarball() == second.tarball()
+    assert first.content() == second.content()
     assert first.digest == second.digest
     assert build_tarball(FILES) == build_tarball(shuffled)
 
@@ -59,7 +59,7 @@ def test_any_content_or_name_change_changes_the_digest() -> None:
 
 
 def test_tarball_round_trips_through_tarfile() -> None:
-    tarball = artifact().tarball()
+    tarball = artifact().content()
     with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as tar:
         for path, content in FILES.items():
             extracted = tar.extractfile(path)
@@ -111,8 +111,8 @@ def test_status_fields_use_flux_formats() -> None:
     path = f"gitrepository/flux-system/podinfo/{COMMIT}.tar.gz"
     assert made.path == path
     assert made.url == f"http://source-controller.flux-system.svc.cluster.local./{path}"
-    assert made.digest == "sha256:" + hashlib.sha256(made.tarball()).hexdigest()
-    assert made.size == len(made.tarball())
+    assert made.digest == "sha256:" + hashlib.sha256(made.content()).hexdigest()
+    assert made.size == len(made.content())
     assert made.to_status() == {
         "path": path,
         "url": made.url,

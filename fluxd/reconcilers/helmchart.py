@@ -1,0 +1,361 @@
+"""HelmChart: a packaged chart in the shared cache, from a repository or a source tree.
+
+Steps, in order (each failure carries Flux's reason and condition):
+
+1. **source**: ``spec.sourceRef`` in the object's namespace; the scheduler is told, so a
+   new artifact of it wakes this chart (``SourceUnavailable`` when it does not exist,
+   ``NoSourceArtifact`` until it has an artifact). A chart whose source artifact and
+   spec did not change since its last artifact stops here;
+2. **chart**, from a HelmRepository: the version ``spec.version`` selects in its index
+   (``InvalidChartReference``: no such chart or version, a malformed range), downloaded
+   with the repository's credentials (``ChartPullError``). From a GitRepository or
+   Bucket: the chart directory (or ``.tgz``) at ``spec.chart`` of its files, packaged;
+   with ``reconcileStrategy: Revision`` its version gains the source revision as build
+   metadata, as Flux writes it;
+3. **values files**: ``spec.valuesFiles`` merged into the chart's ``values.yaml`` in order
+   (``ValuesFilesError`` for a missing file unless ``ignoreMissingValuesFiles``, or bad
+   YAML), the version gaining the generation as build metadata so consumers notice;
+4. **artifact**: the ``.tgz`` at ``<name>-<version>.tgz`` (``latest.tar.gz`` as
+   ``status.url``), revision = the chart version, with the observations Flux records
+   (``observedChartName``, ``observedSourceArtifactRevision``, ``observedValuesFiles``).
+
+fluxd does not yet pull charts from an OCI HelmRepository, download dependencies a chart
+directory declares but does not vendor, or verify signatures (``spec.verify``): each
+stalls with a message naming what is missing rather than building something else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import ClassVar
+
+import anyio.to_thread
+import yaml
+
+from fluxd.api import (
+    HELM_CHART,
+    HELM_REPOSITORY,
+    HelmChartSpec,
+    HelmRepositorySpec,
+    SpecError,
+    parse_duration,
+)
+from fluxd.kube.objects import ObjectApi
+from fluxd.reconcilers.driver import Context, Reconciler
+from fluxd.runtime import conditions
+from fluxd.runtime.errors import ReconcileError
+from fluxd.runtime.keys import ObjectKey
+from fluxd.sources import helm
+from fluxd.sources.artifact import Artifact, artifact_url, make_artifact
+from fluxd.sources.cache import ArtifactCache
+from fluxd.sources.helm.indexes import ParsedIndexes
+from fluxd.sources.helm.package import (
+    ChartFiles,
+    InvalidChart,
+    merge_values_files,
+    read_archive,
+    read_directory,
+)
+
+__all__ = ["HelmChartReconciler"]
+
+FETCH_FAILED = "FetchFailed"
+BUILD_FAILED = "BuildFailed"
+ARTIFACT_IN_STORAGE = "ArtifactInStorage"
+LATEST = "latest.tar.gz"
+DEFAULT_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class _Recipe:
+    """What a chart artifact is made of: when none of it changed, neither did the chart."""
+
+    source_revision: str
+    chart: str
+    version: str
+    values_files: tuple[str, ...]
+    ignore_missing: bool
+    strategy: str
+    generation: int
+
+
+@dataclass(frozen=True)
+class _Build:
+    chart: ChartFiles | None  # None: the downloaded archive is stored as is
+    archive: bytes
+    name: str
+    version: str
+    packaged: bool
+    values_files: tuple[str, ...]
+
+    @property
+    def reason(self) -> str:
+        return "ChartPackageSucceeded" if self.packaged else "ChartPullSucceeded"
+
+    def summary(self) -> str:
+        action = "packaged" if self.packaged else "pulled"
+        text = f"{action} '{self.name}' chart with version '{self.version}'"
+        if self.values_files:
+            text += f" and merged values files [{' '.join(self.values_files)}]"
+        return text
+
+
+class HelmChartReconciler(Reconciler[HelmChartSpec]):
+    """``source.toolkit.fluxcd.io/v1`` HelmChart."""
+
+    kind = HELM_CHART
+    negative_conditions: ClassVar[tuple[str, ...]] = (FETCH_FAILED, BUILD_FAILED)
+
+    def __init__(
+        self,
+        *,
+        objects: ObjectApi,
+        cache: ArtifactCache,
+        artifact_base_url: str,
+        track_sources: Callable[[ObjectKey, Iterable[ObjectKey]], None],
+    ) -> None:
+        self.objects = objects
+        self.cache = cache
+        self.artifact_base_url = artifact_base_url
+        self.track_sources = track_sources
+        self.indexes = ParsedIndexes()
+        self._recipes: dict[ObjectKey, _Recipe] = {}
+        self._builds: dict[ObjectKey, _Build] = {}
+
+    def forget(self, key: ObjectKey) -> None:
+        self.cache.remove(key)
+        self._recipes.pop(key, None)
+        self._builds.pop(key, None)
+        self.track_sources(key, ())
+
+    async def reconcile(self, ctx: Context[HelmChartSpec]) -> None:
+        spec = ctx.spec
+        if spec.verify is not None:
+            raise ReconcileError(
+                "UnsupportedField",
+                "spec.verify (chart signature verification) is not supported by fluxd yet; "
+                "remove the field",
+                stalled=True,
+            )
+        ref = spec.source_ref
+        source_key = ObjectKey(ref.kind, ctx.key.namespace, ref.name)
+        self.track_sources(ctx.key, [source_key])
+        repository = self._repository_spec(source_key) if ref.kind == HELM_REPOSITORY.kind else None
+        source = self.cache.get(source_key)
+        if source is None:
+            raise ReconcileError(
+                "NoSourceArtifact",
+                f"no artifact available for {ref.kind} source '{ref.name}'",
+                condition=FETCH_FAILED,
+            )
+        recipe = _Recipe(
+            source_revision=source.revision,
+            chart=spec.chart,
+            version=spec.version,
+            values_files=spec.all_values_files,
+            ignore_missing=spec.ignore_missing_values_files,
+            strategy=spec.reconcile_strategy,
+            generation=ctx.generation,
+        )
+        current = self.cache.get(ctx.key)
+        build = self._builds.get(ctx.key)
+        if current is None or build is None or self._recipes.get(ctx.key) != recipe:
+            if repository is not None:
+                build = await self._from_repository(ctx, repository, source)
+            else:
+                build = await anyio.to_thread.run_sync(self._from_tree, ctx, source)
+            current = self._store(ctx, build)
+            self._recipes[ctx.key] = recipe
+            self._builds[ctx.key] = build
+        self._report(ctx, current, build, source)
+
+    def _repository_spec(self, key: ObjectKey) -> HelmRepositorySpec:
+        obj = self.objects.cached(HELM_REPOSITORY, key.namespace, key.name)
+        if obj is None:
+            raise ReconcileError(
+                "SourceUnavailable",
+                f"failed to get source: HelmRepository '{key.namespace}/{key.name}' not found",
+                condition=FETCH_FAILED,
+            )
+        try:
+            repository = HELM_REPOSITORY.parse_spec(obj)
+        except SpecError as error:
+            raise ReconcileError(
+                "SourceUnavailable", f"failed to get source: {error}", condition=FETCH_FAILED
+            ) from error
+        if repository.is_oci:
+            raise ReconcileError(
+                "UnsupportedField",
+                f"HelmRepository '{key.name}' is of type 'oci': pulling charts from OCI "
+                "registries is not supported by fluxd yet",
+                stalled=True,
+            )
+        return repository
+
+    async def _from_repository(
+        self, ctx: Context[HelmChartSpec], repository: HelmRepositorySpec, source: Artifact
+    ) -> _Build:
+        spec = ctx.spec
+        try:
+            index = await anyio.to_thread.run_sync(self.indexes.of, source)
+            version = index.find(spec.chart, spec.version)
+        except (LookupError, ValueError) as error:
+            raise ReconcileError(
+                "InvalidChartReference",
+                f"invalid chart reference: failed to get chart version for remote reference: "
+                f"{error}",
+                condition=FETCH_FAILED,
+                stalled=True,
+            ) from error
+        previous = self._builds.get(ctx.key)
+        if (
+            previous is not None
+            and not spec.all_values_files
+            and (previous.name, previous.version) == (version.name, version.version)
+        ):
+            return previous  # the index moved, the chart did not: no download
+        timeout = parse_timeout(repository.timeout)
+        try:
+            auth = await helm.repository_auth(self.objects, ctx.key.namespace, repository)
+            archive = await helm.download_chart(repository.url, version, auth, timeout)
+        except helm.RepositoryError as error:
+            raise ReconcileError(
+                "ChartPullError",
+                f"chart pull error: failed to download chart for remote reference: {error}",
+                condition=FETCH_FAILED,
+            ) from error
+        try:
+            chart = await anyio.to_thread.run_sync(read_archive, archive)
+        except InvalidChart as error:
+            raise ReconcileError(
+                "ChartPackageError",
+                f"chart package error: failed to load downloaded chart: {error}",
+                condition=BUILD_FAILED,
+            ) from error
+        if not spec.all_values_files:
+            return _Build(None, archive, version.name, version.version, False, ())
+        return await anyio.to_thread.run_sync(self._with_values, ctx, chart, "")
+
+    def _from_tree(self, ctx: Context[HelmChartSpec], source: Artifact) -> _Build:
+        spec = ctx.spec
+        try:
+            if spec.chart.endswith(".tgz"):
+                path = spec.chart.removeprefix("./")
+                if path not in source.files:
+                    raise InvalidChart(f"no chart archive at '{spec.chart}' in the source")
+                chart = read_archive(source.files[path])
+            else:
+                chart = read_directory(source.files, spec.chart)
+        except InvalidChart as error:
+            raise ReconcileError(
+                "InvalidChartReference",
+                f"invalid chart reference: {error}",
+                condition=FETCH_FAILED,
+            ) from error
+        _refuse_undeclared_dependencies(chart)
+        metadata = ""
+        if spec.reconcile_strategy == "Revision":
+            revision = source.revision.rpartition(":")[2]
+            metadata = revision[:12] if len(revision) > 12 else revision
+        return self._with_values(ctx, chart, metadata)
+
+    def _with_values(self, ctx: Context[HelmChartSpec], chart: ChartFiles, metadata: str) -> _Build:
+        """The chart packaged with its values files merged and its version's build metadata
+        set (``metadata``, then the generation when values files are merged)."""
+        spec = ctx.spec
+        used: list[str] = []
+        if spec.all_values_files:
+            try:
+                chart, used = merge_values_files(
+                    chart, spec.all_values_files, ignore_missing=spec.ignore_missing_values_files
+                )
+            except InvalidChart as error:
+                raise ReconcileError(
+                    "ValuesFilesError",
+                    f"values files merge error: failed to merge chart values: {error}",
+                    condition=BUILD_FAILED,
+                    stalled=True,
+                ) from error
+            metadata = f"{metadata}.{ctx.generation}" if metadata else str(ctx.generation)
+        if metadata:
+            chart = _with_build_metadata(chart, metadata)
+        return _Build(chart, chart.archive(), chart.name, chart.version, True, tuple(used))
+
+    def _store(self, ctx: Context[HelmChartSpec], build: _Build) -> Artifact:
+        file_name = f"{build.name}-{build.version}.tgz"
+        artifact = make_artifact(
+            kind=self.kind.kind,
+            namespace=ctx.key.namespace,
+            name=ctx.key.name,
+            revision=build.version,
+            files={file_name: build.archive},
+            blob=file_name,
+            alias=LATEST,
+            base_url=self.artifact_base_url,
+        )
+        if self.cache.put(ctx.key, artifact):
+            ctx.event(
+                "Normal",
+                build.reason,
+                build.summary(),
+                {
+                    "source.toolkit.fluxcd.io/revision": artifact.revision,
+                    "source.toolkit.fluxcd.io/digest": artifact.digest,
+                },
+            )
+        return self.cache.get(ctx.key) or artifact
+
+    def _report(
+        self, ctx: Context[HelmChartSpec], artifact: Artifact, build: _Build, source: Artifact
+    ) -> None:
+        status = ctx.status
+        status["artifact"] = artifact.to_status()
+        status["url"] = artifact_url(self.artifact_base_url, artifact.alias_path or artifact.path)
+        status["observedChartName"] = build.name
+        status["observedSourceArtifactRevision"] = source.revision
+        if ctx.spec.ignore_missing_values_files and build.values_files:
+            status["observedValuesFiles"] = list(build.values_files)
+        else:
+            status.pop("observedValuesFiles", None)
+        conditions.mark_true(
+            status, ARTIFACT_IN_STORAGE, build.reason, build.summary(), generation=ctx.generation
+        )
+        conditions.delete(status, "ArtifactOutdated")
+        ctx.ready_reason = build.reason
+        ctx.ready_message = build.summary()
+
+
+def parse_timeout(text: str | None) -> float:
+    return parse_duration(text) if text else DEFAULT_TIMEOUT
+
+
+def _with_build_metadata(chart: ChartFiles, metadata: str) -> ChartFiles:
+    """``chart`` with ``+metadata`` as its version's build metadata (replacing any)."""
+    version = f"{chart.version.partition('+')[0]}+{metadata}"
+    document = {**chart.metadata, "version": version}
+    files = {**chart.files, "Chart.yaml": yaml.safe_dump(document, sort_keys=False).encode()}
+    return ChartFiles(chart.name, version, document, files)
+
+
+def _refuse_undeclared_dependencies(chart: ChartFiles) -> None:
+    """Stall when ``Chart.yaml`` declares a dependency the chart does not carry in
+    ``charts/``: fetching dependencies is not implemented yet, and a chart without them
+    would install something else than its author meant."""
+    declared = chart.metadata.get("dependencies") or []
+    vendored = {path.split("/")[1] for path in chart.files if path.startswith("charts/")}
+    for dependency in declared if isinstance(declared, list) else ():
+        if not isinstance(dependency, dict):
+            continue
+        name = str(dependency.get("name", ""))
+        present = any(item == name or item.startswith(f"{name}-") for item in vendored)
+        if not present:
+            raise ReconcileError(
+                "DependencyBuildError",
+                f"dependency build error: chart '{chart.name}' declares dependency '{name}' "
+                f"({dependency.get('repository') or 'no repository'}) which is not in its "
+                "charts/ directory; fluxd does not fetch chart dependencies yet: vendor it "
+                "(helm dependency build) into the source",
+                condition=BUILD_FAILED,
+                stalled=True,
+            )
