@@ -205,6 +205,9 @@ class ClusterAccess:
         self.local = self._cluster(Identity(None, None), objects.api)
         self._clusters: dict[Identity, Cluster] = {self.local.identity: self.local}
         self._users: dict[ObjectKey, Identity] = {}
+        #: Whether a client may have lost its last user since clients were last closed:
+        #: looking for unused ones costs a pass over every Kustomization, so only then.
+        self._maybe_unused = False
         self._lock = asyncio.Lock()
 
     def service_account(self, spec: KustomizationSpec) -> str | None:
@@ -234,8 +237,10 @@ class ClusterAccess:
             if cluster is None:
                 cluster = self._cluster(identity, await self._connect(remote, user))
                 self._clusters[identity] = cluster
+            previous = self._users.get(key)
             self._users[key] = identity
-            await self._close_unused()
+            if self._maybe_unused or (previous is not None and previous != identity):
+                await self._close_unused()
         return cluster
 
     async def account_exists(self, namespace: str, spec: KustomizationSpec) -> bool:
@@ -252,7 +257,8 @@ class ClusterAccess:
     def forget(self, key: ObjectKey) -> None:
         """Kustomization ``key`` is gone; its client is closed at the next lookup if no
         other Kustomization uses it."""
-        self._users.pop(key, None)
+        if self._users.pop(key, None) is not None:
+            self._maybe_unused = True
 
     async def close(self) -> None:
         """Close every client fluxd opened (not the daemon's own)."""
@@ -301,6 +307,7 @@ class ClusterAccess:
             ) from error
 
     async def _close_unused(self) -> None:
+        self._maybe_unused = False
         used = {*self._users.values(), self.local.identity}
         for identity in [identity for identity in self._clusters if identity not in used]:
             await self._clusters.pop(identity).api.close()

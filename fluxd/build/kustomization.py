@@ -41,6 +41,7 @@ import anyio.to_thread
 
 from fluxd.api import Decryption, KustomizationSpec, PostBuild
 from fluxd.build.labels import owner_labels
+from fluxd.build.memo import BuildMemo
 from fluxd.build.overlay import spec_overlay
 from fluxd.build.postbuild import SubstitutionError, collect_variables, substitute
 from fluxd.build.sops import (
@@ -57,6 +58,7 @@ from fluxd.kube.objects import ObjectApi, SecretNotFound
 from fluxd.kube.resources import CONFIGMAPS
 from fluxd.kustomize import KustomizeError, SourceFile, build, is_directory, source_files
 from fluxd.runtime.errors import ReconcileError
+from fluxd.sources.store import Tree
 
 __all__ = ["SOPS_MASK", "SopsMode", "build_objects"]
 
@@ -76,12 +78,15 @@ async def build_objects(
     name: str,
     objects: ObjectApi,
     sops: SopsMode = "decrypt",
+    memo: BuildMemo | None = None,
 ) -> list[dict[str, Any]]:
     """The objects Kustomization ``namespace/name`` with ``spec`` applies from ``files``.
 
     ``path`` is the directory to build inside ``files`` (``spec.path``, or ``.`` for a
     local directory given on the command line); ``objects`` reads the ConfigMaps and
-    Secrets that ``postBuild`` and ``decryption`` name.
+    Secrets that ``postBuild`` and ``decryption`` name. With ``memo``, the kustomize
+    build of an artifact tree is reused while its inputs are unchanged (not when
+    decrypting: see :mod:`~fluxd.build.memo`).
     """
     directory = posixpath.normpath(path or ".").lstrip("/") or "."
     overlay = spec_overlay(spec)
@@ -96,7 +101,15 @@ async def build_objects(
             raise KustomizeError(
                 f"path {directory!r} is not a directory in the source artifact: check spec.path"
             )
-        built = build(files, directory, generate_missing=True, overlay=overlay)
+        if memo is not None and keys is None and isinstance(files, Tree):
+            tree = files
+            built = memo.build(
+                (namespace, name),
+                (tree.digest, directory, repr(overlay)),
+                lambda: build(tree, directory, generate_missing=True, overlay=overlay),
+            )
+        else:
+            built = build(files, directory, generate_missing=True, overlay=overlay)
     if keys is not None:
         built = await _decrypt(built, keys)
     if spec.post_build:

@@ -87,6 +87,7 @@ from fluxd.apply.manager import ApplyError
 from fluxd.apply.mapper import NoKindMatchError
 from fluxd.build.kustomization import build_objects
 from fluxd.build.labels import owner_labels
+from fluxd.build.memo import BuildMemo
 from fluxd.kube import client
 from fluxd.kube.objects import ObjectApi
 from fluxd.reconcilers.driver import Context, Reconciler
@@ -136,12 +137,15 @@ class KustomizationReconciler(Reconciler[KustomizationSpec]):
         #: Verified downloads of ExternalArtifact sources, which no fluxd reconciler makes.
         self.external = external
         self.track_sources = track_sources
+        #: Each Kustomization's last kustomize build, reused while its inputs are the same.
+        self.builds = BuildMemo()
         #: Which cluster client each Kustomization acts with (its service account, its
         #: kubeconfig); the daemon owns it and closes it on stop.
         self.access = access
 
     def forget(self, key: ObjectKey) -> None:
         self.track_sources(key, ())
+        self.builds.forget((key.namespace, key.name))
         self.access.forget(key)
 
     async def reconcile(self, ctx: Context[KustomizationSpec]) -> None:
@@ -179,6 +183,7 @@ class KustomizationReconciler(Reconciler[KustomizationSpec]):
             namespace=ctx.key.namespace,
             name=ctx.key.name,
             objects=self.objects,
+            memo=self.builds,
         )
         history_note = {"revision": revision}
         if origin_revision:
