@@ -642,7 +642,7 @@ async def measure(
     try:
         async with aiohttp.ClientSession() as session:
             await client.create(api, NAMESPACES, {"metadata": {"name": NAMESPACE}})
-            await _until_daemon_ready(session, daemon)
+            await until_daemon_ready(session, daemon)
             run.idle_rss = proc_status(daemon.process.pid, "VmRSS")
             async with asyncio.TaskGroup() as tasks:
                 watchers = [
@@ -698,7 +698,7 @@ async def measure(
         await api.close()
 
 
-async def _until_daemon_ready(session: aiohttp.ClientSession, daemon: Daemon) -> None:
+async def until_daemon_ready(session: aiohttp.ClientSession, daemon: Daemon) -> None:
     async with asyncio.timeout(60):
         while True:
             if daemon.process.poll() is not None:

@@ -43,6 +43,7 @@ from fluxd.kube.resources import CONFIGMAPS, SECRETS
 from fluxd.reconcilers.driver import REQUESTED_AT_ANNOTATION, ReconcileDriver, Reconciler
 from fluxd.reconcilers.gitrepository import GitRepositoryReconciler
 from fluxd.reconcilers.helmchart import HelmChartReconciler
+from fluxd.reconcilers.helmrelease import HelmReleaseReconciler
 from fluxd.reconcilers.helmrepository import HelmRepositoryReconciler
 from fluxd.reconcilers.kustomization import KustomizationReconciler
 from fluxd.runtime.keys import ObjectKey
@@ -100,6 +101,12 @@ class Daemon:
                 cache=self.cache,
                 artifact_base_url=self._artifact_base_url(),
                 track_sources=self.scheduler.track_sources,
+            ),
+            HelmReleaseReconciler(
+                objects=self.objects,
+                cache=self.cache,
+                track_sources=self.scheduler.track_sources,
+                default_service_account=options.default_service_account,
             ),
             KustomizationReconciler(
                 objects=self.objects,

@@ -213,6 +213,35 @@ def impersonating(api: ApiClient, user: str | None) -> ApiClient:
     return clone
 
 
+def kubeconfig_of(api: ApiClient) -> str:
+    """A kubeconfig document (JSON) reaching the cluster as ``api`` does: for a library
+    that takes a kubeconfig (the Helm SDK). Certificates are the files the loaded
+    configuration reads; a bearer token is copied as it is now."""
+    config = api.configuration
+    user: dict[str, Any] = {}
+    if config.cert_file:
+        user["client-certificate"] = config.cert_file
+    if config.key_file:
+        user["client-key"] = config.key_file
+    token = (config.api_key or {}).get("authorization") or (config.api_key or {}).get("BearerToken")
+    if token:
+        user["token"] = str(token).removeprefix("Bearer ")
+    cluster: dict[str, Any] = {"server": config.host}
+    if config.ssl_ca_cert:
+        cluster["certificate-authority"] = config.ssl_ca_cert
+    if not config.verify_ssl:
+        cluster["insecure-skip-tls-verify"] = True
+    document = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "fluxd", "cluster": cluster}],
+        "users": [{"name": "fluxd", "user": user}],
+        "contexts": [{"name": "fluxd", "context": {"cluster": "fluxd", "user": "fluxd"}}],
+        "current-context": "fluxd",
+    }
+    return json.dumps(document)
+
+
 def api_client(config: Configuration) -> ApiClient:
     """An ``ApiClient`` for a loaded configuration, as fluxd uses every client.
 

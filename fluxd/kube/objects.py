@@ -21,15 +21,19 @@ from fluxd.api import KindInfo, kind_for
 from fluxd.kube import client
 from fluxd.kube.events import EventRecorder
 from fluxd.kube.informer import Informer
-from fluxd.kube.resources import SECRETS, Resource
+from fluxd.kube.resources import CONFIGMAPS, SECRETS, Resource
 
-__all__ = ["EventType", "ObjectApi", "SecretNotFound", "resource_of"]
+__all__ = ["ConfigMapNotFound", "EventType", "ObjectApi", "SecretNotFound", "resource_of"]
 
 EventType = Literal["Normal", "Warning"]
 
 
 class SecretNotFound(LookupError):
     """A referenced Secret does not exist; the message names it."""
+
+
+class ConfigMapNotFound(LookupError):
+    """A referenced ConfigMap does not exist; the message names it."""
 
 
 def resource_of(kind: KindInfo[Any]) -> Resource:
@@ -118,6 +122,44 @@ class ObjectApi:
         for key, value in (secret.get("stringData") or {}).items():
             decoded[key] = str(value).encode()
         return decoded
+
+    async def config_map_data(self, namespace: str, name: str) -> dict[str, str]:
+        """The ``data`` of a ConfigMap; :class:`ConfigMapNotFound` names it if missing."""
+        found = await client.get(self.api, CONFIGMAPS, namespace, name, missing_ok=True)
+        if found is None:
+            raise ConfigMapNotFound(f"configmap '{namespace}/{name}' not found")
+        return dict(found.get("data") or {})
+
+    async def apply(
+        self, kind: KindInfo[Any], body: Mapping[str, Any], *, field_manager: str
+    ) -> bool:
+        """Server-side apply a Flux object fluxd generates (a HelmRelease's HelmChart),
+        taking over its fields; True when the API server changed it."""
+        metadata = body["metadata"]
+        before = self.cached(kind, metadata["namespace"], metadata["name"])
+        updated = await client.patch(
+            self.api,
+            resource_of(kind),
+            metadata["namespace"],
+            metadata["name"],
+            {"apiVersion": kind.api_version, "kind": kind.kind, **body},
+            patch_type="apply",
+            field_manager=field_manager,
+            force=True,
+        )
+        self._informers[kind.kind].observe(updated)
+        old_version = (before or {}).get("metadata", {}).get("resourceVersion")
+        return bool(old_version != updated["metadata"].get("resourceVersion"))
+
+    async def delete(self, kind: KindInfo[Any], namespace: str, name: str) -> bool:
+        """Delete a Flux object; False when it was already gone."""
+        try:
+            await client.delete(self.api, resource_of(kind), namespace, name)
+        except client.ApiError as error:
+            if error.not_found:
+                return False
+            raise
+        return True
 
     async def record_event(
         self,

@@ -64,9 +64,11 @@ async def test_index_becomes_an_artifact_and_a_new_chart_moves_its_revision(
     assert await fluxd.fetch_artifact(obj["status"]["url"]) == served
     await fluxd.wait_event(
         "podinfo",
-        lambda e: e["reason"] == "NewArtifact"
-        and e["message"].startswith("stored fetched index of size")
-        and chart_repo.url in e["message"],
+        lambda e: (
+            e["reason"] == "NewArtifact"
+            and e["message"].startswith("stored fetched index of size")
+            and chart_repo.url in e["message"]
+        ),
         "NewArtifact with the index size and the repository URL",
     )
 
@@ -146,9 +148,10 @@ async def test_bad_repositories_fail_clearly_and_keep_the_last_artifact(
     chart_repo.serve("index.yaml", b"entries: [this is: not an index")
     await reconcile_now(fluxd, "podinfo")
     broken = await fluxd.wait_not_ready(HELM_REPOSITORY, "podinfo", "IndexationFailed")
-    assert "failed to load Helm repository from index YAML" in (
-        condition(broken, "Ready") or {}
-    )["message"]
+    assert (
+        "failed to load Helm repository from index YAML"
+        in (condition(broken, "Ready") or {})["message"]
+    )
     fetch_failed = condition(broken, "FetchFailed")
     assert fetch_failed is not None
     assert fetch_failed["status"] == "True"
@@ -201,8 +204,10 @@ async def test_oci_repository_becomes_a_static_object(fluxd: Fluxd) -> None:
     await fluxd.wait_for(
         HELM_REPOSITORY,
         "registry",
-        lambda o: condition(o, "Stalled") is not None
-        and "finalizers.fluxcd.io" in (o["metadata"].get("finalizers") or []),
+        lambda o: (
+            condition(o, "Stalled") is not None
+            and "finalizers.fluxcd.io" in (o["metadata"].get("finalizers") or [])
+        ),
         "stalled without spec.type: oci",
     )
 
@@ -210,7 +215,9 @@ async def test_oci_repository_becomes_a_static_object(fluxd: Fluxd) -> None:
     await fluxd.wait_for(
         HELM_REPOSITORY,
         "registry",
-        lambda o: not o.get("status")
-        and "finalizers.fluxcd.io" not in (o["metadata"].get("finalizers") or []),
+        lambda o: (
+            not o.get("status")
+            and "finalizers.fluxcd.io" not in (o["metadata"].get("finalizers") or [])
+        ),
         "no status and no finalizer, as Flux leaves an OCI HelmRepository",
     )

@@ -1,0 +1,251 @@
+"""How long until N HelmReleases of one chart are all Ready, at what cost?
+
+Flux's published figures (16-core runner): 500 HelmReleases in 2m45s at 240 MiB, 1000 in
+8m12s at 400 MiB. This bench measures fluxd on the same shape of work, everything real
+and on loopback: the local control plane of :mod:`fluxd.dev.controlplane`, one chart
+repository served over HTTP from memory (a chart of a Deployment with one replica, a
+Service and a ConfigMap, as in Flux's benchmark), and fluxd in its own process (the
+launcher of ``kustomizations_at_scale.py``, so its peak RSS and CPU are its own and its
+API requests are counted). One HelmRepository, N HelmReleases in namespace ``bench``,
+created as fast as the API server takes them; the run ends when every HelmRelease is
+``Ready=True`` for its generation.
+
+Usage::
+
+    python bench/helmreleases_at_scale.py --n 100 --n 500 [--runs 3] [--concurrent 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import hashlib
+import io
+import json
+import statistics
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).parent.parent))
+
+from bench.kustomizations_at_scale import (
+    MIB,
+    Daemon,
+    ReadyTracker,
+    cpu_seconds,
+    proc_status,
+    run_daemon,
+    until_daemon_ready,
+)
+from fluxd.api import HELM_RELEASE, HELM_REPOSITORY
+from fluxd.dev.controlplane import LocalControlPlane, install_crds
+from fluxd.kube import client
+from fluxd.kube.objects import resource_of
+from fluxd.kube.resources import NAMESPACES
+from fluxd.runtime import logs
+
+NAMESPACE = "bench"
+TEMPLATES = {
+    "templates/deployment.yaml": """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}
+spec:
+  replicas: {{ .Values.replicas }}
+  selector:
+    matchLabels: {app: {{ .Release.Name }}}
+  template:
+    metadata:
+      labels: {app: {{ .Release.Name }}}
+    spec:
+      containers:
+      - name: app
+        image: registry.example/app:1.0
+""",
+    "templates/service.yaml": """\
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ .Release.Name }}
+spec:
+  clusterIP: None
+  selector: {app: {{ .Release.Name }}}
+  ports:
+  - port: 80
+""",
+    "templates/configmap.yaml": """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}
+data:
+  greeting: {{ .Values.greeting | quote }}
+""",
+    "values.yaml": "replicas: 1\ngreeting: hello\n",
+    "Chart.yaml": "apiVersion: v2\nname: bench\nversion: 1.0.0\n",
+}
+
+
+def chart_archive() -> bytes:
+    out = io.BytesIO()
+    with (
+        gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as zipped,
+        tarfile.open(fileobj=zipped, mode="w") as tar,
+    ):
+        for path, text in sorted(TEMPLATES.items()):
+            data = text.encode()
+            info = tarfile.TarInfo(f"bench/{path}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+@contextmanager
+def serve_chart() -> Iterator[str]:
+    archive = chart_archive()
+    index = (
+        "apiVersion: v1\nentries:\n  bench:\n  - name: bench\n    version: 1.0.0\n"
+        f"    digest: {hashlib.sha256(archive).hexdigest()}\n    urls: [bench-1.0.0.tgz]\n"
+    ).encode()
+    files = {"/index.yaml": index, "/bench-1.0.0.tgz": archive}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = files.get(self.path)
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Length", str(len(body or b"")))
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def measure(kubeconfig: Path, daemon: Daemon, url: str, n: int) -> dict[str, float]:
+    api = await client.connect(str(kubeconfig))
+    releases = ReadyTracker(api, HELM_RELEASE)
+    pid = daemon.process.pid
+    try:
+        async with aiohttp.ClientSession() as session:
+            await client.create(api, NAMESPACES, {"metadata": {"name": NAMESPACE}})
+            await until_daemon_ready(session, daemon)
+            watcher = asyncio.create_task(releases.informer.run())
+            await releases.informer.synced.wait()
+            cpu_before = cpu_seconds(pid)
+            started = time.perf_counter()
+            await client.create(
+                api,
+                resource_of(HELM_REPOSITORY),
+                {
+                    "apiVersion": HELM_REPOSITORY.api_version,
+                    "kind": "HelmRepository",
+                    "metadata": {"name": "charts", "namespace": NAMESPACE},
+                    "spec": {"interval": "10m", "url": url},
+                },
+            )
+            limit = asyncio.Semaphore(64)
+
+            async def one(index: int) -> None:
+                async with limit:
+                    await client.create(
+                        api,
+                        resource_of(HELM_RELEASE),
+                        {
+                            "apiVersion": HELM_RELEASE.api_version,
+                            "kind": "HelmRelease",
+                            "metadata": {"name": f"app-{index:04d}", "namespace": NAMESPACE},
+                            "spec": {
+                                "interval": "10m",
+                                "chart": {
+                                    "spec": {
+                                        "chart": "bench",
+                                        "version": "1.x",
+                                        "sourceRef": {"kind": "HelmRepository", "name": "charts"},
+                                    }
+                                },
+                                "values": {"greeting": f"hello {index}"},
+                            },
+                        },
+                    )
+
+            await asyncio.gather(*(one(index) for index in range(n)))
+            while len(releases.ready_at) < n:
+                if time.perf_counter() - started > 900:
+                    break
+                await asyncio.sleep(1)
+                print(
+                    f"  {time.perf_counter() - started:6.1f}s  Ready {len(releases.ready_at)}/{n}"
+                    f"  fluxd RSS {proc_status(pid, 'VmRSS') / MIB:6.1f} MiB",
+                    flush=True,
+                )
+            watcher.cancel()
+            done = max(releases.ready_at.values()) - started if releases.ready_at else float("nan")
+            return {
+                "seconds": done if len(releases.ready_at) == n else float("nan"),
+                "peak_rss_mib": proc_status(pid, "VmHWM") / MIB,
+                "cpu": cpu_seconds(pid) - cpu_before,
+            }
+    finally:
+        await api.close()
+
+
+def one_run(n: int, concurrent: int) -> dict[str, float]:
+    print(f"N={n} concurrent={concurrent}: preparing", flush=True)
+    with (
+        tempfile.TemporaryDirectory(prefix="fluxd-helm-bench-") as tmp,
+        LocalControlPlane() as plane,
+        serve_chart() as url,
+    ):
+        install_crds(plane.kubeconfig)
+        with run_daemon(plane.kubeconfig, Path(tmp), concurrent) as daemon:
+            figures = asyncio.run(measure(plane.kubeconfig, daemon, url, n))
+        counts = Counter(json.loads(daemon.counts_file.read_text())["counts"])
+    figures["requests"] = float(sum(counts.values()))
+    print(
+        f"  all Ready: {figures['seconds']:.1f}s; fluxd peak RSS {figures['peak_rss_mib']:.1f} MiB;"
+        f" fluxd CPU {figures['cpu']:.1f}s; fluxd API requests {figures['requests']:.0f} "
+        f"({figures['requests'] / n:.1f}/release): {counts.most_common(8)}",
+        flush=True,
+    )
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, action="append", help="HelmReleases (repeatable; 100)")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--concurrent", type=int, default=16)
+    args = parser.parse_args()
+    logs.configure("warning", json=False)
+    for n in args.n or [100]:
+        runs = [one_run(n, args.concurrent) for _ in range(args.runs)]
+        print(
+            f"N={n}: median all Ready {statistics.median(r['seconds'] for r in runs):.1f}s, "
+            f"peak RSS {statistics.median(r['peak_rss_mib'] for r in runs):.1f} MiB, "
+            f"CPU {statistics.median(r['cpu'] for r in runs):.1f}s over {len(runs)} run(s)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""Helm releases with the real Helm v4 SDK, in the daemon's process.
+
+- :mod:`~fluxd.helm.sdk`: the SDK, loaded on first use, writing as ``helm-controller``;
+- :mod:`~fluxd.helm.charts`: charts loaded once per archive digest;
+- :mod:`~fluxd.helm.values`: a HelmRelease's values from ``valuesFrom`` and ``values``;
+- :mod:`~fluxd.helm.releases`: install, upgrade, rollback, uninstall, test, and a
+  release's latest record, as the ``helm`` CLI stores them.
+
+Importing this package does not load the SDK.
+"""
+
+from fluxd.helm.charts import LoadedChart, load_chart
+from fluxd.helm.errors import HelmActionError
+from fluxd.helm.releases import ActionOptions, Release, Releases, TestHook
+from fluxd.helm.values import ValuesError, merge_document, set_path, values_digest
+
+__all__ = [
+    "ActionOptions",
+    "HelmActionError",
+    "LoadedChart",
+    "Release",
+    "Releases",
+    "TestHook",
+    "ValuesError",
+    "load_chart",
+    "merge_document",
+    "set_path",
+    "values_digest",
+]

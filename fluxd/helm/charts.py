@@ -1,0 +1,88 @@
+"""Loaded charts, one per chart archive digest, shared by every release of that chart.
+
+A HelmChart artifact is the packaged chart; the SDK loads it into Go memory. Five hundred
+HelmReleases of one chart load it once: a chart stays loaded while any reconcile holds
+it (a weak reference), and is freed with its last holder.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio.to_thread
+
+from fluxd.helm.errors import HelmActionError
+from fluxd.helm.sdk import sdk
+
+__all__ = ["LoadedChart", "load_chart"]
+
+
+@dataclass(eq=False)
+class LoadedChart:
+    """A chart in the SDK, with its ``Chart.yaml``."""
+
+    digest: str
+    handle: Any = field(repr=False)
+    metadata: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name", ""))
+
+    @property
+    def version(self) -> str:
+        return str(self.metadata.get("version", ""))
+
+    @property
+    def app_version(self) -> str:
+        return str(self.metadata.get("appVersion", ""))
+
+    @property
+    def default_values(self) -> dict[str, Any]:
+        """The chart's ``values.yaml``."""
+        return dict(self.handle.values)
+
+    async def render(
+        self, values: dict[str, Any], *, name: str, namespace: str, upgrade: bool = False
+    ) -> dict[str, str]:
+        """The chart rendered offline (``lookup`` finds nothing): template path to manifest,
+        in a worker thread. Raises :class:`HelmActionError` (action
+        ``render``) with Helm's message."""
+
+        def render() -> dict[str, str]:
+            try:
+                rendered: dict[str, str] = self.handle.render(
+                    values,
+                    name=name,
+                    namespace=namespace,
+                    is_install=not upgrade,
+                    is_upgrade=upgrade,
+                )
+            except sdk().HelmError as error:
+                raise HelmActionError("render", str(error)) from error
+            return rendered
+
+        return await anyio.to_thread.run_sync(render)
+
+    def __del__(self) -> None:
+        self.handle.close()
+
+
+_lock = threading.Lock()
+_loaded: weakref.WeakValueDictionary[str, LoadedChart] = weakref.WeakValueDictionary()
+
+
+def load_chart(archive: bytes, digest: str) -> LoadedChart:
+    """The chart in ``archive`` (whose sha256 is ``digest``), loaded once while in use.
+    Raises the SDK's ``HelmError`` for an archive that is no chart."""
+    with _lock:
+        found = _loaded.get(digest)
+        if found is not None:
+            return found
+        handle = sdk().Chart.load_archive(archive)
+        chart = LoadedChart(digest, handle, handle.metadata)
+        _loaded[digest] = chart
+        return chart

@@ -1,0 +1,638 @@
+"""HelmRelease: a chart released into the cluster with the real Helm SDK, as Flux does.
+
+Steps, in order (each failure carries Flux's reason):
+
+1. **chart**: with ``spec.chart`` fluxd applies the HelmChart ``<namespace>-<name>`` (in
+   the source's namespace) from the template, as helm-controller does (field manager
+   ``helm-controller``, its owner labels) and records it in ``status.helmChart``; with
+   ``spec.chartRef`` the named HelmChart is used as is. The scheduler is told, so a new
+   chart artifact, a dependency turning Ready or a watched values source wakes it;
+2. **dependencies** (``dependsOn``): each must be Ready at its current generation
+   (``DependencyNotReady``, looked at again every 30 s);
+3. **values** from ``valuesFrom`` then ``values`` (``ValuesError`` naming the source);
+4. **release state**, from the release's latest record in Helm storage (never cached):
+   absent -> install; failed, pending, not made by this object, or chart/values changed
+   -> upgrade; otherwise nothing to do, and no new Helm revision;
+5. **action** with the per-action options, then ``test`` when ``spec.test.enable``; a
+   failure counts against ``remediation.retries``: an install failure is remediated by
+   uninstalling, an upgrade failure by a rollback (or an uninstall), and once the retries
+   are spent the object stalls (``RetriesExceeded``) until its spec changes;
+6. **status** as Flux writes it: ``Released``/``TestSuccess``/``Remediated`` conditions,
+   ``history`` snapshots of the releases it made, ``lastAttempted*``, failure counters,
+   ``storageNamespace``, and Flux's event reasons.
+
+Deleting a HelmRelease uninstalls its release (``spec.uninstall``) and deletes the
+HelmChart it made. Fields fluxd does not serve yet stall the object by name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+import anyio.to_thread
+
+from fluxd.api import (
+    HELM_CHART,
+    HELM_RELEASE,
+    HelmReleaseSpec,
+    InstallRemediation,
+    UpgradeRemediation,
+    parse_duration,
+)
+from fluxd.helm import (
+    ActionOptions,
+    HelmActionError,
+    LoadedChart,
+    Release,
+    Releases,
+    ValuesError,
+    load_chart,
+    merge_document,
+    set_path,
+    values_digest,
+)
+from fluxd.kube.client import kubeconfig_of
+from fluxd.kube.objects import ConfigMapNotFound, ObjectApi, SecretNotFound
+from fluxd.reconcilers.driver import Context, Reconciler
+from fluxd.runtime import conditions
+from fluxd.runtime.errors import ReconcileError
+from fluxd.runtime.keys import ObjectKey
+from fluxd.sources.artifact import Artifact
+from fluxd.sources.cache import ArtifactCache
+
+__all__ = ["HelmReleaseReconciler", "release_name"]
+
+RELEASED = "Released"
+TEST_SUCCESS = "TestSuccess"
+REMEDIATED = "Remediated"
+FIELD_MANAGER = "helm-controller"
+DEPENDENCY_REQUEUE = 30.0
+MAX_SNAPSHOTS = 5
+OWNER_NAME = "helm.toolkit.fluxcd.io/name"
+OWNER_NAMESPACE = "helm.toolkit.fluxcd.io/namespace"
+
+
+def release_name(namespace: str, name: str, spec: HelmReleaseSpec) -> str:
+    """``spec.releaseName``, else ``[targetNamespace-]name``, shortened as Flux does."""
+    if spec.release_name:
+        return spec.release_name
+    full = f"{spec.target_namespace}-{name}" if spec.target_namespace else name
+    if len(full) <= 53:
+        return full
+    return f"{full[:40]}-{hashlib.sha256(full.encode()).hexdigest()[:12]}"
+
+
+class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
+    """``helm.toolkit.fluxcd.io/v2`` HelmRelease."""
+
+    kind = HELM_RELEASE
+    depended_on = True
+    negative_conditions: ClassVar[tuple[str, ...]] = (REMEDIATED,)
+
+    def __init__(
+        self,
+        *,
+        objects: ObjectApi,
+        cache: ArtifactCache,
+        track_sources: Callable[[ObjectKey, Iterable[ObjectKey]], None],
+        default_service_account: str | None = None,
+    ) -> None:
+        self.objects = objects
+        self.cache = cache
+        self.track_sources = track_sources
+        self.default_service_account = default_service_account
+        self._releases: Releases | None = None
+
+    @property
+    def releases(self) -> Releases:
+        """Release actions, set up when the first HelmRelease needs them (the SDK loads
+        then, not when the daemon starts)."""
+        if self._releases is None:
+            self._releases = Releases(kubeconfig_of(self.objects.api))
+        return self._releases
+
+    def forget(self, key: ObjectKey) -> None:
+        self.track_sources(key, ())
+
+    async def reconcile(self, ctx: Context[HelmReleaseSpec]) -> None:
+        spec = ctx.spec
+        _refuse_unserved(spec)
+        chart_key = await self._chart_source(ctx)
+        dependencies = [
+            ObjectKey(self.kind.kind, dep.namespace or ctx.key.namespace, dep.name)
+            for dep in spec.depends_on
+        ]
+        configs = [ObjectKey(ref.kind, ctx.key.namespace, ref.name) for ref in spec.values_from]
+        self.track_sources(ctx.key, [chart_key, *dependencies, *configs])
+        await self._check_dependencies(dependencies)
+        artifact = self._chart_artifact(chart_key)
+        values = await self._values(ctx)
+        try:
+            chart = await anyio.to_thread.run_sync(load_chart, artifact.content(), artifact.digest)
+        except Exception as error:  # the SDK's HelmError, imported lazily
+            raise ReconcileError("ArtifactFailed", f"Could not load chart: {error}") from error
+        await self._release(ctx, chart, artifact, values)
+
+    async def finalize(self, obj: dict[str, Any]) -> None:
+        spec = self.kind.parse_spec(obj)
+        metadata = obj["metadata"]
+        namespace, name = metadata["namespace"], metadata["name"]
+        uninstall = spec.uninstall
+        release = release_name(namespace, name, spec)
+        storage = spec.storage_namespace or namespace
+        user = self._user(namespace, spec)
+        try:
+            if await self.releases.latest(release, storage=storage, user=user):
+                await self.releases.uninstall(
+                    release,
+                    storage=storage,
+                    user=user,
+                    time_limit=_seconds(uninstall.timeout if uninstall else None, spec),
+                    keep_history=bool(uninstall and uninstall.keep_history),
+                    wait=not (uninstall and uninstall.disable_wait),
+                    disable_hooks=bool(uninstall and uninstall.disable_hooks),
+                    deletion_propagation=uninstall.deletion_propagation
+                    if uninstall
+                    else "background",
+                )
+        except HelmActionError as error:
+            raise ReconcileError(
+                "UninstallFailed",
+                f"Helm uninstall failed for release {storage}/{release}: {error}",
+            ) from error
+        chart = (obj.get("status") or {}).get("helmChart")
+        if spec.chart is not None and chart:
+            chart_namespace, _, chart_name = str(chart).partition("/")
+            await self.objects.delete(HELM_CHART, chart_namespace, chart_name)
+
+    # -- steps ------------------------------------------------------------------------------
+
+    async def _chart_source(self, ctx: Context[HelmReleaseSpec]) -> ObjectKey:
+        spec = ctx.spec
+        if spec.chart_ref is not None:
+            ref = spec.chart_ref
+            if ref.kind != HELM_CHART.kind:
+                raise ReconcileError(
+                    "UnsupportedField",
+                    f"spec.chartRef.kind '{ref.kind}' is not supported by fluxd yet; "
+                    "use a HelmChart or spec.chart",
+                    stalled=True,
+                )
+            return ObjectKey(HELM_CHART.kind, ref.namespace or ctx.key.namespace, ref.name)
+        assert spec.chart is not None
+        template = spec.chart.spec
+        namespace = template.source_ref.namespace or ctx.key.namespace
+        name = f"{ctx.key.namespace}-{ctx.key.name}"
+        meta = spec.chart.metadata
+        labels = {
+            **(dict(meta.labels) if meta and meta.labels else {}),
+            OWNER_NAME: ctx.key.name,
+            OWNER_NAMESPACE: ctx.key.namespace,
+        }
+        chart_spec: dict[str, Any] = {
+            "chart": template.chart,
+            "version": template.version,
+            "sourceRef": {"kind": template.source_ref.kind, "name": template.source_ref.name},
+            "interval": template.interval or spec.interval,
+            "reconcileStrategy": template.reconcile_strategy,
+        }
+        if template.all_values_files:
+            chart_spec["valuesFiles"] = list(template.all_values_files)
+        if template.ignore_missing_values_files:
+            chart_spec["ignoreMissingValuesFiles"] = True
+        if template.verify is not None:
+            verify: dict[str, Any] = {"provider": template.verify.provider}
+            if template.verify.secret_ref is not None:
+                verify["secretRef"] = {"name": template.verify.secret_ref.name}
+            chart_spec["verify"] = verify
+        metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels}
+        if meta and meta.annotations:
+            metadata["annotations"] = dict(meta.annotations)
+        previous = ctx.status.get("helmChart")
+        if previous and previous != f"{namespace}/{name}":
+            old_namespace, _, old_name = str(previous).partition("/")
+            await self.objects.delete(HELM_CHART, old_namespace, old_name)
+        if await self.objects.apply(
+            HELM_CHART, {"metadata": metadata, "spec": chart_spec}, field_manager=FIELD_MANAGER
+        ):
+            ctx.log.info("HelmChart applied", helm_chart=f"{namespace}/{name}")
+        ctx.status["helmChart"] = f"{namespace}/{name}"
+        return ObjectKey(HELM_CHART.kind, namespace, name)
+
+    async def _check_dependencies(self, dependencies: list[ObjectKey]) -> None:
+        for dependency in dependencies:
+            obj = await self.objects.read(self.kind, dependency.namespace, dependency.name)
+            status = (obj or {}).get("status") or {}
+            ready = conditions.get(status, conditions.READY)
+            generation = (obj or {}).get("metadata", {}).get("generation")
+            if (
+                obj is None
+                or ready is None
+                or ready["status"] != "True"
+                or status.get("observedGeneration") != generation
+            ):
+                raise ReconcileError(
+                    "DependencyNotReady",
+                    f"dependency '{dependency.namespace}/{dependency.name}' is not ready",
+                    retry_after=DEPENDENCY_REQUEUE,
+                )
+
+    def _chart_artifact(self, key: ObjectKey) -> Artifact:
+        artifact = self.cache.get(key)
+        if artifact is not None:
+            return artifact
+        obj = self.objects.cached(HELM_CHART, key.namespace, key.name)
+        ready = conditions.get((obj or {}).get("status") or {}, conditions.READY)
+        detail = ready["message"] if ready else "it has no artifact yet"
+        raise ReconcileError(
+            "SourceNotReady",
+            f"HelmChart '{key.namespace}/{key.name}' is not ready: {detail}",
+        )
+
+    async def _values(self, ctx: Context[HelmReleaseSpec]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        namespace = ctx.key.namespace
+        for ref in ctx.spec.values_from:
+            where = f"{ref.kind} '{namespace}/{ref.name}'"
+            try:
+                if ref.kind == "Secret":
+                    data = await self.objects.secret_data(namespace, ref.name)
+                    text = data[ref.key].decode() if ref.key in data else None
+                else:
+                    text = (await self.objects.config_map_data(namespace, ref.name)).get(ref.key)
+            except (SecretNotFound, ConfigMapNotFound) as error:
+                if ref.optional:
+                    continue
+                raise ReconcileError(
+                    "ValuesError", f"could not resolve {where}: {error}"
+                ) from error
+            if text is None:
+                if ref.optional:
+                    continue
+                raise ReconcileError("ValuesError", f"missing key '{ref.key}' in {where}")
+            try:
+                if ref.target_path:
+                    values = set_path(values, ref.target_path, text)
+                else:
+                    values = merge_document(values, text, f"{where} key '{ref.key}'")
+            except ValuesError as error:
+                raise ReconcileError("ValuesError", str(error)) from error
+        if ctx.spec.values:
+            values = merge_document(values, json.dumps(ctx.spec.values), "spec.values")
+        return values
+
+    async def _release(
+        self,
+        ctx: Context[HelmReleaseSpec],
+        chart: LoadedChart,
+        artifact: Artifact,
+        values: dict[str, Any],
+    ) -> None:
+        spec = ctx.spec
+        status = ctx.status
+        namespace = spec.target_namespace or ctx.key.namespace
+        storage = spec.storage_namespace or ctx.key.namespace
+        name = release_name(ctx.key.namespace, ctx.key.name, spec)
+        user = self._user(ctx.key.namespace, spec)
+        digest = values_digest(values)
+        if status.get("lastAttemptedGeneration") != ctx.generation:
+            for counter in ("failures", "installFailures", "upgradeFailures"):
+                status.pop(counter, None)
+        status["storageNamespace"] = storage
+        status["lastAttemptedRevision"] = chart.version
+        status["lastAttemptedConfigDigest"] = digest
+        status["lastAttemptedGeneration"] = ctx.generation
+        status.pop("lastAttemptedValuesChecksum", None)
+        try:
+            current = await self.releases.latest(name, storage=storage, user=user)
+        except HelmActionError as error:
+            raise ReconcileError(
+                "GetLastReleaseFailed", f"failed to get last release revision: {error}"
+            ) from error
+        latest = (status.get("history") or [None])[0]
+        action = _next_action(current, latest, chart, digest)
+        subject = f"release {storage}/{name}"
+        chart_ref = f"{chart.name}@{chart.version}"
+        if action is None:
+            assert current is not None
+            message = (
+                f"Helm {_past(status.get('lastAttemptedReleaseAction'))} succeeded for "
+                f"{subject}.v{current.revision} with chart {chart_ref}"
+            )
+            conditions.mark_true(
+                status, RELEASED, _reason(status), message, generation=ctx.generation
+            )
+            ctx.ready_reason = _reason(status)
+            ctx.ready_message = message
+            return
+        status["lastAttemptedReleaseAction"] = action
+        options = _options(spec, action)
+        title = action.capitalize()
+        try:
+            if action == "install":
+                release = await self.releases.install(
+                    chart,
+                    name,
+                    values,
+                    namespace=namespace,
+                    storage=storage,
+                    user=user,
+                    options=options,
+                )
+            else:
+                release = await self.releases.upgrade(
+                    chart,
+                    name,
+                    values,
+                    namespace=namespace,
+                    storage=storage,
+                    user=user,
+                    options=options,
+                )
+        except HelmActionError as error:
+            failure = await self._failed(ctx, action, name, storage, user, chart_ref, str(error))
+            raise failure from error
+        _record(status, release, digest, action)
+        message = (
+            f"Helm {action} succeeded for {subject}.v{release.revision} with chart {chart_ref}"
+        )
+        conditions.mark_true(
+            status, RELEASED, f"{title}Succeeded", message, generation=ctx.generation
+        )
+        ctx.event("Normal", f"{title}Succeeded", message, {"revision": chart.version})
+        ctx.ready_reason = f"{title}Succeeded"
+        ctx.ready_message = message
+        for counter in ("failures", "installFailures", "upgradeFailures"):
+            status.pop(counter, None)
+        if spec.test is not None and spec.test.enable:
+            await self._test(ctx, name, storage, user, release, chart_ref)
+
+    async def _test(
+        self,
+        ctx: Context[HelmReleaseSpec],
+        name: str,
+        storage: str,
+        user: str | None,
+        release: Release,
+        chart_ref: str,
+    ) -> None:
+        spec = ctx.spec
+        assert spec.test is not None
+        subject = f"release {storage}/{name}.v{release.revision} with chart {chart_ref}"
+        try:
+            tested = await self.releases.test(
+                name, storage=storage, user=user, time_limit=_seconds(spec.test.timeout, spec)
+            )
+        except HelmActionError as error:
+            message = f"Helm test failed for {subject}: {error}"
+            conditions.mark_false(
+                ctx.status, TEST_SUCCESS, "TestFailed", message, generation=ctx.generation
+            )
+            if spec.test.ignore_failures:
+                ctx.event("Warning", "TestFailed", message)
+                return
+            raise ReconcileError("TestFailed", message) from error
+        hooks = ", ".join(hook.name for hook in tested.test_hooks) or "no test hooks"
+        message = f"Helm test succeeded for {subject}: {hooks}"
+        history = ctx.status.get("history") or []
+        if history:
+            history[0]["testHooks"] = {
+                hook.name: {
+                    "lastStarted": hook.started,
+                    "lastCompleted": hook.completed,
+                    "phase": hook.phase,
+                }
+                for hook in tested.test_hooks
+            }
+        conditions.mark_true(
+            ctx.status, TEST_SUCCESS, "TestSucceeded", message, generation=ctx.generation
+        )
+        ctx.event("Normal", "TestSucceeded", message)
+
+    async def _failed(
+        self,
+        ctx: Context[HelmReleaseSpec],
+        action: str,
+        name: str,
+        storage: str,
+        user: str | None,
+        chart_ref: str,
+        error: str,
+    ) -> ReconcileError:
+        """Count the failure, remediate as configured (when Helm stored a failed release),
+        and return the failure to raise."""
+        spec = ctx.spec
+        status = ctx.status
+        title = action.capitalize()
+        counter = f"{action}Failures"
+        status[counter] = int(status.get(counter) or 0) + 1
+        status["failures"] = int(status.get("failures") or 0) + 1
+        message = (
+            f"Helm {action} failed for release {storage}/{name} with chart {chart_ref}: {error}"
+        )
+        conditions.mark_false(
+            status, RELEASED, f"{title}Failed", message, generation=ctx.generation
+        )
+        ctx.event("Warning", f"{title}Failed", message)
+        chosen: InstallRemediation | UpgradeRemediation | None = None
+        if action == "install" and spec.install:
+            chosen = spec.install.remediation
+        elif action == "upgrade" and spec.upgrade:
+            chosen = spec.upgrade.remediation
+        retries = chosen.retries if chosen else 0
+        failures = int(status[counter])
+        exhausted = 0 <= retries < failures
+        remediate_last = (
+            chosen.remediate_last_failure
+            if chosen is not None and chosen.remediate_last_failure is not None
+            else retries > 0
+        )
+        if not exhausted or remediate_last:
+            await self._remediate(ctx, action, name, storage, user)
+        if exhausted:
+            return ReconcileError(
+                "RetriesExceeded",
+                f"Failed to {action} after {failures} attempt(s): {message}",
+                stalled=True,
+            )
+        return ReconcileError(f"{title}Failed", message)
+
+    async def _remediate(
+        self, ctx: Context[HelmReleaseSpec], action: str, name: str, storage: str, user: str | None
+    ) -> None:
+        spec = ctx.spec
+        try:
+            failed = await self.releases.latest(name, storage=storage, user=user)
+        except HelmActionError:
+            failed = None
+        if failed is None or failed.status == "deployed":
+            return  # the action failed before Helm stored a release: nothing to undo
+        uninstall = action == "install" or bool(
+            spec.upgrade
+            and spec.upgrade.remediation
+            and spec.upgrade.remediation.effective_strategy == "uninstall"
+        )
+        try:
+            if uninstall:
+                await self.releases.uninstall(
+                    name, storage=storage, user=user, time_limit=spec.timeout_seconds
+                )
+                reason, message = (
+                    "UninstallSucceeded",
+                    f"Helm uninstall succeeded for release {storage}/{name}",
+                )
+            else:
+                rolled = await self.releases.rollback(
+                    name, storage=storage, user=user, time_limit=spec.timeout_seconds
+                )
+                reason = "RollbackSucceeded"
+                message = (
+                    f"Helm rollback to previous release {storage}/{name}.v{rolled.revision} "
+                    "succeeded"
+                )
+        except HelmActionError as error:
+            reason = "UninstallFailed" if uninstall else "RollbackFailed"
+            conditions.mark_false(
+                ctx.status, REMEDIATED, reason, str(error), generation=ctx.generation
+            )
+            ctx.event("Warning", reason, str(error))
+            return
+        conditions.mark_true(ctx.status, REMEDIATED, reason, message, generation=ctx.generation)
+        ctx.event("Normal", reason, message)
+
+    def _user(self, namespace: str, spec: HelmReleaseSpec) -> str | None:
+        account = spec.service_account_name or self.default_service_account
+        return f"system:serviceaccount:{namespace}:{account}" if account else None
+
+
+def _next_action(
+    current: Release | None, latest: dict[str, Any] | None, chart: LoadedChart, digest: str
+) -> str | None:
+    """install, upgrade, or None when the release is what the spec asks for."""
+    if current is None or current.status == "uninstalled":
+        return "install"
+    if current.status != "deployed" or latest is None:
+        return "upgrade"
+    if latest.get("version") != current.revision:
+        return "upgrade"  # someone else made a newer revision
+    same = (
+        current.chart_name == chart.name
+        and current.chart_version == chart.version
+        and latest.get("configDigest") == digest
+    )
+    return None if same else "upgrade"
+
+
+def _record(status: dict[str, Any], release: Release, digest: str, action: str) -> None:
+    snapshot = {
+        "apiVersion": "v2",
+        "action": action,
+        "name": release.name,
+        "namespace": release.namespace,
+        "version": release.revision,
+        "status": release.status,
+        "chartName": release.chart_name,
+        "chartVersion": release.chart_version,
+        "appVersion": release.app_version or None,
+        "configDigest": digest,
+        "firstDeployed": release.first_deployed,
+        "lastDeployed": release.last_deployed,
+        "digest": "sha256:"
+        + hashlib.sha256(
+            json.dumps(
+                [
+                    release.name,
+                    release.namespace,
+                    release.revision,
+                    release.chart_name,
+                    release.chart_version,
+                    digest,
+                    release.last_deployed,
+                ]
+            ).encode()
+        ).hexdigest(),
+    }
+    snapshot = {key: value for key, value in snapshot.items() if value not in (None, "")}
+    history = [s for s in status.get("history") or [] if s.get("version") != release.revision]
+    status["history"] = [snapshot, *history][:MAX_SNAPSHOTS]
+    status["lastReleaseRevision"] = release.revision
+
+
+def _options(spec: HelmReleaseSpec, action: str) -> ActionOptions:
+    if action == "install":
+        install = spec.install
+        crds = (install.crds if install else None) or "Create"
+        return ActionOptions(
+            timeout=_seconds(install.timeout if install else None, spec),
+            wait=not (install and install.disable_wait),
+            wait_for_jobs=not (install and install.disable_wait_for_jobs),
+            disable_hooks=bool(install and install.disable_hooks),
+            disable_openapi_validation=bool(install and install.disable_open_api_validation),
+            disable_schema_validation=bool(install and install.disable_schema_validation),
+            skip_crds=crds == "Skip" or bool(install and install.skip_crds),
+            create_namespace=bool(install and install.create_namespace),
+            replace=bool(install and install.replace),
+            max_history=spec.effective_max_history,
+        )
+    upgrade = spec.upgrade
+    crds = (upgrade.crds if upgrade else None) or "Skip"
+    return ActionOptions(
+        timeout=_seconds(upgrade.timeout if upgrade else None, spec),
+        wait=not (upgrade and upgrade.disable_wait),
+        wait_for_jobs=not (upgrade and upgrade.disable_wait_for_jobs),
+        disable_hooks=bool(upgrade and upgrade.disable_hooks),
+        disable_openapi_validation=bool(upgrade and upgrade.disable_open_api_validation),
+        disable_schema_validation=bool(upgrade and upgrade.disable_schema_validation),
+        skip_crds=crds == "Skip",
+        force=bool(upgrade and upgrade.force),
+        cleanup_on_fail=bool(upgrade and upgrade.cleanup_on_fail),
+        max_history=spec.effective_max_history,
+    )
+
+
+def _seconds(timeout: str | None, spec: HelmReleaseSpec) -> float:
+    return parse_duration(timeout) if timeout else spec.timeout_seconds
+
+
+def _reason(status: dict[str, Any]) -> str:
+    return f"{str(status.get('lastAttemptedReleaseAction') or 'install').capitalize()}Succeeded"
+
+
+def _past(action: object) -> str:
+    return str(action or "install")
+
+
+def _refuse_unserved(spec: HelmReleaseSpec) -> None:
+    """Stall on fields fluxd does not serve yet, rather than ignoring them."""
+    unserved = []
+    if spec.post_renderers:
+        unserved.append("spec.postRenderers")
+    if spec.common_metadata is not None:
+        unserved.append("spec.commonMetadata")
+    if spec.kube_config is not None:
+        unserved.append("spec.kubeConfig")
+    if spec.drift_detection is not None and spec.drift_detection.effective_mode != "disabled":
+        unserved.append(f"spec.driftDetection.mode '{spec.drift_detection.effective_mode}'")
+    if spec.health_check_exprs:
+        unserved.append("spec.healthCheckExprs")
+    if spec.wait_strategy is not None and spec.wait_strategy.name != "poller":
+        unserved.append(f"spec.waitStrategy '{spec.wait_strategy.name}'")
+    if any(dep.ready_expr for dep in spec.depends_on):
+        unserved.append("spec.dependsOn[].readyExpr")
+    if any(ref.literal for ref in spec.values_from):
+        unserved.append("spec.valuesFrom[].literal")
+    for action, strategy in (
+        ("install", spec.install.strategy if spec.install else None),
+        ("upgrade", spec.upgrade.strategy if spec.upgrade else None),
+    ):
+        if strategy is not None and strategy.name != "RemediateOnFailure":
+            unserved.append(f"spec.{action}.strategy '{strategy.name}'")
+    if unserved:
+        raise ReconcileError(
+            "UnsupportedField",
+            f"{', '.join(unserved)} not supported by fluxd yet; remove the field(s)",
+            stalled=True,
+        )
