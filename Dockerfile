@@ -11,6 +11,8 @@ FROM python:3.11-slim
 RUN apt-get update && apt-get install -y --no-install-recommends gnupg \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /install /usr/local
+# Helm finds fluxd's post-renderer plugin here: the pod's writable /tmp (emptyDir).
+ENV HELM_PLUGINS=/tmp/helm-plugins
 USER 65534:65534
 ENTRYPOINT ["fluxd"]
 CMD ["run"]

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 
+from fluxd.helm import plugins
 from fluxd.helm.charts import LoadedChart
 from fluxd.helm.errors import HelmActionError
 from fluxd.helm.sdk import sdk
@@ -120,6 +121,11 @@ class ActionOptions:
     server_side_apply: bool = True
     reuse_values: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
+    #: An encoded :class:`~fluxd.build.postrender.PostRendering`, handed to fluxd's
+    #: post-renderer plugin; None renders without one.
+    post_rendering: str | None = None
+    #: What the post-renderer sees of the hooks: Helm's combined, separate or nohooks.
+    post_render_strategy: str | None = None
 
     def document(self, namespace: str, *, upgrade: bool) -> str:
         options: dict[str, Any] = {
@@ -139,6 +145,9 @@ class ActionOptions:
             "description": self.description,
             "reuse_values": self.reuse_values if upgrade else None,
             "labels": dict(self.labels),
+            "post_renderer": plugins.POST_RENDERER if self.post_rendering else None,
+            "post_renderer_args": [self.post_rendering] if self.post_rendering else None,
+            "post_render_strategy": self.post_render_strategy,
         }
         document = {key: value for key, value in options.items() if value}
         # Helm's upgrade reads "true"/"false"/"auto" where install reads a boolean.

@@ -12,6 +12,8 @@ so :func:`sdk` writes ``helm-controller`` over the process's ``argv[0]`` (the me
 glibc's ``program_invocation_name`` points at, as setproctitle does) before the library
 loads, for good: ``ps`` then shows the daemon as ``helm-controller`` followed by its
 arguments. (Python parsed its arguments at start and never reads that memory again.)
+The post-renderer plugin (:mod:`~fluxd.helm.plugins`) is written before the library
+loads too.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import ctypes
 import threading
 from pathlib import Path
 from types import ModuleType
+
+from fluxd.helm import plugins
 
 __all__ = ["FIELD_MANAGER", "sdk"]
 
@@ -35,6 +39,7 @@ def sdk() -> ModuleType:
     with _lock:
         if _module is None:
             _rename_process(FIELD_MANAGER)
+            plugins.install()
             import helm_python
 
             _module = helm_python

@@ -27,9 +27,12 @@ HelmChart it made. Fields fluxd does not serve yet stall the object by name.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import tempfile
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, ClassVar
 
 import anyio.to_thread
@@ -41,7 +44,9 @@ from fluxd.api import (
     InstallRemediation,
     UpgradeRemediation,
     parse_duration,
+    to_dict,
 )
+from fluxd.build.postrender import PostRendering
 from fluxd.helm import (
     ActionOptions,
     HelmActionError,
@@ -314,6 +319,18 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
             ) from error
         latest = (status.get("history") or [None])[0]
         action = _next_action(current, latest, chart, digest)
+        rendering = _post_rendering_digests(spec)
+        if (
+            action is None
+            and status.get("observedGeneration") != ctx.generation
+            and any(status.get(key, "") != value for key, value in rendering.items())
+        ):
+            action = "upgrade"  # post-renderers or common metadata changed
+        for key, value in rendering.items():
+            if value:
+                status[key] = value
+            else:
+                status.pop(key, None)
         subject = f"release {storage}/{name}"
         chart_ref = f"{chart.name}@{chart.version}"
         if action is None:
@@ -329,11 +346,18 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
             ctx.ready_message = message
             return
         status["lastAttemptedReleaseAction"] = action
-        options = _options(spec, action)
-        title = action.capitalize()
-        try:
-            if action == "install":
-                release = await self.releases.install(
+        with tempfile.TemporaryDirectory(prefix="fluxd-postrender-") as scratch:
+            error_path = Path(scratch) / "error"
+            options = dataclasses.replace(
+                _options(spec, action),
+                post_rendering=dataclasses.replace(
+                    _post_rendering(ctx.key, spec), error_path=str(error_path)
+                ).encode(),
+                post_render_strategy=spec.post_render_strategy,
+            )
+            deploy = self.releases.install if action == "install" else self.releases.upgrade
+            try:
+                release = await deploy(
                     chart,
                     name,
                     values,
@@ -342,20 +366,14 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
                     user=user,
                     options=options,
                 )
-            else:
-                release = await self.releases.upgrade(
-                    chart,
-                    name,
-                    values,
-                    namespace=namespace,
-                    storage=storage,
-                    user=user,
-                    options=options,
-                )
-        except HelmActionError as error:
-            failure = await self._failed(ctx, action, name, storage, user, chart_ref, str(error))
-            raise failure from error
+            except HelmActionError as error:
+                reason = str(error)
+                if error_path.is_file():
+                    reason = f"{reason}: {error_path.read_text()}"
+                failure = await self._failed(ctx, action, name, storage, user, chart_ref, reason)
+                raise failure from error
         _record(status, release, digest, action)
+        title = action.capitalize()
         message = (
             f"Helm {action} succeeded for {subject}.v{release.revision} with chart {chart_ref}"
         )
@@ -593,6 +611,53 @@ def _options(spec: HelmReleaseSpec, action: str) -> ActionOptions:
     )
 
 
+def _post_rendering(key: ObjectKey, spec: HelmReleaseSpec) -> PostRendering:
+    """Flux's post-renderers: the user's kustomize steps, commonMetadata, origin labels."""
+    steps = []
+    for renderer in spec.post_renderers:
+        kustomize = renderer.kustomize
+        if kustomize is None:
+            continue
+        patches = [to_dict(patch) for patch in kustomize.patches]
+        # v2beta1's forms: a strategic merge patch names its target, a JSON 6902 one not.
+        patches += [{"patch": json.dumps(patch)} for patch in kustomize.patches_strategic_merge]
+        patches += [
+            {
+                "patch": json.dumps([to_dict(op) for op in patch.patch]),
+                "target": to_dict(patch.target),
+            }
+            for patch in kustomize.patches_json6902
+        ]
+        steps.append({"patches": patches, "images": [to_dict(i) for i in kustomize.images]})
+    common = spec.common_metadata
+    return PostRendering(
+        kustomize=steps,
+        labels=dict(common.labels) if common else {},
+        annotations=dict(common.annotations) if common else {},
+        origin_labels={OWNER_NAME: key.name, OWNER_NAMESPACE: key.namespace},
+    )
+
+
+def _post_rendering_digests(spec: HelmReleaseSpec) -> dict[str, str]:
+    """Flux's status digests of ``postRenderers`` and ``commonMetadata`` ("" when unset):
+    sha256 of their JSON as Go encodes it (compact, HTML-escaped, a final newline)."""
+
+    def digest(value: object) -> str:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False) + "\n"
+        for char, escaped in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e")):
+            text = text.replace(char, escaped)
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+    return {
+        "observedPostRenderersDigest": digest([to_dict(r) for r in spec.post_renderers])
+        if spec.post_renderers
+        else "",
+        "observedCommonMetadataDigest": digest(to_dict(spec.common_metadata))
+        if spec.common_metadata is not None
+        else "",
+    }
+
+
 def _seconds(timeout: str | None, spec: HelmReleaseSpec) -> float:
     return parse_duration(timeout) if timeout else spec.timeout_seconds
 
@@ -608,10 +673,6 @@ def _past(action: object) -> str:
 def _refuse_unserved(spec: HelmReleaseSpec) -> None:
     """Stall on fields fluxd does not serve yet, rather than ignoring them."""
     unserved = []
-    if spec.post_renderers:
-        unserved.append("spec.postRenderers")
-    if spec.common_metadata is not None:
-        unserved.append("spec.commonMetadata")
     if spec.kube_config is not None:
         unserved.append("spec.kubeConfig")
     if spec.drift_detection is not None and spec.drift_detection.effective_mode != "disabled":

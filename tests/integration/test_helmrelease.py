@@ -241,7 +241,12 @@ async def test_unserved_fields_stall_by_name(fluxd: Fluxd, chart_repo: ChartRepo
     await fluxd.create(
         HELM_RELEASE,
         "rendered",
-        release_spec(postRenderers=[{"kustomize": {"images": [{"name": "a", "newTag": "b"}]}}]),
+        release_spec(
+            healthCheckExprs=[
+                {"apiVersion": "example.com/v1", "kind": "Widget", "current": "true"}
+            ],
+            waitStrategy={"name": "legacy"},
+        ),
     )
     stalled = await fluxd.wait_for(
         HELM_RELEASE,
@@ -249,7 +254,8 @@ async def test_unserved_fields_stall_by_name(fluxd: Fluxd, chart_repo: ChartRepo
         lambda o: (condition(o, "Stalled") or {}).get("reason") == "UnsupportedField",
         "Stalled/UnsupportedField",
     )
-    assert "spec.postRenderers" in message(stalled)
+    assert "spec.healthCheckExprs" in message(stalled)
+    assert "spec.waitStrategy 'legacy'" in message(stalled)
 
 
 async def test_a_failing_upgrade_is_rolled_back_and_what_ran_keeps_running(
