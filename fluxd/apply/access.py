@@ -1,4 +1,4 @@
-"""Which cluster, as whom: the API client a Kustomization acts with.
+"""Which cluster, as whom: the API client a Kustomization (or a HelmRelease) acts with.
 
 Flux's kustomize-controller does not touch a Kustomization's objects as itself. The
 dry-run, the apply, the prune, the health checks and the prune on deletion all go out as
@@ -32,6 +32,9 @@ discovery cache, and paying a TLS handshake and discovery every interval for eve
 Kustomization would be wasted work. An identity no Kustomization uses any more (its
 kubeconfig rotated, its Kustomization deleted) is closed at the next lookup, and every
 client when the daemon stops (:meth:`ClusterAccess.close`).
+
+A HelmRelease names its identity with the same two fields; its drift detection and
+correction go through a :class:`ClusterAccess` of its own, writing as ``helm-controller``.
 """
 
 from __future__ import annotations
@@ -41,11 +44,11 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
-from fluxd.api import KubeConfigReference, KustomizationSpec
+from fluxd.api import KubeConfigReference
 from fluxd.apply.manager import FIELD_MANAGER, ApplyManager
 from fluxd.apply.mapper import RESTMapper
 from fluxd.kube import client
@@ -189,6 +192,16 @@ def _named(
     raise ClusterAccessError(f"{where}: {section} has no entry named '{name}'")
 
 
+class ActingSpec(Protocol):
+    """The spec fields that name an identity (Kustomization's and HelmRelease's)."""
+
+    @property
+    def service_account_name(self) -> str | None: ...
+
+    @property
+    def kube_config(self) -> KubeConfigReference | None: ...
+
+
 class ClusterAccess:
     """The clusters Kustomizations act on, one cached :class:`Cluster` per identity."""
 
@@ -210,12 +223,12 @@ class ClusterAccess:
         self._maybe_unused = False
         self._lock = asyncio.Lock()
 
-    def service_account(self, spec: KustomizationSpec) -> str | None:
+    def service_account(self, spec: ActingSpec) -> str | None:
         """The account a Kustomization impersonates: its own, else the default."""
         name: str | None = spec.service_account_name or self.default_service_account
         return name
 
-    async def for_kustomization(self, key: ObjectKey, spec: KustomizationSpec) -> Cluster:
+    async def for_kustomization(self, key: ObjectKey, spec: ActingSpec) -> Cluster:
         """The cluster client Kustomization ``key`` acts with, for its current ``spec``.
 
         Raises :class:`ClusterAccessError` when its kubeconfig Secret is missing or
@@ -243,7 +256,7 @@ class ClusterAccess:
                 await self._close_unused()
         return cluster
 
-    async def account_exists(self, namespace: str, spec: KustomizationSpec) -> bool:
+    async def account_exists(self, namespace: str, spec: ActingSpec) -> bool:
         """Whether the service account a Kustomization impersonates exists (``True`` when
         it impersonates none), read with the daemon's identity on the daemon's cluster."""
         account = self.service_account(spec)

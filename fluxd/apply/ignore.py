@@ -51,10 +51,10 @@ class _Rule:
 class DriftIgnore:
     """Compiled ``spec.ignore`` rules; ValueError (naming the rule) for a bad one."""
 
-    def __init__(self, rules: Iterable[Any] = ()) -> None:
+    def __init__(self, rules: Iterable[Any] = (), *, field: str = "spec.ignore") -> None:
         self._rules: list[_Rule] = []
         for index, rule in enumerate(rules):
-            where = f"spec.ignore[{index}]"
+            where = f"{field}[{index}]"
             try:
                 paths = tuple(parse_pointer(path) for path in rule.paths)
                 selects = _selector(rule.target)

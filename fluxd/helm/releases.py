@@ -62,6 +62,8 @@ class Release:
     last_deployed: str
     deleted: str
     test_hooks: tuple[TestHook, ...] = field(default=())
+    #: The objects Helm applied (after post-rendering), as one YAML stream.
+    manifest: str = field(default="", repr=False)
 
     @property
     def pending(self) -> bool:
@@ -98,6 +100,7 @@ class Release:
             last_deployed=str(info.get("last_deployed", "")),
             deleted=str(info.get("deleted", "") or ""),
             test_hooks=tuple(hooks),
+            manifest=str(summary.get("manifest") or ""),
         )
 
 

@@ -46,6 +46,9 @@ from fluxd.api import (
     parse_duration,
     to_dict,
 )
+from fluxd.apply import ApplyError, drift
+from fluxd.apply.access import ClusterAccess, ClusterAccessError
+from fluxd.apply.ignore import DriftIgnore
 from fluxd.build.postrender import PostRendering
 from fluxd.helm import (
     ActionOptions,
@@ -73,6 +76,7 @@ __all__ = ["HelmReleaseReconciler", "release_name"]
 RELEASED = "Released"
 TEST_SUCCESS = "TestSuccess"
 REMEDIATED = "Remediated"
+DRIFTED = "Drifted"
 FIELD_MANAGER = "helm-controller"
 DEPENDENCY_REQUEUE = 30.0
 MAX_SNAPSHOTS = 5
@@ -103,11 +107,13 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
         objects: ObjectApi,
         cache: ArtifactCache,
         track_sources: Callable[[ObjectKey, Iterable[ObjectKey]], None],
+        access: ClusterAccess,
         default_service_account: str | None = None,
     ) -> None:
         self.objects = objects
         self.cache = cache
         self.track_sources = track_sources
+        self.access = access
         self.default_service_account = default_service_account
         self._releases: Releases | None = None
 
@@ -344,6 +350,7 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
             )
             ctx.ready_reason = _reason(status)
             ctx.ready_message = message
+            await self._drift(ctx, current)
             return
         status["lastAttemptedReleaseAction"] = action
         with tempfile.TemporaryDirectory(prefix="fluxd-postrender-") as scratch:
@@ -521,6 +528,63 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
         conditions.mark_true(ctx.status, REMEDIATED, reason, message, generation=ctx.generation)
         ctx.event("Normal", reason, message)
 
+    async def _drift(self, ctx: Context[HelmReleaseSpec], current: Release) -> None:
+        """Drift detection on a release in sync: report it, and with ``enabled`` correct it."""
+        detection = ctx.spec.drift_detection
+        mode = detection.effective_mode if detection else "disabled"
+        if detection is None or mode == "disabled":
+            conditions.delete(ctx.status, DRIFTED)
+            return
+        try:
+            ignore = DriftIgnore(detection.ignore, field="spec.driftDetection.ignore")
+        except ValueError as error:
+            raise ReconcileError("InvalidSpec", str(error), stalled=True) from error
+        try:
+            cluster = await self.access.for_kustomization(ctx.key, ctx.spec)
+        except ClusterAccessError as error:
+            raise ReconcileError("DriftDetectionFailed", str(error)) from error
+        objects = drift.release_objects(
+            current.manifest, release=current.name, namespace=current.namespace
+        )
+        try:
+            drifts = await drift.detect(cluster.applier, objects, ignore)
+        except ApplyError as error:
+            raise ReconcileError("DriftDetectionFailed", str(error)) from error
+        release = f"{current.namespace}/{current.name}.v{current.revision}"
+        if not drifts:
+            conditions.mark_false(
+                ctx.status,
+                DRIFTED,
+                "NoDriftDetected",
+                "No drift detected against the cluster state",
+                generation=ctx.generation,
+            )
+            return
+        summary = "\n".join(str(found) for found in drifts)
+        message = (
+            f"Cluster state of release {release} has drifted from the desired state:\n{summary}"
+        )
+        ctx.event("Warning", "DriftDetected", message)
+        conditions.mark_true(
+            ctx.status, DRIFTED, "DriftDetected", message, generation=ctx.generation
+        )
+        if mode != "enabled":
+            return
+        try:
+            changes = await drift.correct(cluster.applier, drifts, ignore)
+        except ApplyError as error:
+            ctx.event(
+                "Warning",
+                "DriftCorrectionFailed",
+                f"Failed to correct cluster state of release {release}:\n{error}",
+            )
+            return
+        ctx.event(
+            "Normal",
+            "DriftCorrected",
+            f"Cluster state of release {release} has been corrected:\n{changes.summary()}",
+        )
+
     def _user(self, namespace: str, spec: HelmReleaseSpec) -> str | None:
         account = spec.service_account_name or self.default_service_account
         return f"system:serviceaccount:{namespace}:{account}" if account else None
@@ -675,8 +739,6 @@ def _refuse_unserved(spec: HelmReleaseSpec) -> None:
     unserved = []
     if spec.kube_config is not None:
         unserved.append("spec.kubeConfig")
-    if spec.drift_detection is not None and spec.drift_detection.effective_mode != "disabled":
-        unserved.append(f"spec.driftDetection.mode '{spec.drift_detection.effective_mode}'")
     if spec.health_check_exprs:
         unserved.append("spec.healthCheckExprs")
     if spec.wait_strategy is not None and spec.wait_strategy.name != "poller":
