@@ -28,6 +28,8 @@ pytest_plugins = [
     "tests.githubapi",
     "tests.proxyserver",
     "tests.chartservers",
+    "tests.s3servers",
+    "tests.ociregistry",
 ]
 
 #: Seconds a leaked task gets to finish once cancelled, before the check stops waiting.

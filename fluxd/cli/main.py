@@ -10,6 +10,7 @@ import argparse
 from collections.abc import Sequence
 
 from fluxd import __version__
+from fluxd.cli.artifact import add_pull_command, add_push_command
 from fluxd.cli.kustomization import add_build_command, add_diff_command
 from fluxd.cli.run import add_run_command
 
@@ -26,6 +27,8 @@ def parser() -> argparse.ArgumentParser:
     add_run_command(commands)
     add_build_command(commands)
     add_diff_command(commands)
+    add_push_command(commands)
+    add_pull_command(commands)
     return root
 
 

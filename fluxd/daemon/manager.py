@@ -40,12 +40,19 @@ from fluxd.kube.informer import Informer
 from fluxd.kube.leader import LeaderElector
 from fluxd.kube.objects import ObjectApi, resource_of
 from fluxd.kube.resources import CONFIGMAPS, SECRETS
+from fluxd.notify import Dispatcher, ReceiverServer
+from fluxd.reconcilers.alert import AlertReconciler
+from fluxd.reconcilers.bucket import BucketReconciler
 from fluxd.reconcilers.driver import REQUESTED_AT_ANNOTATION, ReconcileDriver, Reconciler
 from fluxd.reconcilers.gitrepository import GitRepositoryReconciler
 from fluxd.reconcilers.helmchart import HelmChartReconciler
+from fluxd.reconcilers.helmrelease import FIELD_MANAGER as HELM_FIELD_MANAGER
 from fluxd.reconcilers.helmrelease import HelmReleaseReconciler
 from fluxd.reconcilers.helmrepository import HelmRepositoryReconciler
 from fluxd.reconcilers.kustomization import KustomizationReconciler
+from fluxd.reconcilers.ocirepository import OCIRepositoryReconciler
+from fluxd.reconcilers.provider import ProviderReconciler
+from fluxd.reconcilers.receiver import ReceiverReconciler
 from fluxd.runtime.keys import ObjectKey
 from fluxd.runtime.metrics import Metrics
 from fluxd.runtime.scheduler import Outcome, Scheduler
@@ -81,12 +88,26 @@ class Daemon:
             self.objects,
             default_service_account=options.default_service_account,
         )
+        # HelmReleases correct drift as Flux's helm-controller, under its field manager.
+        self.helm_access = ClusterAccess(
+            self.objects,
+            field_manager=HELM_FIELD_MANAGER,
+            default_service_account=options.default_service_account,
+        )
         self.reconcilers: list[Reconciler[Any]] = [
             GitRepositoryReconciler(
                 objects=self.objects,
                 cache=self.cache,
                 artifact_base_url=self._artifact_base_url(),
                 track_sources=self.scheduler.track_sources,
+                max_artifact_bytes=options.artifact_max_mib * 2**20
+                if options.artifact_max_mib
+                else None,
+            ),
+            BucketReconciler(
+                objects=self.objects,
+                cache=self.cache,
+                artifact_base_url=self._artifact_base_url(),
                 max_artifact_bytes=options.artifact_max_mib * 2**20
                 if options.artifact_max_mib
                 else None,
@@ -102,10 +123,19 @@ class Daemon:
                 artifact_base_url=self._artifact_base_url(),
                 track_sources=self.scheduler.track_sources,
             ),
+            OCIRepositoryReconciler(
+                objects=self.objects,
+                cache=self.cache,
+                artifact_base_url=self._artifact_base_url(),
+                max_artifact_bytes=options.artifact_max_mib * 2**20
+                if options.artifact_max_mib
+                else None,
+            ),
             HelmReleaseReconciler(
                 objects=self.objects,
                 cache=self.cache,
                 track_sources=self.scheduler.track_sources,
+                access=self.helm_access,
                 default_service_account=options.default_service_account,
             ),
             KustomizationReconciler(
@@ -115,7 +145,14 @@ class Daemon:
                 access=self.cluster_access,
                 external=ExternalArtifacts(self.cache.store),
             ),
+            ProviderReconciler(objects=self.objects),
+            AlertReconciler(objects=self.objects),
+            ReceiverReconciler(objects=self.objects),
         ]
+        # Every recorded event is matched against the Alerts in the informers' stores.
+        self.dispatcher = Dispatcher(objects=self.objects, informers=self.informers)
+        self.events.add_listener(self.dispatcher.listen)
+        self.receivers = ReceiverServer(objects=self.objects, informers=self.informers)
         self._drivers: dict[str, ReconcileDriver[Any]] = {}
         for reconciler in self.reconcilers:
             kind = reconciler.kind
@@ -203,7 +240,9 @@ class Daemon:
                 self.options.metrics_addr,
             ),
             await self._listen(
-                "artifacts", webapp.artifact_app(self.cache), self.options.artifact_addr
+                "artifacts",
+                webapp.artifact_app(self.cache, hooks=self.receivers.app()),
+                self.options.artifact_addr,
             ),
         ]
         try:
@@ -211,6 +250,7 @@ class Daemon:
                 for kind, informer in self.informers.items():
                     tg.start_soon(informer.run, name=f"informer {kind}")
                 tg.start_soon(self._leadership, name="leadership")
+                tg.start_soon(self.dispatcher.run, name="notifications")
                 task_status.started()
                 await self._stop.wait()
                 log.info("shutting down: no new reconciles, finishing the running ones")
@@ -224,6 +264,7 @@ class Daemon:
                 for runner in runners:
                     await runner.cleanup()
                 await self.cluster_access.close()
+                await self.helm_access.close()
                 self.cache.store.close()
         log.info("stopped")
 

@@ -4,7 +4,7 @@ Steps, in order; each failure carries Flux's reason:
 
 1. **artifact**: the source's artifact, read from the shared cache (``ArtifactFailed``
    while it has none: a missing or unready source, or a kind fluxd does not reconcile
-   yet, such as ``OCIRepository`` and ``Bucket``). An ``ExternalArtifact`` source has no
+   yet). An ``ExternalArtifact`` source has no
    fluxd reconciler: its producer's ``status.artifact`` is downloaded and verified by
    :mod:`~fluxd.sources.external` (``ArtifactFailed`` until it is published, and for a
    digest mismatch). The scheduler is told what this object depends on (its source,

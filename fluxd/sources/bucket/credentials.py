@@ -1,0 +1,170 @@
+"""How a Bucket reaches its store: endpoint, region, keys and TLS, read as Flux reads them.
+
+- ``spec.endpoint`` is ``host[:port]``; ``spec.insecure`` picks plain HTTP;
+- ``spec.secretRef`` holds ``accesskey`` and ``secretkey`` (both keys must be present,
+  as Flux's ``ValidateSecret`` demands; both empty means anonymous requests);
+- ``provider: aws`` without a Secret takes the standard environment variables
+  (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, region from
+  ``AWS_REGION``/``AWS_DEFAULT_REGION``); the rest of the AWS chain (web identity,
+  instance metadata) is not implemented and says so;
+- ``spec.certSecretRef`` holds ``ca.crt`` (added to the system trust store) and, for a
+  client certificate, ``tls.crt`` with ``tls.key``.
+
+Failures raise :class:`BucketConfigError` with Flux's ``AuthenticationFailed`` reason,
+except a malformed endpoint, which no retry can fix.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import ssl
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final, Protocol
+from urllib.parse import urlsplit
+
+from fluxd.api import BucketSpec
+from fluxd.kube.objects import SecretNotFound
+from fluxd.sources.bucket.sigv4 import Credentials
+
+__all__ = ["DEFAULT_REGION", "BucketConfigError", "StoreSettings", "store_settings"]
+
+DEFAULT_REGION: Final = "us-east-1"
+AUTHENTICATION_FAILED: Final = "AuthenticationFailed"
+
+
+class BucketConfigError(Exception):
+    """The spec or its Secrets do not say how to reach the store; ``reason`` is Flux's."""
+
+    def __init__(self, message: str, *, reason: str = AUTHENTICATION_FAILED, stalled: bool = False):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.stalled = stalled
+
+
+class SecretReader(Protocol):
+    async def secret_data(self, namespace: str, name: str) -> dict[str, bytes]: ...
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """Everything an :class:`~fluxd.sources.bucket.s3.S3Client` is built from."""
+
+    endpoint: str
+    secure: bool
+    region: str
+    credentials: Credentials | None
+    ssl_context: ssl.SSLContext | None
+
+
+async def store_settings(
+    secrets: SecretReader,
+    namespace: str,
+    spec: BucketSpec,
+    environ: Mapping[str, str] = os.environ,
+) -> StoreSettings:
+    """The settings ``spec`` names, its Secrets read from ``namespace``."""
+    endpoint = _endpoint(spec.endpoint)
+    credentials: Credentials | None = None
+    region = spec.region
+    if spec.secret_ref is not None:
+        data = await _secret(secrets, namespace, spec.secret_ref.name, "spec.secretRef")
+        if "accesskey" not in data or "secretkey" not in data:
+            raise BucketConfigError(
+                f"invalid '{spec.secret_ref.name}' secret data: required fields 'accesskey' "
+                "and 'secretkey'"
+            )
+        access, secret = data["accesskey"].decode(), data["secretkey"].decode()
+        if access and secret:
+            credentials = Credentials(access, secret)
+    elif spec.provider == "aws":
+        credentials = _aws_environment(environ)
+        region = region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    context = None
+    if spec.cert_secret_ref is not None and not spec.insecure:
+        data = await _secret(secrets, namespace, spec.cert_secret_ref.name, "spec.certSecretRef")
+        context = _tls_context(data, f"{namespace}/{spec.cert_secret_ref.name}")
+    return StoreSettings(
+        endpoint=endpoint,
+        secure=not spec.insecure,
+        region=region or DEFAULT_REGION,
+        credentials=credentials,
+        ssl_context=context,
+    )
+
+
+def _endpoint(endpoint: str) -> str:
+    """``host[:port]``; Stalled on a URL, as minio-go refuses one."""
+    parts = urlsplit(f"//{endpoint}")
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        parts = parts._replace(netloc="")
+    if not endpoint or "/" in endpoint or not parts.hostname:
+        raise BucketConfigError(
+            f"invalid spec.endpoint '{endpoint}': give the store's host[:port] without a "
+            "scheme or path (spec.insecure: true selects plain HTTP)",
+            reason="URLInvalid",
+            stalled=True,
+        )
+    return endpoint
+
+
+def _aws_environment(environ: Mapping[str, str]) -> Credentials:
+    access = environ.get("AWS_ACCESS_KEY_ID")
+    secret = environ.get("AWS_SECRET_ACCESS_KEY")
+    if not access or not secret:
+        raise BucketConfigError(
+            "AWS authentication failed: no credentials: set spec.secretRef, or "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in fluxd's environment (web "
+            "identity and instance metadata credentials are not supported by fluxd)"
+        )
+    return Credentials(access, secret, environ.get("AWS_SESSION_TOKEN") or None)
+
+
+async def _secret(secrets: SecretReader, namespace: str, name: str, field: str) -> dict[str, bytes]:
+    try:
+        return await secrets.secret_data(namespace, name)
+    except SecretNotFound as error:
+        raise BucketConfigError(
+            f"failed to get secret: {error}: create it or fix {field}"
+        ) from error
+
+
+def _tls_context(data: Mapping[str, bytes], secret: str) -> ssl.SSLContext:
+    """A client context trusting the system store plus ``ca.crt``, presenting ``tls.crt``."""
+    ca, cert, key = data.get("ca.crt"), data.get("tls.crt"), data.get("tls.key")
+    if (cert is None) != (key is None):
+        raise BucketConfigError(
+            f"invalid TLS data in secret '{secret}': 'tls.crt' and 'tls.key' must be given together"
+        )
+    if ca is None and cert is None:
+        raise BucketConfigError(
+            f"secret '{secret}' of spec.certSecretRef has none of 'ca.crt', 'tls.crt', 'tls.key'"
+        )
+    try:
+        return _context(ca, cert, key)
+    except (ssl.SSLError, ValueError, UnicodeDecodeError) as error:
+        raise BucketConfigError(
+            f"the TLS data in secret '{secret}' is not valid PEM: {error}"
+        ) from error
+
+
+@functools.lru_cache(maxsize=32)
+def _context(ca: bytes | None, cert: bytes | None, key: bytes | None) -> ssl.SSLContext:
+    """Built once per distinct TLS data: loading the system trust store is not free."""
+    context = ssl.create_default_context()
+    if ca:
+        context.load_verify_locations(cadata=ca.decode("ascii"))
+    if cert and key:
+        # The ssl module reads a client certificate from files only.
+        with tempfile.TemporaryDirectory(prefix="fluxd-tls-") as directory:
+            paths = (os.path.join(directory, "tls.crt"), os.path.join(directory, "tls.key"))
+            for path, content in zip(paths, (cert, key), strict=True):
+                with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as out:
+                    out.write(content)
+            context.load_cert_chain(*paths)
+    return context

@@ -1,0 +1,127 @@
+"""How fluxd authenticates to a registry: an OCIRepository's Secrets, read as Flux reads them.
+
+``spec.secretRef`` names a ``kubernetes.io/dockerconfigjson`` Secret: its
+``.dockerconfigjson`` maps registry hosts to ``username``/``password`` (or ``auth``, their
+base64 ``user:password``); only the entry of the repository's host is used, and a host
+without an entry is pulled anonymously, as a Docker keychain does. ``spec.certSecretRef``
+holds ``ca.crt`` (trusted besides the system store) and ``tls.crt``/``tls.key`` (a client
+certificate). A Secret that is missing or malformed is ``AuthenticationFailed``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+import os
+import ssl
+import tempfile
+from dataclasses import dataclass
+from typing import Protocol
+
+from fluxd.sources.oci.errors import AUTHENTICATION_FAILED, RegistryError
+
+__all__ = ["DOCKER_CONFIG_KEY", "RegistryAuth", "SecretReader", "docker_config_auth", "tls_context"]
+
+DOCKER_CONFIG_KEY = ".dockerconfigjson"
+
+
+class SecretReader(Protocol):
+    async def secret_data(self, namespace: str, name: str) -> dict[str, bytes]: ...
+
+
+@dataclass(frozen=True)
+class RegistryAuth:
+    """Credentials and TLS settings for one registry; anonymous and system CAs by default."""
+
+    username: str | None = None
+    password: str | None = None
+    ca: bytes | None = None
+    cert: bytes | None = None
+    key: bytes | None = None
+
+    @property
+    def basic(self) -> str | None:
+        """The ``Authorization`` value of these credentials as HTTP basic auth."""
+        if self.username is None:
+            return None
+        token = base64.b64encode(f"{self.username}:{self.password or ''}".encode()).decode()
+        return f"Basic {token}"
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """A context for this registry's TLS settings; ``None``: the default one."""
+        if self.ca is None and self.cert is None:
+            return None
+        return tls_context(self.ca, self.cert, self.key)
+
+
+def docker_config_auth(data: dict[str, bytes], host: str, *, secret: str) -> RegistryAuth:
+    """The credentials ``host`` has in the dockerconfigjson Secret ``data`` (named
+    ``secret`` in messages); anonymous when the Secret has no entry for it."""
+    raw = data.get(DOCKER_CONFIG_KEY)
+    if raw is None:
+        raise RegistryError(
+            f"secret '{secret}' has no '{DOCKER_CONFIG_KEY}' key: it must be of type "
+            "kubernetes.io/dockerconfigjson",
+            reason=AUTHENTICATION_FAILED,
+        )
+    try:
+        config = json.loads(raw)
+        auths = config.get("auths") or {}
+        if not isinstance(auths, dict):
+            raise TypeError("'auths' is not an object")
+    except (ValueError, TypeError, AttributeError) as error:
+        raise RegistryError(
+            f"secret '{secret}': '{DOCKER_CONFIG_KEY}' is not a docker config: {error}",
+            reason=AUTHENTICATION_FAILED,
+        ) from error
+    for server, entry in auths.items():
+        if _server_host(server) != host or not isinstance(entry, dict):
+            continue
+        username, password = entry.get("username"), entry.get("password")
+        if not username and entry.get("auth"):
+            try:
+                decoded = base64.b64decode(entry["auth"], validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError) as error:
+                raise RegistryError(
+                    f"secret '{secret}': the 'auth' of '{server}' is not base64 "
+                    f"'user:password': {error}",
+                    reason=AUTHENTICATION_FAILED,
+                ) from error
+            username, _, password = decoded.partition(":")
+        if username:
+            return RegistryAuth(username=str(username), password=str(password or ""))
+    return RegistryAuth()
+
+
+def _server_host(server: str) -> str:
+    """The host of a docker config key (``https://host/v1/``, ``host``, ``host:port``)."""
+    return server.removeprefix("https://").removeprefix("http://").split("/", 1)[0]
+
+
+@functools.lru_cache(maxsize=32)
+def tls_context(ca: bytes | None, cert: bytes | None, key: bytes | None) -> ssl.SSLContext:
+    """A client context trusting the system store plus ``ca``, presenting ``cert``."""
+    if (cert is None) != (key is None):
+        raise RegistryError(
+            "invalid TLS secret data: 'tls.crt' and 'tls.key' must be given together",
+            reason=AUTHENTICATION_FAILED,
+        )
+    context = ssl.create_default_context()
+    try:
+        if ca:
+            context.load_verify_locations(cadata=ca.decode("ascii"))
+        if cert and key:
+            # The ssl module loads a client certificate from files only.
+            with tempfile.TemporaryDirectory(prefix="fluxd-oci-tls-") as directory:
+                paths = (os.path.join(directory, "tls.crt"), os.path.join(directory, "tls.key"))
+                for path, content in zip(paths, (cert, key), strict=True):
+                    with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as out:
+                        out.write(content)
+                context.load_cert_chain(*paths)
+    except (ssl.SSLError, ValueError, UnicodeDecodeError) as error:
+        raise RegistryError(
+            f"the TLS data in the Secret is not valid PEM: {error}", reason=AUTHENTICATION_FAILED
+        ) from error
+    return context
