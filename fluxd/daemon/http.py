@@ -53,8 +53,9 @@ def probes_app(metrics: Metrics, *, ready: Callable[[], bool]) -> web.Applicatio
     return app
 
 
-def artifact_app(cache: ArtifactCache) -> web.Application:
-    """Serves artifacts by their ``status.artifact.path``."""
+def artifact_app(cache: ArtifactCache, *, hooks: web.Application | None = None) -> web.Application:
+    """Serves artifacts by their ``status.artifact.path``; ``hooks``, Flux's webhook
+    receiver (``POST /hook/<digest>``), is mounted at ``/hook``."""
 
     async def artifact(request: web.Request) -> web.StreamResponse:
         path = request.match_info["path"]
@@ -70,6 +71,8 @@ def artifact_app(cache: ArtifactCache) -> web.Application:
         )
 
     app = web.Application()
+    if hooks is not None:
+        app.add_subapp("/hook", hooks)
     app.router.add_get("/{path:.+}", artifact)
     return app
 

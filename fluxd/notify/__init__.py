@@ -1,0 +1,43 @@
+"""Notifications: events out to Providers through Alerts, webhooks in through Receivers.
+
+- :mod:`~fluxd.notify.event`: a recorded Event as Flux's notification payload;
+- :mod:`~fluxd.notify.matching`: which Alerts an event goes to;
+- :mod:`~fluxd.notify.providers`: each Provider type's request (body, headers);
+- :mod:`~fluxd.notify.settings`: a Provider's address, credentials, TLS and proxy;
+- :mod:`~fluxd.notify.delivery`: sending with Flux's retries and timeout;
+- :mod:`~fluxd.notify.dispatcher`: the EventRecorder listener and the bounded senders;
+- :mod:`~fluxd.notify.receivers`: ``POST /hook/<digest>`` to requested reconciles.
+"""
+
+from fluxd.notify.dispatcher import Dispatcher
+from fluxd.notify.event import Notification, go_json, notification_of
+from fluxd.notify.matching import alert_matches, invalid_patterns
+from fluxd.notify.providers import (
+    SUPPORTED_TYPES,
+    InvalidProvider,
+    ProviderSettings,
+    Request,
+    build_request,
+)
+from fluxd.notify.receivers import SUPPORTED_RECEIVER_TYPES, ReceiverServer, webhook_path
+from fluxd.notify.settings import ProviderError, refusal, resolve
+
+__all__ = [
+    "SUPPORTED_RECEIVER_TYPES",
+    "SUPPORTED_TYPES",
+    "Dispatcher",
+    "InvalidProvider",
+    "Notification",
+    "ProviderError",
+    "ProviderSettings",
+    "ReceiverServer",
+    "Request",
+    "alert_matches",
+    "build_request",
+    "go_json",
+    "invalid_patterns",
+    "notification_of",
+    "refusal",
+    "resolve",
+    "webhook_path",
+]

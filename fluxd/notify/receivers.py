@@ -1,0 +1,252 @@
+"""Flux's webhook receiver: ``POST /hook/<digest>`` asks the Receiver's resources to
+reconcile now.
+
+A Receiver's ``status.webhookPath`` (``/hook/`` + sha256 of token + name + namespace,
+written by its reconciler) is the only way in: a request is matched against the
+Receivers in the informer's store by that path, so an unknown path is a 404 and
+nothing is read from the API server for it. Then, as Flux's receiver server:
+
+- a suspended Receiver, or one that is not Ready, answers 503;
+- bodies over 3 MiB answer 413 (Flux's limit);
+- the request is authenticated by ``spec.type`` with the Secret's ``token``:
+  ``generic`` (the secret path is the credential), ``generic-hmac`` (``X-Signature``,
+  ``sha1=``/``sha256=``/``sha512=`` HMAC of the body), ``github``
+  (``X-Hub-Signature-256``, else ``X-Hub-Signature``; ``spec.events`` filters
+  ``X-GitHub-Event``), ``gitlab`` (``X-Gitlab-Token``; ``spec.events`` filters
+  ``X-Gitlab-Event``), ``bitbucket`` (``X-Hub-Signature``; ``X-Event-Key``). A bad
+  signature or token answers 401 (Flux answers 400), an event type not in
+  ``spec.events`` 400; nothing is triggered by a rejected request;
+- each ``spec.resources`` entry (``name: '*'`` with ``matchLabels``) gets
+  ``reconcile.fluxcd.io/requestedAt``, which wakes it at once; 200 when all were
+  annotated, 500 (naming the failures) otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from fluxd.api import (
+    RECEIVER,
+    KindInfo,
+    ReceiverResource,
+    ReceiverSpec,
+    SpecError,
+    kind_for,
+    lookup,
+)
+from fluxd.kube import client
+from fluxd.kube.informer import Informer
+from fluxd.kube.objects import ObjectApi, SecretNotFound, resource_of
+from fluxd.runtime import conditions
+
+__all__ = [
+    "HOOK_PREFIX",
+    "MAX_BODY_BYTES",
+    "SUPPORTED_RECEIVER_TYPES",
+    "ReceiverServer",
+    "webhook_path",
+]
+
+HOOK_PREFIX = "/hook/"
+MAX_BODY_BYTES = 3 * 1024 * 1024
+REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
+SUPPORTED_RECEIVER_TYPES = frozenset({"generic", "generic-hmac", "github", "gitlab", "bitbucket"})
+_DIGESTS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha512": hashlib.sha512}
+
+log = structlog.stdlib.get_logger(__name__)
+
+
+def webhook_path(token: str, name: str, namespace: str) -> str:
+    """The path a Receiver listens at, as Flux derives it."""
+    return HOOK_PREFIX + hashlib.sha256((token + name + namespace).encode()).hexdigest()
+
+
+class Rejected(Exception):
+    """The request is refused with ``status``; the message says why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def signature_valid(header: str, body: bytes, key: bytes) -> bool:
+    """Whether ``header`` (``<algorithm>=<hex>``) is the HMAC of ``body`` with ``key``."""
+    algorithm, _, signature = header.partition("=")
+    digest = _DIGESTS.get(algorithm)
+    if digest is None or not signature:
+        return False
+    expected = hmac.new(key, body, digest).hexdigest()
+    return hmac.compare_digest(expected, signature.strip().lower())
+
+
+def _allowed(spec: ReceiverSpec, event: str, what: str) -> None:
+    if spec.events and not any(event.lower() == e.lower() for e in spec.events):
+        raise Rejected(400, f"the {what} event {event!r} is not authorised")
+
+
+def authenticate(spec: ReceiverSpec, headers: Mapping[str, str], body: bytes, token: str) -> str:
+    """Check the request against the Receiver's type; returns the event type it names
+    (empty for generic receivers). :class:`Rejected` with 401 or 400 otherwise."""
+    key = token.encode()
+    if spec.type == "generic":
+        return ""
+    if spec.type == "generic-hmac":
+        if not signature_valid(headers.get("X-Signature", ""), body, key):
+            raise Rejected(401, "unable to validate HMAC signature (X-Signature)")
+        return ""
+    if spec.type in ("github", "bitbucket"):
+        header = headers.get("X-Hub-Signature-256") or headers.get("X-Hub-Signature", "")
+        if spec.type == "bitbucket":
+            header = headers.get("X-Hub-Signature", "")
+        if not signature_valid(header, body, key):
+            raise Rejected(401, f"the {spec.type} signature header is invalid")
+        if spec.type == "github":
+            event = headers.get("X-GitHub-Event", "")
+            _allowed(spec, event, "GitHub")
+        else:
+            event = headers.get("X-Event-Key", "")
+            _allowed(spec, event, "Bitbucket server")
+        return event
+    if spec.type == "gitlab":
+        if not hmac.compare_digest(headers.get("X-Gitlab-Token", "").encode(), key):
+            raise Rejected(401, "the X-Gitlab-Token header value does not match the receiver token")
+        event = headers.get("X-Gitlab-Event", "")
+        _allowed(spec, event, "GitLab")
+        return event
+    raise Rejected(503, f"receiver type {spec.type!r} is not supported by fluxd")
+
+
+def _requested_at() -> str:
+    """A fresh annotation value, in the form Go's ``metav1.Now().String()`` prints."""
+    now = datetime.now(UTC)
+    return now.strftime("%Y-%m-%d %H:%M:%S.") + f"{now.microsecond:06d}000 +0000 UTC"
+
+
+def _kind_of(resource: ReceiverResource) -> KindInfo[Any]:
+    try:
+        if resource.api_version:
+            return kind_for(resource.api_version, resource.kind)
+        return lookup(resource.kind)
+    except KeyError as error:
+        raise LookupError(
+            f"apiVersion {resource.api_version or ''} kind {resource.kind}: {error}"
+        ) from error
+
+
+class ReceiverServer:
+    """Answers webhook requests for the Receivers in the informer store."""
+
+    def __init__(self, *, objects: ObjectApi, informers: Mapping[str, Informer]) -> None:
+        self._objects = objects
+        self._informers = informers
+
+    def app(self) -> web.Application:
+        """The routes, to mount at ``/hook`` on an HTTP listener."""
+        app = web.Application()
+        app.router.add_post("/{digest}", self.handle)
+        return app
+
+    def _find(self, path: str) -> dict[str, Any] | None:
+        receivers = self._informers.get(RECEIVER.kind)
+        if receivers is None:
+            return None
+        for receiver in receivers.list():
+            if (receiver.get("status") or {}).get("webhookPath") == path:
+                return receiver
+        return None
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """The aiohttp handler of ``POST /hook/{digest}``."""
+        receiver = self._find(request.path)
+        if receiver is None:
+            return web.Response(status=404, text=f"no receiver at {request.path}")
+        meta = receiver["metadata"]
+        where = f"Receiver {meta.get('namespace')}/{meta['name']}"
+        try:
+            await self._accept(receiver, request)
+        except Rejected as rejected:
+            log.warning(
+                "webhook rejected", receiver=where, status=rejected.status, error=str(rejected)
+            )
+            return web.Response(status=rejected.status, text=f"{where}: {rejected}")
+        return web.Response(text=f"{where}: reconciliation requested")
+
+    async def _accept(self, receiver: dict[str, Any], request: web.Request) -> None:
+        try:
+            spec: ReceiverSpec = RECEIVER.parse_spec(receiver)
+        except SpecError as error:
+            raise Rejected(503, f"receiver is not ready: {error}") from error
+        if spec.suspend:
+            raise Rejected(503, "receiver is suspended")
+        if not conditions.is_ready(receiver.get("status") or {}):
+            raise Rejected(503, "receiver is not ready")
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            raise Rejected(413, f"request body exceeds the maximum size of {MAX_BODY_BYTES} bytes")
+        body = await request.content.read(MAX_BODY_BYTES + 1)
+        if len(body) > MAX_BODY_BYTES:
+            raise Rejected(413, f"request body exceeds the maximum size of {MAX_BODY_BYTES} bytes")
+        namespace = receiver["metadata"].get("namespace", "")
+        token = ""
+        if spec.secret_ref is not None:
+            try:
+                data = await self._objects.secret_data(namespace, spec.secret_ref.name)
+            except SecretNotFound as error:
+                raise Rejected(503, f"unable to read secret: {error}") from error
+            if "token" not in data:
+                raise Rejected(
+                    503,
+                    f"invalid '{namespace}/{spec.secret_ref.name}' secret data: "
+                    "required field 'token'",
+                )
+            token = data["token"].decode()
+        event = authenticate(spec, request.headers, body, token)
+        log.info(
+            "handling webhook",
+            receiver=f"{namespace}/{receiver['metadata']['name']}",
+            webhook_event=event,
+        )
+        failures = []
+        for resource in spec.resources:
+            try:
+                await self._request_reconciliation(resource, namespace)
+            except (LookupError, client.ApiError) as error:
+                failures.append(f"{resource.kind}/{resource.name}: {error}")
+        if failures:
+            raise Rejected(500, "unable to request reconciliation of " + "; ".join(failures))
+
+    async def _request_reconciliation(
+        self, resource: ReceiverResource, default_namespace: str
+    ) -> None:
+        namespace = resource.namespace or default_namespace
+        kind = _kind_of(resource)
+        collection = resource_of(kind)
+        api = self._objects.api
+        if resource.name == "*":
+            if not resource.match_labels:
+                raise LookupError("matchLabels field not set when using wildcard '*' as name")
+            selector = ",".join(f"{k}={v}" for k, v in sorted(resource.match_labels.items()))
+            listed = await client.list_page(api, collection, namespace, label_selector=selector)
+            names = [item["metadata"]["name"] for item in listed.get("items", [])]
+            if not names:
+                log.warning(
+                    "no resources match the receiver's labels", kind=kind.kind, selector=selector
+                )
+        else:
+            names = [resource.name]
+        stamp = _requested_at()
+        for name in names:
+            await client.patch(
+                api,
+                collection,
+                namespace,
+                name,
+                {"metadata": {"annotations": {REQUESTED_AT: stamp}}},
+            )
+            log.info("resource annotated", kind=kind.kind, namespace=namespace, name=name)
