@@ -2,6 +2,7 @@
 
 - :mod:`~fluxd.helm.sdk`: the SDK, loaded on first use, writing as ``helm-controller``;
 - :mod:`~fluxd.helm.charts`: charts loaded once per archive digest;
+- :mod:`~fluxd.helm.digest_version`: an OCI chart's version carrying its artifact digest;
 - :mod:`~fluxd.helm.values`: a HelmRelease's values from ``valuesFrom`` and ``values``;
 - :mod:`~fluxd.helm.releases`: install, upgrade, rollback, uninstall, test, and a
   release's latest record, as the ``helm`` CLI stores them.
@@ -10,12 +11,14 @@ Importing this package does not load the SDK.
 """
 
 from fluxd.helm.charts import LoadedChart, load_chart
+from fluxd.helm.digest_version import DigestVersionError, stamp_digest
 from fluxd.helm.errors import HelmActionError
 from fluxd.helm.releases import ActionOptions, Release, Releases, TestHook
 from fluxd.helm.values import ValuesError, merge_document, set_path, values_digest
 
 __all__ = [
     "ActionOptions",
+    "DigestVersionError",
     "HelmActionError",
     "LoadedChart",
     "Release",
@@ -25,5 +28,6 @@ __all__ = [
     "load_chart",
     "merge_document",
     "set_path",
+    "stamp_digest",
     "values_digest",
 ]

@@ -5,8 +5,12 @@ Steps, in order (each failure carries Flux's reason):
 1. **chart**: with ``spec.chart`` fluxd applies the HelmChart ``<namespace>-<name>`` (in
    the source's namespace) from the template, as helm-controller does (field manager
    ``helm-controller``, its owner labels) and records it in ``status.helmChart``; with
-   ``spec.chartRef`` the named HelmChart is used as is. The scheduler is told, so a new
-   chart artifact, a dependency turning Ready or a watched values source wakes it;
+   ``spec.chartRef`` the named HelmChart, or OCIRepository whose artifact is a packaged
+   chart (``layerSelector`` operation ``copy``), is used as is; an OCI chart is released
+   under its version plus the artifact digest's first 12 hex digits as build metadata
+   (``6.5.4+0123456789ab``), as Flux does, so a re-pushed tag upgrades. The scheduler is
+   told, so a new chart artifact, a dependency turning Ready or a watched values source
+   wakes it;
 2. **dependencies** (``dependsOn``): each must be Ready at its current generation
    (``DependencyNotReady``, looked at again every 30 s);
 3. **values** from ``valuesFrom`` then ``values`` (``ValuesError`` naming the source);
@@ -40,6 +44,7 @@ import anyio.to_thread
 from fluxd.api import (
     HELM_CHART,
     HELM_RELEASE,
+    OCI_REPOSITORY,
     HelmReleaseSpec,
     InstallRemediation,
     UpgradeRemediation,
@@ -52,6 +57,7 @@ from fluxd.apply.ignore import DriftIgnore
 from fluxd.build.postrender import PostRendering
 from fluxd.helm import (
     ActionOptions,
+    DigestVersionError,
     HelmActionError,
     LoadedChart,
     Release,
@@ -60,6 +66,7 @@ from fluxd.helm import (
     load_chart,
     merge_document,
     set_path,
+    stamp_digest,
     values_digest,
 )
 from fluxd.kube.client import kubeconfig_of
@@ -141,8 +148,18 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
         await self._check_dependencies(dependencies)
         artifact = self._chart_artifact(chart_key)
         values = await self._values(ctx)
+        archive, archive_digest = artifact.content(), artifact.digest
+        if chart_key.kind == OCI_REPOSITORY.kind:
+            try:
+                archive, _, oci_digest = stamp_digest(archive, artifact.revision)
+            except DigestVersionError as error:
+                raise ReconcileError("ChartMutateError", str(error)) from error
+            archive_digest = "sha256:" + hashlib.sha256(archive).hexdigest()
+            ctx.status["lastAttemptedRevisionDigest"] = oci_digest
+        else:
+            ctx.status.pop("lastAttemptedRevisionDigest", None)
         try:
-            chart = await anyio.to_thread.run_sync(load_chart, artifact.content(), artifact.digest)
+            chart = await anyio.to_thread.run_sync(load_chart, archive, archive_digest)
         except Exception as error:  # the SDK's HelmError, imported lazily
             raise ReconcileError("ArtifactFailed", f"Could not load chart: {error}") from error
         await self._release(ctx, chart, artifact, values)
@@ -185,14 +202,14 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
         spec = ctx.spec
         if spec.chart_ref is not None:
             ref = spec.chart_ref
-            if ref.kind != HELM_CHART.kind:
+            if ref.kind not in (HELM_CHART.kind, OCI_REPOSITORY.kind):
                 raise ReconcileError(
                     "UnsupportedField",
                     f"spec.chartRef.kind '{ref.kind}' is not supported by fluxd yet; "
-                    "use a HelmChart or spec.chart",
+                    "use a HelmChart, an OCIRepository or spec.chart",
                     stalled=True,
                 )
-            return ObjectKey(HELM_CHART.kind, ref.namespace or ctx.key.namespace, ref.name)
+            return ObjectKey(ref.kind, ref.namespace or ctx.key.namespace, ref.name)
         assert spec.chart is not None
         template = spec.chart.spec
         namespace = template.source_ref.namespace or ctx.key.namespace
@@ -255,12 +272,13 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
         artifact = self.cache.get(key)
         if artifact is not None:
             return artifact
-        obj = self.objects.cached(HELM_CHART, key.namespace, key.name)
+        kind = OCI_REPOSITORY if key.kind == OCI_REPOSITORY.kind else HELM_CHART
+        obj = self.objects.cached(kind, key.namespace, key.name)
         ready = conditions.get((obj or {}).get("status") or {}, conditions.READY)
         detail = ready["message"] if ready else "it has no artifact yet"
         raise ReconcileError(
             "SourceNotReady",
-            f"HelmChart '{key.namespace}/{key.name}' is not ready: {detail}",
+            f"{key.kind} '{key.namespace}/{key.name}' is not ready: {detail}",
         )
 
     async def _values(self, ctx: Context[HelmReleaseSpec]) -> dict[str, Any]:
@@ -620,6 +638,7 @@ def _record(status: dict[str, Any], release: Release, digest: str, action: str) 
         "chartVersion": release.chart_version,
         "appVersion": release.app_version or None,
         "configDigest": digest,
+        "ociDigest": status.get("lastAttemptedRevisionDigest"),
         "firstDeployed": release.first_deployed,
         "lastDeployed": release.last_deployed,
         "digest": "sha256:"
