@@ -2,7 +2,9 @@
 
 Flux's rules: each ``valuesFrom`` entry is a ConfigMap or Secret key (``values.yaml`` by
 default) holding a YAML document merged over what came before, or, with ``targetPath``,
-one value set at that path (Helm ``--set`` syntax, the value kept a string); an
+one value set at that path: read as Helm's ``--set`` reads it (``true``/``false``, ``null``
+and integers typed, ``{a,b}`` a list, ``\\`` escapes; quoted, as ``--set-string``), or with
+``literal``, as ``--set-literal``, the text verbatim; an
 ``optional`` reference that is missing is skipped; ``values`` is merged last. Merging is
 deep for mappings, anything else replaces. The digest (``sha256:`` of the values as
 canonical JSON) is what the release history records, so a change of values is seen
@@ -38,9 +40,13 @@ def merge_document(base: Mapping[str, Any], text: str, where: str) -> dict[str, 
     return merge_maps(base, document)
 
 
-def set_path(base: Mapping[str, Any], path: str, value: str) -> dict[str, Any]:
-    """``base`` with ``value`` (a string) at the dotted ``path`` (``\\.`` escapes a dot;
-    ``name[0]`` indexes a list), creating what is missing."""
+def set_path(
+    base: Mapping[str, Any], path: str, text: str, *, literal: bool = False
+) -> dict[str, Any]:
+    """``base`` with ``text`` at the dotted ``path`` (``\\.`` escapes a dot; ``name[0]``
+    indexes a list), creating what is missing: read as Helm's ``--set`` value, or verbatim
+    when ``literal``."""
+    value = text if literal else _set_value(text, path)
     parts = _split(path)
     if not parts:
         raise ValuesError(f"invalid targetPath '{path}'")
@@ -69,6 +75,70 @@ def set_path(base: Mapping[str, Any], path: str, value: str) -> dict[str, Any]:
                 items[position] = {}
             node = items[position]
     return result
+
+
+def _set_value(text: str, path: str) -> Any:
+    """``text`` as Helm's strvals reads the value of ``path=text``: quoted text (either
+    quote, stripped) stays a string, ``{a,b}`` is a list, ``\\`` escapes the next
+    character, and ``true``, ``false``, ``null`` and integers are typed."""
+    quotes = "'\""
+    as_string = any(text.startswith(q) and text.endswith(q) for q in quotes)
+    if as_string:
+        text = text.strip(quotes)
+    if text.startswith("{"):
+        items, rest = _until(text[1:], ",}", path, text)
+        while rest.startswith(","):
+            item, rest = _until(rest[1:], ",}", path, text)
+            items += item
+        if not rest.startswith("}") or rest[1:]:
+            raise ValuesError(f"targetPath '{path}': list value '{text}' is not closed by '}}'")
+        return [_typed(item, as_string) for item in items]
+    (value,), rest = _until(text, ",", path, text)
+    if rest:
+        raise ValuesError(
+            f"targetPath '{path}': value '{text}' holds an unescaped ',', which Helm reads as "
+            "a second key=value; escape it as '\\,' or set literal: true"
+        )
+    return _typed(value, as_string)
+
+
+def _until(text: str, stops: str, path: str, whole: str) -> tuple[list[str], str]:
+    """The text up to the first unescaped character of ``stops`` (unescaped), and what
+    follows from that character on."""
+    out: list[str] = []
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char in stops:
+            return ["".join(out)], text[index:]
+        if char == "\\":
+            index += 1
+            if index == len(text):
+                raise ValuesError(f"targetPath '{path}': value '{whole}' ends with '\\'")
+        out.append(text[index])
+        index += 1
+    return ["".join(out)], ""
+
+
+def _typed(value: str, as_string: bool) -> Any:
+    if as_string:
+        return value
+    lowered = value.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "null":
+        return None
+    if value == "0":
+        return 0
+    if value and value[0] != "0":
+        try:
+            number = int(value, 10)
+        except ValueError:
+            return value
+        digits = value.lstrip("+-")
+        if -(2**63) <= number < 2**63 and digits.isascii() and digits.isdigit():
+            return number
+    return value
 
 
 def values_digest(values: Mapping[str, Any]) -> str:

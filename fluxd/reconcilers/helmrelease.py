@@ -304,7 +304,7 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
                 raise ReconcileError("ValuesError", f"missing key '{ref.key}' in {where}")
             try:
                 if ref.target_path:
-                    values = set_path(values, ref.target_path, text)
+                    values = set_path(values, ref.target_path, text, literal=ref.literal)
                 else:
                     values = merge_document(values, text, f"{where} key '{ref.key}'")
             except ValuesError as error:
@@ -764,8 +764,6 @@ def _refuse_unserved(spec: HelmReleaseSpec) -> None:
         unserved.append(f"spec.waitStrategy '{spec.wait_strategy.name}'")
     if any(dep.ready_expr for dep in spec.depends_on):
         unserved.append("spec.dependsOn[].readyExpr")
-    if any(ref.literal for ref in spec.values_from):
-        unserved.append("spec.valuesFrom[].literal")
     for action, strategy in (
         ("install", spec.install.strategy if spec.install else None),
         ("upgrade", spec.upgrade.strategy if spec.upgrade else None),

@@ -23,10 +23,49 @@ def test_a_document_that_is_no_mapping_names_its_source() -> None:
         merge_document({}, "a: [", "Secret/b")
 
 
-def test_target_path_sets_a_string_at_a_set_style_path() -> None:
+def test_target_path_sets_a_value_at_a_set_style_path() -> None:
     values = set_path({"a": {"keep": 1}}, "a.b\\.c", "42")
-    assert values == {"a": {"keep": 1, "b.c": "42"}}
+    assert values == {"a": {"keep": 1, "b.c": 42}}
     assert set_path({}, "list[1].name", "x") == {"list": [None, {"name": "x"}]}
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("3", 3),
+        ("-7", -7),
+        ("0", 0),
+        ("007", "007"),
+        ("TRUE", True),
+        ("false", False),
+        ("null", None),
+        ("1.5", "1.5"),
+        ("1_000", "1_000"),
+        ("'3'", "3"),
+        ('"true"', "true"),
+        ("{a,2,true}", ["a", 2, True]),
+        ("'{a,2}'", ["a", "2"]),
+        ("a\\,b", "a,b"),
+        ("", ""),
+    ],
+)
+def test_target_path_values_are_typed_as_helm_set_types_them(text: str, value: object) -> None:
+    assert set_path({}, "v", text) == {"v": value}
+
+
+def test_literal_values_are_kept_verbatim() -> None:
+    text = "a,b={c}\\d\n"
+    assert set_path({}, "config\\.json", text, literal=True) == {"config.json": text}
+    assert set_path({}, "n", "3", literal=True) == {"n": "3"}
+
+
+def test_values_helm_would_split_or_cannot_read_are_refused() -> None:
+    with pytest.raises(ValuesError, match="unescaped ','"):
+        set_path({}, "v", "a,b")
+    with pytest.raises(ValuesError, match="not closed"):
+        set_path({}, "v", "{a,b")
+    with pytest.raises(ValuesError, match="ends with"):
+        set_path({}, "v", "a\\")
 
 
 def test_invalid_target_path_is_refused() -> None:
