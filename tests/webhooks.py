@@ -25,6 +25,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: bytes
+    method: str = "POST"
 
 
 @dataclass
@@ -67,12 +68,16 @@ def _handler(server: WebhookServer) -> type[http.server.BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
             with server.lock:
-                server.requests.append(Recorded(self.path, dict(self.headers.items()), body))
+                server.requests.append(
+                    Recorded(self.path, dict(self.headers.items()), body, self.command)
+                )
                 status = server.statuses.get(self.path, 200)
             self.send_response(status)
             self.send_header("Content-Length", "2")
             self.end_headers()
             self.wfile.write(b"ok")
+
+        do_PUT = do_POST
 
         def log_message(self, format: str, *args: object) -> None:
             pass

@@ -2,7 +2,9 @@
 
 - :mod:`~fluxd.notify.event`: a recorded Event as Flux's notification payload;
 - :mod:`~fluxd.notify.matching`: which Alerts an event goes to;
+- :mod:`~fluxd.notify.request`: the request a Provider type makes, and its settings;
 - :mod:`~fluxd.notify.providers`: each Provider type's request (body, headers);
+- :mod:`~fluxd.notify.chat`: the chat and incident tools' requests;
 - :mod:`~fluxd.notify.settings`: a Provider's address, credentials, TLS and proxy;
 - :mod:`~fluxd.notify.delivery`: sending with Flux's retries and timeout;
 - :mod:`~fluxd.notify.dispatcher`: the EventRecorder listener and the bounded senders;

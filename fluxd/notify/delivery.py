@@ -88,7 +88,8 @@ async def _send_with_retries(request: Request, transport: Transport) -> None:
                 await anyio.sleep(wait)
                 wait = min(wait * 2, RETRY_WAIT_MAX)
             try:
-                async with session.post(
+                async with session.request(
+                    request.method,
                     request.url,
                     data=request.body,
                     headers=dict(request.headers),

@@ -4,7 +4,8 @@ Pure functions of the provider's settings and the notification, so every payload
 checked byte for byte without a network. The shapes are Flux's notification-controller's
 (``internal/notifier``): same JSON fields in the same order, same headers, same
 defaults. Flux iterates Go maps (metadata) in random order; here they are sorted, which
-is one of the orders Flux sends.
+is one of the orders Flux sends. The request model is :mod:`~fluxd.notify.request`'s;
+the further chat and incident types are built in :mod:`~fluxd.notify.chat`.
 
 Types not listed in :data:`SUPPORTED_TYPES` are refused by the Provider reconciler by
 name, never silently dropped.
@@ -12,16 +13,19 @@ name, never silently dropped.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from fluxd.notify.chat import CHAT_BUILDERS
 from fluxd.notify.event import Notification, go_json, rfc3339
+from fluxd.notify.request import InvalidProvider, ProviderSettings, Request
+from fluxd.notify.request import basic_auth as _basic
+from fluxd.notify.request import json_request as _json_request
+from fluxd.notify.request import require_url as _require_url
 
 __all__ = [
     "SUPPORTED_TYPES",
@@ -34,51 +38,6 @@ __all__ = [
 #: Header Flux's forwarder names the reporting controller in.
 COMPONENT_HEADER = "gotk-component"
 SLACK_BOT_API = "https://slack.com/api/chat.postMessage"
-
-
-class InvalidProvider(ValueError):
-    """The provider's settings cannot make a request (bad address, empty HMAC key)."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class ProviderSettings:
-    """A Provider's spec and Secret, resolved: what a request is built from."""
-
-    type: str
-    address: str
-    channel: str = ""
-    username: str = ""
-    password: str = ""
-    token: str = ""
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Request:
-    """One POST; ``check`` reads a 2xx answer's body and returns an error, or None."""
-
-    url: str
-    body: bytes
-    headers: Mapping[str, str]
-    check: Callable[[bytes], str | None] | None = None
-
-
-def _require_url(address: str, what: str) -> None:
-    parts = urlsplit(address)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidProvider(f"invalid {what} URL {address!r}: an absolute http(s) URL is needed")
-
-
-def _json_request(url: str, payload: Any, headers: Mapping[str, str] | None = None) -> Request:
-    return Request(
-        url=url,
-        body=go_json(payload),
-        headers={"Content-Type": "application/json", **(headers or {})},
-    )
-
-
-def _basic(username: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
 def sign(body: bytes, key: bytes) -> str:
@@ -302,6 +261,7 @@ _BUILDERS: dict[str, Callable[[ProviderSettings, Notification], Request]] = {
     "alertmanager": _alertmanager,
     "grafana": _grafana,
     "webex": _webex,
+    **CHAT_BUILDERS,
 }
 
 SUPPORTED_TYPES = frozenset(_BUILDERS)

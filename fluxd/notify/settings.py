@@ -25,6 +25,8 @@ __all__ = ["ProviderError", "Resolved", "refusal", "resolve"]
 
 DEFAULT_TIMEOUT = 15.0
 MAX_ADDRESS = 2048
+#: Types whose service address is fixed, so a Provider needs none (as in Flux).
+ADDRESS_OPTIONAL = frozenset({"telegram"})
 
 
 class ProviderError(Exception):
@@ -118,7 +120,7 @@ async def resolve(objects: ObjectApi, provider: dict[str, Any], spec: ProviderSp
             raise ProviderError(
                 "InvalidConfig", f"failed to get TLS config from spec.certSecretRef: {error}"
             ) from error
-    if not address:
+    if not address and spec.type not in ADDRESS_OPTIONAL:
         raise ProviderError(
             "InvalidConfig",
             "no address: set spec.address or 'address' in the spec.secretRef Secret",
@@ -131,6 +133,7 @@ async def resolve(objects: ObjectApi, provider: dict[str, Any], spec: ProviderSp
         password=password,
         token=token,
         headers=headers,
+        uid=str(provider["metadata"].get("uid", "")),
     )
     transport = Transport(
         timeout=parse_duration(spec.timeout) if spec.timeout else DEFAULT_TIMEOUT,

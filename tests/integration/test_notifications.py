@@ -10,6 +10,7 @@ rejects a bad signature with 401 and annotates its resources for a valid one.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -86,6 +87,45 @@ async def test_failure_reaches_a_generic_provider_as_flux_sends_it(
     ready = conditions.get(obj["status"], "Ready")
     assert ready is not None
     assert body["reason"] == ready["reason"], "the event carries the condition's reason"
+
+
+async def test_matrix_puts_into_the_room_and_telegram_needs_no_address(
+    fluxd: Fluxd,
+    webhook_server: WebhookServer,  # noqa: F811
+) -> None:
+    await fluxd.secret("matrix-token", {"token": "s3cret"})
+    await fluxd.create(
+        PROVIDER,
+        "matrix",
+        {
+            "type": "matrix",
+            "address": f"{webhook_server.url}/{fluxd.namespace}",
+            "channel": "room1",
+            "secretRef": {"name": "matrix-token"},
+        },
+    )
+    await fluxd.create(
+        ALERT, "matrix", {"providerRef": {"name": "matrix"}, "eventSources": SOURCES}
+    )
+    await fluxd.create(
+        PROVIDER,
+        "telegram",
+        {"type": "telegram", "channel": "-100123", "secretRef": {"name": "matrix-token"}},
+    )
+    await fluxd.wait_ready(PROVIDER, "telegram")
+    await fluxd.wait_ready(ALERT, "matrix")
+    await fluxd.create(GIT_REPOSITORY, "broken", {"interval": "1h", "url": UNREACHABLE_GIT})
+
+    prefix = f"/{fluxd.namespace}/_matrix/client/r0/rooms/room1/send/m.room.message/"
+    async with asyncio.timeout(30):
+        while not (sent := [r for r in webhook_server.requests if r.path.startswith(prefix)]):
+            await asyncio.sleep(0.1)
+    request = sent[0]
+    assert request.method == "PUT", "Matrix takes a message by PUT under its transaction id"
+    assert request.headers["Authorization"] == "Bearer s3cret"
+    body = json.loads(request.body)
+    assert body["msgtype"] == "m.text"
+    assert "gitrepository/broken" in body["body"].lower()
 
 
 async def test_severity_and_exclusion_list_filter_per_alert(

@@ -1,0 +1,78 @@
+"""The request model every Provider type's builder shares: a Provider's resolved
+settings in, one HTTP request out, and the small checks and encodings they all use.
+
+Kept apart from the builders so the builder modules (:mod:`~fluxd.notify.providers`,
+:mod:`~fluxd.notify.chat`) depend on it and never on each other's internals.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from fluxd.notify.event import go_json
+
+__all__ = [
+    "InvalidProvider",
+    "ProviderSettings",
+    "Request",
+    "basic_auth",
+    "json_request",
+    "require_url",
+]
+
+
+class InvalidProvider(ValueError):
+    """The provider's settings cannot make a request (bad address, empty HMAC key)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProviderSettings:
+    """A Provider's spec and Secret, resolved: what a request is built from.
+
+    ``uid`` is the Provider object's UID; Opsgenie derives its alert alias from it."""
+
+    type: str
+    address: str
+    channel: str = ""
+    username: str = ""
+    password: str = ""
+    token: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    uid: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Request:
+    """One request (a POST unless ``method`` says otherwise); ``check`` reads a 2xx
+    answer's body and returns an error, or None."""
+
+    url: str
+    body: bytes
+    headers: Mapping[str, str]
+    check: Callable[[bytes], str | None] | None = None
+    method: str = "POST"
+
+
+def require_url(address: str, what: str) -> None:
+    """Refuse ``address`` unless it is an absolute http(s) URL."""
+    parts = urlsplit(address)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidProvider(f"invalid {what} URL {address!r}: an absolute http(s) URL is needed")
+
+
+def json_request(url: str, payload: Any, headers: Mapping[str, str] | None = None) -> Request:
+    """A POST of ``payload`` encoded as Go encodes it."""
+    return Request(
+        url=url,
+        body=go_json(payload),
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+
+
+def basic_auth(username: str, password: str) -> str:
+    """The ``Authorization`` value for HTTP basic authentication."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
