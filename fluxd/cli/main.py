@@ -1,7 +1,8 @@
 """The ``fluxd`` command line: one parser, each command defined beside its work.
 
 ``run`` (:mod:`~fluxd.cli.run`) is the daemon; ``build`` and ``diff``
-(:mod:`~fluxd.cli.kustomization`) follow the Flux CLI's commands of the same names.
+(:mod:`~fluxd.cli.kustomization`) follow the Flux CLI's commands of the same names, as
+does ``get`` (:mod:`~fluxd.cli.get`), the status table of Flux objects.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 
 from fluxd import __version__
 from fluxd.cli.artifact import add_pull_command, add_push_command
+from fluxd.cli.get import add_get_command
 from fluxd.cli.kustomization import add_build_command, add_diff_command
 from fluxd.cli.run import add_run_command
 
@@ -29,6 +31,7 @@ def parser() -> argparse.ArgumentParser:
     add_diff_command(commands)
     add_push_command(commands)
     add_pull_command(commands)
+    add_get_command(commands)
     return root
 
 
