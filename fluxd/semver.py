@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-__all__ = ["Constraint", "Version", "max_satisfying"]
+__all__ = ["Constraint", "Version", "max_satisfying", "parse_tag_version"]
 
 _NUM = r"0|[1-9]\d*"
 _IDENT = r"[0-9A-Za-z-]+"
@@ -98,6 +98,34 @@ class Version:
 
 def _prerelease_key(pre: str) -> tuple[int | str, ...]:
     return tuple(int(p) if p.isdigit() else p for p in pre.split("."))
+
+
+_TAG_VERSION_RE = re.compile(
+    rf"v?(?P<major>[0-9]+)(?:\.(?P<minor>[0-9]+))?(?:\.(?P<patch>[0-9]+))?"
+    rf"(?:-(?P<pre>{_IDENT}(?:\.{_IDENT})*))?"
+    rf"(?:\+(?P<build>{_IDENT}(?:\.{_IDENT})*))?"
+)
+
+
+def parse_tag_version(tag: str) -> Version:
+    """Parse an image tag as a version the way ImagePolicies do; ValueError if it is not one.
+
+    Flux's image policies use fluxcd/pkg's ``ParseVersion``: the text needs at
+    least two dots, and Masterminds' coercing parser then allows zero-padded
+    numbers, so date tags such as ``v2025.07.03`` are versions while ``v1.2`` is not.
+    """
+    m = _TAG_VERSION_RE.fullmatch(tag)
+    if tag.count(".") < 2 or m is None:
+        raise ValueError(f"invalid semantic version {tag!r}")
+    pre = m["pre"]
+    return Version(
+        int(m["major"]),
+        int(m["minor"] or 0),
+        int(m["patch"] or 0),
+        _prerelease_key(pre) if pre else (),
+        m["build"] or "",
+        tag,
+    )
 
 
 @dataclass(frozen=True)

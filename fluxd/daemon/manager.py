@@ -34,6 +34,7 @@ from fluxd.api import EXTERNAL_ARTIFACT
 from fluxd.apply.access import ClusterAccess
 from fluxd.daemon import http as webapp
 from fluxd.daemon.options import Options
+from fluxd.image.scans import ScanStore
 from fluxd.kube.client import ApiClient, connect
 from fluxd.kube.events import EventRecorder
 from fluxd.kube.informer import Informer
@@ -49,6 +50,9 @@ from fluxd.reconcilers.helmchart import HelmChartReconciler
 from fluxd.reconcilers.helmrelease import FIELD_MANAGER as HELM_FIELD_MANAGER
 from fluxd.reconcilers.helmrelease import HelmReleaseReconciler
 from fluxd.reconcilers.helmrepository import HelmRepositoryReconciler
+from fluxd.reconcilers.imagepolicy import ImagePolicyReconciler
+from fluxd.reconcilers.imagerepository import ImageRepositoryReconciler
+from fluxd.reconcilers.imageupdateautomation import ImageUpdateAutomationReconciler
 from fluxd.reconcilers.kustomization import KustomizationReconciler
 from fluxd.reconcilers.ocirepository import OCIRepositoryReconciler
 from fluxd.reconcilers.provider import ProviderReconciler
@@ -94,6 +98,8 @@ class Daemon:
             field_manager=HELM_FIELD_MANAGER,
             default_service_account=options.default_service_account,
         )
+        # What ImageRepositories scanned, read by the ImagePolicies.
+        scans = ScanStore()
         self.reconcilers: list[Reconciler[Any]] = [
             GitRepositoryReconciler(
                 objects=self.objects,
@@ -144,6 +150,20 @@ class Daemon:
                 track_sources=self.scheduler.track_sources,
                 access=self.cluster_access,
                 external=ExternalArtifacts(self.cache.store),
+            ),
+            ImageRepositoryReconciler(
+                objects=self.objects, scans=scans, wake=self.scheduler.wake_dependents
+            ),
+            ImagePolicyReconciler(
+                objects=self.objects,
+                scans=scans,
+                track_sources=self.scheduler.track_sources,
+                wake=self.scheduler.wake_dependents,
+            ),
+            ImageUpdateAutomationReconciler(
+                objects=self.objects,
+                track_sources=self.scheduler.track_sources,
+                enqueue=self.scheduler.enqueue,
             ),
             ProviderReconciler(objects=self.objects),
             AlertReconciler(objects=self.objects),

@@ -21,9 +21,16 @@ from fluxd.api import KindInfo, kind_for
 from fluxd.kube import client
 from fluxd.kube.events import EventRecorder
 from fluxd.kube.informer import Informer
-from fluxd.kube.resources import CONFIGMAPS, SECRETS, Resource
+from fluxd.kube.resources import CONFIGMAPS, NAMESPACES, SECRETS, SERVICE_ACCOUNTS, Resource
 
-__all__ = ["ConfigMapNotFound", "EventType", "ObjectApi", "SecretNotFound", "resource_of"]
+__all__ = [
+    "ConfigMapNotFound",
+    "EventType",
+    "ObjectApi",
+    "SecretNotFound",
+    "ServiceAccountNotFound",
+    "resource_of",
+]
 
 EventType = Literal["Normal", "Warning"]
 
@@ -34,6 +41,10 @@ class SecretNotFound(LookupError):
 
 class ConfigMapNotFound(LookupError):
     """A referenced ConfigMap does not exist; the message names it."""
+
+
+class ServiceAccountNotFound(LookupError):
+    """A referenced ServiceAccount does not exist; the message names it."""
 
 
 def resource_of(kind: KindInfo[Any]) -> Resource:
@@ -58,6 +69,14 @@ class ObjectApi:
     def cached(self, kind: KindInfo[Any], namespace: str, name: str) -> dict[str, Any] | None:
         """The informer's copy of a Flux object, or ``None`` when it does not exist."""
         return self._informers[kind.kind].get(namespace, name)
+
+    def cached_list(self, kind: KindInfo[Any], namespace: str) -> list[dict[str, Any]]:
+        """The informer's copies of every object of ``kind`` in ``namespace``."""
+        return [
+            obj
+            for obj in self._informers[kind.kind].list()
+            if obj["metadata"].get("namespace") == namespace
+        ]
 
     async def read(self, kind: KindInfo[Any], namespace: str, name: str) -> dict[str, Any] | None:
         """The informer's copy of a Flux object, else the API server's: an object outside
@@ -122,6 +141,29 @@ class ObjectApi:
         for key, value in (secret.get("stringData") or {}).items():
             decoded[key] = str(value).encode()
         return decoded
+
+    async def namespace_labels(self, name: str) -> dict[str, str] | None:
+        """The labels of namespace ``name``; ``None`` when it does not exist."""
+        found = await client.get(self.api, NAMESPACES, None, name, missing_ok=True)
+        if found is None:
+            return None
+        return dict(found["metadata"].get("labels") or {})
+
+    async def image_pull_secrets(self, namespace: str, service_account: str) -> list[str]:
+        """The names of a ServiceAccount's ``imagePullSecrets``;
+        :class:`ServiceAccountNotFound` naming it when it does not exist."""
+        found = await client.get(
+            self.api, SERVICE_ACCOUNTS, namespace, service_account, missing_ok=True
+        )
+        if found is None:
+            raise ServiceAccountNotFound(
+                f"serviceaccount '{namespace}/{service_account}' not found"
+            )
+        return [
+            str(entry["name"])
+            for entry in found.get("imagePullSecrets") or []
+            if isinstance(entry, Mapping) and entry.get("name")
+        ]
 
     async def config_map_data(self, namespace: str, name: str) -> dict[str, str]:
         """The ``data`` of a ConfigMap; :class:`ConfigMapNotFound` names it if missing."""

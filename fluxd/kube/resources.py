@@ -19,6 +19,7 @@ __all__ = [
     "LEASES",
     "NAMESPACES",
     "SECRETS",
+    "SERVICE_ACCOUNTS",
     "Resource",
     "object_key",
 ]
@@ -74,4 +75,5 @@ CONFIGMAPS = Resource("", "v1", "configmaps")
 SECRETS = Resource("", "v1", "secrets")
 EVENTS = Resource("", "v1", "events")
 NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
+SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts")
 LEASES = Resource("coordination.k8s.io", "v1", "leases")

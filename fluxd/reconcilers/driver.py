@@ -87,6 +87,9 @@ class Context(Generic[SpecT]):
     ready_reason: str = "Succeeded"
     ready_message: str = ""
     events: list[tuple[EventType, str, str, dict[str, str]]] = field(default_factory=list)
+    #: Keys whose dependents wake once the status is written: consumers that read this
+    #: object's status (an ImagePolicy's ``latestRef``) then see the new one.
+    wakes: list[ObjectKey] = field(default_factory=list)
 
     @property
     def generation(self) -> int:
@@ -314,6 +317,8 @@ class ReconcileDriver(Generic[SpecT]):
                 # Objects that depend on this one (dependsOn) wait for it to be Ready at
                 # its latest revision: tell them now rather than at their next retry.
                 self.wake_dependents(key)
+            for woken in ctx.wakes if ctx else []:
+                self.wake_dependents(woken)
         return outcome
 
     async def _run_reporting_progress(

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 from fluxd.api import OCI_REPOSITORY, OCIRepositorySpec, parse_duration
-from fluxd.kube.objects import ObjectApi, SecretNotFound
+from fluxd.kube.objects import ObjectApi
 from fluxd.reconcilers.driver import Context, Reconciler
 from fluxd.runtime import conditions
 from fluxd.runtime.errors import ReconcileError
@@ -138,37 +138,17 @@ class OCIRepositoryReconciler(Reconciler[OCIRepositorySpec]):
 
     async def _auth(self, namespace: str, spec: OCIRepositorySpec, host: str) -> oci.RegistryAuth:
         """Credentials for ``host`` from ``spec.secretRef``, TLS from ``spec.certSecretRef``."""
-        auth = oci.RegistryAuth()
         try:
-            if spec.secret_ref is not None:
-                data = await self._secret(namespace, spec.secret_ref.name, "spec.secretRef")
-                auth = oci.docker_config_auth(
-                    data, host, secret=f"{namespace}/{spec.secret_ref.name}"
-                )
-            if spec.cert_secret_ref is not None:
-                data = await self._secret(
-                    namespace, spec.cert_secret_ref.name, "spec.certSecretRef"
-                )
-                auth = oci.RegistryAuth(
-                    username=auth.username,
-                    password=auth.password,
-                    ca=data.get("ca.crt"),
-                    cert=data.get("tls.crt"),
-                    key=data.get("tls.key"),
-                )
-                auth.ssl_context()
+            return await oci.registry_auth(
+                self.objects,
+                namespace,
+                host,
+                secret_ref=spec.secret_ref.name if spec.secret_ref else None,
+                cert_secret_ref=spec.cert_secret_ref.name if spec.cert_secret_ref else None,
+            )
         except oci.RegistryError as error:
             raise ReconcileError(
                 error.reason, f"failed to get credential: {error}", condition=FETCH_FAILED
-            ) from error
-        return auth
-
-    async def _secret(self, namespace: str, name: str, field: str) -> dict[str, bytes]:
-        try:
-            return await self.objects.secret_data(namespace, name)
-        except SecretNotFound as error:
-            raise oci.RegistryError(
-                f"{error}: create it or fix {field}", reason=oci.AUTHENTICATION_FAILED
             ) from error
 
     async def _resolve(

@@ -23,5 +23,12 @@ class ObjectKey(NamedTuple):
         metadata = obj["metadata"]
         return cls(obj["kind"], metadata.get("namespace", ""), metadata["name"])
 
+    @classmethod
+    def every(cls, kind: str, namespace: str) -> ObjectKey:
+        """The key standing for all objects of ``kind`` in ``namespace``: a consumer that
+        reads them all (an ImageUpdateAutomation its ImagePolicies) tracks it, and a
+        change to any of them wakes its dependents."""
+        return cls(kind, namespace, "*")
+
     def __str__(self) -> str:
         return f"{self.kind}/{self.namespace}/{self.name}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fluxd.semver import Constraint, Version, max_satisfying
+from fluxd.semver import Constraint, Version, max_satisfying, parse_tag_version
 
 
 @pytest.mark.parametrize(
@@ -108,3 +108,26 @@ def test_max_satisfying_returns_the_original_tag_text() -> None:
     assert max_satisfying(tags, ">=3") is None
     assert max_satisfying([], "*") is None
     assert max_satisfying(["nightly"], "*") is None
+
+
+@pytest.mark.parametrize(
+    ("tag", "expected"),
+    [
+        ("v1.2.3", "1.2.3"),
+        ("v2025.07.03", "2025.7.3"),
+        ("1.2.0-x.Y.0+metadata", "1.2.0-x.Y.0+metadata"),
+        ("1-rc.1.2", "1.0.0-rc.1.2"),
+    ],
+)
+def test_tag_versions_parse_like_image_policies(tag: str, expected: str) -> None:
+    version = parse_tag_version(tag)
+    assert str(version) == expected
+    assert version.original == tag
+
+
+@pytest.mark.parametrize(
+    "tag", ["v1.0", "v1", "v1.2.beta", "v1.2-beta5", "v1.2.3.4", "\nv1.2.3", "latest"]
+)
+def test_tags_that_image_policies_do_not_read_as_versions(tag: str) -> None:
+    with pytest.raises(ValueError, match="invalid semantic version"):
+        parse_tag_version(tag)

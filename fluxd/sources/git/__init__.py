@@ -3,6 +3,8 @@
 - :mod:`~fluxd.sources.git.remote`: ref selection (Flux's precedence, as the API's
   ``GitRepositoryRef`` defines it), ``ls-remote`` and shallow fetches with dulwich,
   revision strings;
+- :mod:`~fluxd.sources.git.push`: a commit made on a checkout in memory, pushed
+  only if its branch has not moved (image automation);
 - :mod:`~fluxd.sources.git.transport`: http(s), ssh and git:// clients with credentials;
 - :mod:`~fluxd.sources.git.credentials`: those credentials from a GitRepository's
   Secrets and provider;
@@ -19,26 +21,34 @@
 
 from fluxd.sources.git.credentials import CredentialsError, auth_from_secret, repository_auth
 from fluxd.sources.git.includes import artifact_files, include_paths
-from fluxd.sources.git.remote import Commit, fetch, format_revision, resolve
+from fluxd.sources.git.push import Author, PushConflict, Refspec, commit_and_push, parse_refspec
+from fluxd.sources.git.remote import Checkout, Commit, checkout, fetch, format_revision, resolve
 from fluxd.sources.git.shared import SharedFetches
 from fluxd.sources.git.sparse import InvalidSparsePath, SparseCheckout
 from fluxd.sources.git.transport import GitAuth, GitError
 from fluxd.sources.git.verify import VerificationError, verify_signature
 
 __all__ = [
+    "Author",
+    "Checkout",
     "Commit",
     "CredentialsError",
     "GitAuth",
     "GitError",
     "InvalidSparsePath",
+    "PushConflict",
+    "Refspec",
     "SharedFetches",
     "SparseCheckout",
     "VerificationError",
     "artifact_files",
     "auth_from_secret",
+    "checkout",
+    "commit_and_push",
     "fetch",
     "format_revision",
     "include_paths",
+    "parse_refspec",
     "repository_auth",
     "resolve",
     "verify_signature",

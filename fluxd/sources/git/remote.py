@@ -60,7 +60,15 @@ from fluxd.sources.git.transport import GitAuth, GitError, open_client, redact_u
 if TYPE_CHECKING:
     from dulwich.client import DetermineWantsFunc
 
-__all__ = ["Commit", "fetch", "format_revision", "resolve"]
+__all__ = [
+    "Checkout",
+    "Commit",
+    "checkout",
+    "explain_failure",
+    "fetch",
+    "format_revision",
+    "resolve",
+]
 
 _PEELED = b"^{}"
 _T = TypeVar("_T")
@@ -79,6 +87,19 @@ class Commit:
     signature: bytes | None  # the gpgsig header value (PGP or SSH armour)
     tag_payload: bytes | None = None  # same for the annotated tag, if the ref was one
     tag_signature: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """A commit fetched to be committed on top of and pushed: its files and objects."""
+
+    commit: Commit
+    files: dict[str, bytes]
+    repo: MemoryRepo
+    #: The branch the checkout is on: the push branch when the remote has it.
+    branch: str
+    #: What the remote's ``refs/heads/<branch>`` was at fetch time; None: no such branch.
+    remote_tip: bytes | None
 
 
 def format_revision(ref_name: str, sha: str) -> str:
@@ -127,6 +148,21 @@ async def fetch(
         recurse_submodules=recurse_submodules,
         sparse=sparse,
     )
+    return await _in_thread(url, ref, timeout, work)
+
+
+async def checkout(
+    url: str,
+    ref: GitRepositoryRef,
+    auth: GitAuth,
+    timeout: float,  # noqa: ASYNC109 - the reconciler passes spec.timeout through
+    *,
+    branch: str,
+) -> Checkout:
+    """The commit to update and push to ``branch``: that branch's tip when the remote
+    has it, else the commit ``ref`` selects (the new branch starts there), as Flux's
+    image automation switches branches. One connection, depth 1; GitError on failure."""
+    work = functools.partial(_checkout_sync, url, ref, auth, timeout, branch)
     return await _in_thread(url, ref, timeout, work)
 
 
@@ -281,6 +317,50 @@ def _fetch_sync(
     return _guarded(url, ref, auth, work)
 
 
+def _checkout_sync(
+    url: str, ref: GitRepositoryRef, auth: GitAuth, timeout: float, branch: str
+) -> Checkout:
+    branch_ref = f"refs/heads/{branch}".encode()
+    found: list[tuple[_Selection, bytes | None]] = []
+    missing: list[_Missing] = []
+
+    def determine_wants(refs: Mapping[Ref, ObjectID], depth: int | None = None) -> list[ObjectID]:
+        advertised = {bytes(name): sha for name, sha in refs.items()}
+        tip = advertised.get(branch_ref)
+        if tip is not None:
+            selection = _Selection(branch, (tip,), tip, branch_ref)
+        else:
+            try:
+                selection = _select(advertised, ref)
+            except _Missing as exc:
+                missing.append(exc)
+                return []
+        found.append((selection, tip))
+        return [ObjectID(sha) for sha in dict.fromkeys(selection.wants)]
+
+    def work() -> Checkout:
+        client, path = open_client(url, auth, timeout)
+        repo = MemoryRepo()
+        kind, _ = ref.effective()
+        try:
+            client.fetch(
+                path.encode(),
+                repo,
+                determine_wants=determine_wants,
+                depth=None if kind == "commit" else 1,
+                ref_prefix=[*_ref_prefixes(ref), branch_ref],
+            )
+        finally:
+            client.close()
+        if missing:
+            raise missing[0]
+        selection, tip = found[0]
+        commit, snapshot = _checkout(repo, selection)
+        return Checkout(commit, snapshot.files, repo, branch, tip)
+
+    return _guarded(url, ref, auth, work)
+
+
 def _fetch_commit(auth: GitAuth, timeout: float, url: str, sha: str) -> Snapshot:
     """The tree of commit ``sha`` at ``url``, asked for by id at depth 1 (a submodule's
     pinned commit need not be a branch tip); GitError explaining any failure."""
@@ -303,14 +383,14 @@ def _fetch_commit(auth: GitAuth, timeout: float, url: str, sha: str) -> Snapshot
     except HangupException as exc:
         # What a server does when asked for an object it will not send (over HTTP
         # without a word on stderr), so say what the likely causes are.
-        cause, reason = _explain(exc)
+        cause, reason = explain_failure(exc)
         raise GitError(
             f"{cause} when asked for the commit: it does not have it (was it pushed?) or"
             " does not serve commits by id (protocol v2 servers do)",
             reason=reason,
         ) from exc
     except Exception as exc:
-        cause, reason = _explain(exc)
+        cause, reason = explain_failure(exc)
         raise GitError(cause, reason=reason) from exc
     return snapshot
 
@@ -422,14 +502,14 @@ def _guarded(url: str, ref: GitRepositoryRef, auth: GitAuth, work: Callable[[], 
         if isinstance(exc, GitError):
             message, reason = f"{exc.message} (fetching {where})", exc.reason
         else:
-            cause, reason = _explain(exc)
+            cause, reason = explain_failure(exc)
             message = f"unable to fetch {where}: {cause}"
         for secret in auth.secrets():
             message = message.replace(secret, "***")
         raise GitError(message, reason=reason) from exc
 
 
-def _explain(exc: Exception) -> tuple[str, str]:
+def explain_failure(exc: Exception) -> tuple[str, str]:
     """What went wrong, in a user's words, and the Flux reason."""
     if isinstance(exc, _Missing):
         return str(exc), "GitOperationFailed"

@@ -1,6 +1,7 @@
 """OCI artifacts: what an OCIRepository pulls and ``fluxd push artifact`` publishes.
 
-- :mod:`~fluxd.sources.oci.reference`: ``oci://`` URLs, refs and semver tag selection;
+- :mod:`~fluxd.sources.oci.reference`: ``oci://`` URLs, image names, refs and semver tag
+  selection;
 - :mod:`~fluxd.sources.oci.credentials`: dockerconfigjson and TLS Secrets;
 - :mod:`~fluxd.sources.oci.client`: the distribution API over aiohttp, with the basic and
   bearer-token auth handshake and size-bounded, digest-checked reads;
@@ -10,7 +11,13 @@
 """
 
 from fluxd.sources.oci.client import Manifest, RegistryClient
-from fluxd.sources.oci.credentials import RegistryAuth, docker_config_auth, tls_context
+from fluxd.sources.oci.credentials import (
+    RegistryAuth,
+    docker_config_auth,
+    image_repository_auth,
+    registry_auth,
+    tls_context,
+)
 from fluxd.sources.oci.errors import (
     AUTHENTICATION_FAILED,
     LAYER_OPERATION_FAILED,
@@ -38,6 +45,7 @@ from fluxd.sources.oci.reference import (
     HELM_CHART_LAYER,
     Reference,
     Repository,
+    parse_image,
     parse_reference,
     parse_url,
     select_semver_tag,
@@ -71,11 +79,14 @@ __all__ = [
     "directory_files",
     "docker_config_auth",
     "extract_tarball",
+    "image_repository_auth",
+    "parse_image",
     "parse_reference",
     "parse_url",
     "pull",
     "push_artifact",
     "push_files",
+    "registry_auth",
     "resolve",
     "select_layer",
     "select_semver_tag",

@@ -39,6 +39,7 @@ __all__ = [
     "MAX_MANIFEST_BYTES",
     "OCI_INDEX",
     "OCI_MANIFEST",
+    "TAG_PAGE_SIZE",
     "Manifest",
     "RegistryClient",
 ]
@@ -52,6 +53,8 @@ MANIFEST_TYPES: Final = (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFE
 MAX_MANIFEST_BYTES: Final = 4 * 1024 * 1024
 _MAX_TOKEN_BYTES = 1024 * 1024
 _MAX_TAG_PAGES = 1000
+#: Tags asked for per page: what registries commonly allow at most.
+TAG_PAGE_SIZE: Final = 1000
 _CHALLENGE_RE = re.compile(r'(\w+)="([^"]*)"')
 _LINK_RE = re.compile(r"<([^>]+)>")
 
@@ -158,9 +161,10 @@ class RegistryClient:
             raise RegistryError(f"blob {digest} from {url} has the digest {actual}")
         return body
 
-    async def tags(self) -> list[str]:
-        """Every tag of the repository, following ``Link`` headers page after page."""
-        url: str | None = self._url("tags/list")
+    async def tags(self, *, page_size: int = TAG_PAGE_SIZE) -> list[str]:
+        """Every tag of the repository, ``page_size`` per request, following ``Link``
+        headers page after page (as go-containerregistry lists them)."""
+        url: str | None = self._url(f"tags/list?{urlencode({'n': page_size})}")
         found: list[str] = []
         for _ in range(_MAX_TAG_PAGES):
             if url is None:

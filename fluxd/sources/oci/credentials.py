@@ -1,4 +1,4 @@
-"""How fluxd authenticates to a registry: an OCIRepository's Secrets, read as Flux reads them.
+"""How fluxd authenticates to a registry: OCIRepository and ImageRepository Secrets, as Flux.
 
 ``spec.secretRef`` names a ``kubernetes.io/dockerconfigjson`` Secret: its
 ``.dockerconfigjson`` maps registry hosts to ``username``/``password`` (or ``auth``, their
@@ -17,12 +17,23 @@ import json
 import os
 import ssl
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Protocol
 
+from fluxd.api import ImageRepositorySpec
+from fluxd.kube.objects import ObjectApi, SecretNotFound, ServiceAccountNotFound
 from fluxd.sources.oci.errors import AUTHENTICATION_FAILED, RegistryError
 
-__all__ = ["DOCKER_CONFIG_KEY", "RegistryAuth", "SecretReader", "docker_config_auth", "tls_context"]
+__all__ = [
+    "DOCKER_CONFIG_KEY",
+    "RegistryAuth",
+    "SecretReader",
+    "docker_config_auth",
+    "image_repository_auth",
+    "registry_auth",
+    "tls_context",
+]
 
 DOCKER_CONFIG_KEY = ".dockerconfigjson"
 
@@ -93,6 +104,72 @@ def docker_config_auth(data: dict[str, bytes], host: str, *, secret: str) -> Reg
         if username:
             return RegistryAuth(username=str(username), password=str(password or ""))
     return RegistryAuth()
+
+
+async def registry_auth(
+    secrets: SecretReader,
+    namespace: str,
+    host: str,
+    *,
+    secret_ref: str | None = None,
+    cert_secret_ref: str | None = None,
+    pull_secrets: Sequence[str] = (),
+) -> RegistryAuth:
+    """The credentials and TLS settings for ``host`` an object's Secrets give: the
+    dockerconfigjson ``spec.secretRef``, else the first of ``pull_secrets`` (a service
+    account's) with an entry for the host, and ``spec.certSecretRef``'s certificates.
+    ``AuthenticationFailed`` naming the Secret and field when one is missing or malformed."""
+    auth = RegistryAuth()
+    if secret_ref is not None:
+        data = await _secret(secrets, namespace, secret_ref, "spec.secretRef")
+        auth = docker_config_auth(data, host, secret=f"{namespace}/{secret_ref}")
+    else:
+        for name in pull_secrets:
+            data = await _secret(secrets, namespace, name, "the service account's imagePullSecrets")
+            auth = docker_config_auth(data, host, secret=f"{namespace}/{name}")
+            if auth.username is not None:
+                break
+    if cert_secret_ref is not None:
+        data = await _secret(secrets, namespace, cert_secret_ref, "spec.certSecretRef")
+        auth = replace(
+            auth, ca=data.get("ca.crt"), cert=data.get("tls.crt"), key=data.get("tls.key")
+        )
+        auth.ssl_context()
+    return auth
+
+
+async def image_repository_auth(
+    objects: ObjectApi, namespace: str, spec: ImageRepositorySpec, host: str
+) -> RegistryAuth:
+    """What an ImageRepository authenticates with (its scans, and its ImagePolicies'
+    digest lookups): ``secretRef``, else ``serviceAccountName``'s ``imagePullSecrets``,
+    and ``certSecretRef``."""
+    pull_secrets: list[str] = []
+    if spec.secret_ref is None and spec.service_account_name:
+        try:
+            pull_secrets = await objects.image_pull_secrets(namespace, spec.service_account_name)
+        except ServiceAccountNotFound as error:
+            raise RegistryError(
+                f"{error}: create it or fix spec.serviceAccountName",
+                reason=AUTHENTICATION_FAILED,
+            ) from error
+    return await registry_auth(
+        objects,
+        namespace,
+        host,
+        secret_ref=spec.secret_ref.name if spec.secret_ref else None,
+        cert_secret_ref=spec.cert_secret_ref.name if spec.cert_secret_ref else None,
+        pull_secrets=pull_secrets,
+    )
+
+
+async def _secret(secrets: SecretReader, namespace: str, name: str, field: str) -> dict[str, bytes]:
+    try:
+        return await secrets.secret_data(namespace, name)
+    except SecretNotFound as error:
+        raise RegistryError(
+            f"{error}: create it or fix {field}", reason=AUTHENTICATION_FAILED
+        ) from error
 
 
 def _server_host(server: str) -> str:

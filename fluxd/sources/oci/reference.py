@@ -5,6 +5,11 @@ refuses ``:tag`` in it: the version is ``spec.ref``'s). ``spec.ref`` resolves wi
 precedence: ``digest`` over ``semver`` (the highest tag in range, among the tags that match
 ``semverFilter``) over ``tag``, and the tag ``latest`` when nothing is set.
 
+An ImageRepository's ``spec.image`` is a Docker-style name without scheme or tag, read as
+go-containerregistry reads it: a first path part with a dot, a colon or ``localhost`` is
+the registry, anything else is on Docker Hub (``nginx`` is
+``index.docker.io/library/nginx``, the canonical name Flux reports).
+
 Helm stores a chart version ``1.0.0+build`` under the tag ``1.0.0_build`` (``+`` is not
 allowed in a tag); with the Helm chart layer selected, tags are read back the same way, as
 Flux reads them.
@@ -25,6 +30,7 @@ __all__ = [
     "HELM_CHART_LAYER",
     "Reference",
     "Repository",
+    "parse_image",
     "parse_reference",
     "parse_url",
     "select_semver_tag",
@@ -33,6 +39,7 @@ __all__ = [
 DEFAULT_TAG: Final = "latest"
 HELM_CHART_LAYER: Final = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 _PREFIX = "oci://"
+DOCKER_HUB: Final = "index.docker.io"
 _NAME_RE = re.compile(
     r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
 )
@@ -94,6 +101,36 @@ def parse_url(url: str, *, insecure: bool = False) -> Repository:
     if not _NAME_RE.match(name):
         raise RegistryError(
             f"repository name '{name}' is not a valid OCI repository name "
+            "(lowercase letters, digits and separators)",
+            reason=URL_INVALID,
+        )
+    return Repository(host=host, name=name, insecure=insecure)
+
+
+def parse_image(image: str, *, insecure: bool = False) -> Repository:
+    """An image name (``ghcr.io/org/app``, ``nginx``) as a :class:`Repository`; its ``str``
+    is the canonical name. ``URLInvalid`` for a scheme, a tag or a malformed name."""
+    scheme, found, _ = image.partition("://")
+    if found:
+        raise RegistryError(
+            f"image '{image}' should not include URL scheme; remove '{scheme}://'",
+            reason=URL_INVALID,
+        )
+    first, slash, rest = image.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        host, name = first, rest
+    else:
+        host, name = DOCKER_HUB, image if slash else f"library/{image}"
+    if host == "docker.io":
+        host = DOCKER_HUB
+    if ":" in name or "@" in name:
+        tail = name.partition("@")[2] if "@" in name else name.partition(":")[2]
+        raise RegistryError(
+            f"image '{image}' should not include a tag; remove ':{tail}'", reason=URL_INVALID
+        )
+    if not _NAME_RE.match(name):
+        raise RegistryError(
+            f"repository name '{name}' of image '{image}' is not a valid repository name "
             "(lowercase letters, digits and separators)",
             reason=URL_INVALID,
         )
