@@ -26,7 +26,7 @@ from fluxd.daemon.manager import Daemon
 from fluxd.daemon.options import Options
 from fluxd.kube import client
 from fluxd.kube.objects import resource_of
-from fluxd.kube.resources import NAMESPACES, SECRETS
+from fluxd.kube.resources import NAMESPACES, SECRETS, Resource
 from fluxd.runtime import conditions
 from tests.gitservers import free_port
 
@@ -222,6 +222,74 @@ async def namespaced_fluxd(api: ApiClient, namespace: str, **options: Any) -> As
 async def fluxd(api_client: ApiClient, namespace: str) -> AsyncIterator[Fluxd]:
     async with namespaced_fluxd(api_client, namespace) as running:
         yield running
+
+
+@pytest.fixture
+async def other_namespace(api_client: ApiClient) -> AsyncIterator[str]:
+    """A second namespace, for references across namespaces."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    await client.create(api_client, NAMESPACES, {"metadata": {"name": name}})
+    try:
+        yield name
+    finally:
+        await client.delete(api_client, NAMESPACES, None, name)
+
+
+# A reference to another namespace needs a daemon that sees both namespaces; the
+# ``fluxd`` fixture watches one. This one watches every namespace but only objects
+# labelled for this test, so it cannot touch another test's objects.
+
+
+@asynccontextmanager
+async def labelled_fluxd(api: ApiClient, namespaces: list[str]) -> AsyncIterator[list[Fluxd]]:
+    """A daemon for Flux objects labelled ``fluxd.test/run=<first namespace>``; yields a
+    :class:`Fluxd` view per namespace. Objects are deleted while it still runs."""
+    selector = f"fluxd.test/run={namespaces[0]}"
+    async with running_daemon(api, watch_label_selector=selector) as daemon:
+        try:
+            yield [Fluxd(daemon, api, namespace) for namespace in namespaces]
+        finally:
+            # Consumers before their sources, each waited for: fluxd's finalizers run.
+            for reconciler in reversed(daemon.reconcilers):
+                await _delete_labelled(api, resource_of(reconciler.kind), namespaces, selector)
+
+
+async def _delete_labelled(
+    api: ApiClient, resource: Resource, namespaces: list[str], selector: str
+) -> None:
+    for namespace in namespaces:
+        listed = await client.list_page(api, resource, namespace, label_selector=selector)
+        for item in listed["items"]:
+            await client.delete(api, resource, namespace, item["metadata"]["name"])
+    async with asyncio.timeout(WAIT_TIMEOUT):
+        while (await client.list_page(api, resource, label_selector=selector))["items"]:
+            await asyncio.sleep(0.05)
+
+
+async def create_labelled(
+    view: Fluxd,
+    kind: KindInfo[Any],
+    name: str,
+    spec: dict[str, object],
+    labels: dict[str, str] | None = None,
+) -> None:
+    """Create a Flux object the :func:`labelled_fluxd` daemon of ``view`` watches, with
+    ``labels`` besides."""
+    run = view.daemon.options.watch_label_selector or ""
+    await client.create(
+        view.api,
+        resource_of(kind),
+        {
+            "apiVersion": kind.api_version,
+            "kind": kind.kind,
+            "metadata": {
+                "name": name,
+                "namespace": view.namespace,
+                "labels": {**(labels or {}), **dict([run.split("=", 1)])},
+            },
+            "spec": spec,
+        },
+    )
 
 
 async def _delete_flux_objects(running: Fluxd) -> None:

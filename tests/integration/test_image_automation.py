@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from kubernetes_asyncio.client import ApiClient
 
 from fluxd.api import (
     GIT_REPOSITORY,
@@ -29,6 +30,8 @@ from fluxd.api import (
     IMAGE_UPDATE_AUTOMATION,
     KUSTOMIZATION,
 )
+from fluxd.kube import client
+from fluxd.kube.resources import NAMESPACES
 from fluxd.runtime import conditions
 from fluxd.sources import oci
 from tests.gitservers import (
@@ -40,7 +43,7 @@ from tests.gitservers import (
     SSHServer,
     free_port,
 )
-from tests.integration.conftest import Fluxd
+from tests.integration.conftest import Fluxd, create_labelled, labelled_fluxd
 from tests.integration.kustomizations import CONFIGMAPS, live
 from tests.ociregistry import OCIRegistry, docker_config
 
@@ -590,3 +593,83 @@ async def test_push_to_another_branch_and_refspec_over_ssh(
         "the push event",
     )
     assert f"pushed commit '{sha[:7]}' to branch 'auto' and refspecs" in event["message"]
+
+
+async def test_policies_across_namespaces_and_chosen_by_label(
+    api_client: ApiClient,
+    namespace: str,
+    other_namespace: str,
+    oci_registry: OCIRegistry,
+    git_http: GitHTTPServer,
+    git_remote: GitRemote,
+) -> None:
+    await client.patch(
+        api_client, NAMESPACES, None, namespace, {"metadata": {"labels": {"team": "apps"}}}
+    )
+    name = f"shared-{namespace}"
+    await push_tags(oci_registry, name, "1.0.0", "1.0.1", "1.2.0")
+    image = f"{oci_registry.host}/{name}"
+    git_remote.commit(
+        {
+            "deploy/app.yaml": deployment(namespace, f"{image}:1.0.0", "open")
+            + f'  pinned: {image}:0.9 # {{"$imagepolicy": "{namespace}:pinned"}}\n'
+        }
+    )
+    enable_push(git_remote)
+    async with labelled_fluxd(api_client, [namespace, other_namespace]) as (apps, shared):
+        scan = {"image": image, "interval": "1h", "insecure": True}
+        await create_labelled(
+            shared,
+            IMAGE_REPOSITORY,
+            "open",
+            {**scan, "accessFrom": {"namespaceSelectors": [{"matchLabels": {"team": "apps"}}]}},
+        )
+        await create_labelled(shared, IMAGE_REPOSITORY, "closed", scan)
+        semver = {"semver": {"range": "1.x"}}
+        for policy, repository, labels in (
+            ("open", "open", {"automate": "yes"}),
+            ("closed", "closed", {"automate": "yes"}),
+            ("pinned", "open", {}),
+        ):
+            await create_labelled(
+                apps,
+                IMAGE_POLICY,
+                policy,
+                {
+                    "imageRepositoryRef": {"name": repository, "namespace": other_namespace},
+                    "policy": semver if policy != "pinned" else {"semver": {"range": "1.0.x"}},
+                },
+                labels,
+            )
+        opened = await apps.wait_ready(IMAGE_POLICY, "open")
+        assert opened["status"]["latestRef"]["tag"] == "1.2.0"
+        closed = await apps.wait_for(
+            IMAGE_POLICY, "closed", lambda o: stalled(o, "AccessDenied"), "AccessDenied"
+        )
+        assert "accessFrom" in message(closed)
+        assert (await apps.wait_ready(IMAGE_POLICY, "pinned"))["status"]["latestRef"][
+            "tag"
+        ] == "1.0.1"
+
+        await create_labelled(
+            apps, GIT_REPOSITORY, "source", {"interval": "1h", "url": git_http.url(git_remote)}
+        )
+        await create_labelled(
+            apps,
+            IMAGE_UPDATE_AUTOMATION,
+            "selected",
+            automation(
+                git={"commit": {"author": AUTHOR}, "push": {"branch": "master"}},
+                policySelector={"matchLabels": {"automate": "yes"}},
+            ),
+        )
+        done = await apps.wait_for(
+            IMAGE_UPDATE_AUTOMATION,
+            "selected",
+            lambda o: bool((o.get("status") or {}).get("lastPushCommit")),
+            "a pushed commit",
+        )
+        assert set(done["status"]["observedPolicies"]) == {"open"}
+        updated = bare(git_remote, "show", "master:deploy/app.yaml")
+        assert f"image: {image}:1.2.0 #" in updated
+        assert f"pinned: {image}:0.9 #" in updated, "a policy the selector leaves out is not set"

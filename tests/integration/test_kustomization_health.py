@@ -14,20 +14,25 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 import yaml
 from kubernetes_asyncio.client import ApiClient
 
-from fluxd.api import GIT_REPOSITORY, KUSTOMIZATION, KindInfo
+from fluxd.api import GIT_REPOSITORY, KUSTOMIZATION
 from fluxd.kube import client
 from fluxd.kube.objects import resource_of
-from fluxd.kube.resources import NAMESPACES, Resource
+from fluxd.kube.resources import Resource
 from fluxd.runtime import conditions
 from tests.gitservers import GitHTTPServer, GitRemote
-from tests.integration.conftest import WAIT_TIMEOUT, Fluxd, ready_reason, running_daemon
+from tests.integration.conftest import (
+    WAIT_TIMEOUT,
+    Fluxd,
+    create_labelled,
+    labelled_fluxd,
+    ready_reason,
+)
 from tests.integration.kustomizations import (
     CONFIGMAPS,
     DEPLOYMENTS,
@@ -109,16 +114,6 @@ async def crd_group(api_client: ApiClient) -> AsyncIterator[str]:
         yield group
     finally:
         await client.delete(api_client, CRDS, None, f"widgets.{group}")
-
-
-@pytest.fixture
-async def other_namespace(api_client: ApiClient) -> AsyncIterator[str]:
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    await client.create(api_client, NAMESPACES, {"metadata": {"name": name}})
-    try:
-        yield name
-    finally:
-        await client.delete(api_client, NAMESPACES, None, name)
 
 
 # -- healthChecks ----------------------------------------------------------------------------
@@ -420,60 +415,6 @@ async def test_dependency_ready_at_an_old_generation_is_not_ready(
     await fluxd.wait_ready(KUSTOMIZATION, "infra")
     await fluxd.wait_ready(KUSTOMIZATION, "apps")
     assert await live(fluxd, CONFIGMAPS, "app") is not None
-
-
-# A dependency in another namespace needs a daemon that sees both namespaces; the
-# ``fluxd`` fixture watches one. This one watches every namespace but only objects
-# labelled for this test, so it cannot touch another test's objects.
-
-
-@asynccontextmanager
-async def labelled_fluxd(api: ApiClient, namespaces: list[str]) -> AsyncIterator[list[Fluxd]]:
-    """A daemon for Flux objects labelled ``fluxd.test/run=<first namespace>``; yields a
-    :class:`Fluxd` view per namespace. Objects are deleted while it still runs."""
-    selector = f"fluxd.test/run={namespaces[0]}"
-    async with running_daemon(api, watch_label_selector=selector) as daemon:
-        try:
-            yield [Fluxd(daemon, api, namespace) for namespace in namespaces]
-        finally:
-            # Consumers before their source, each waited for: fluxd's finalizers run.
-            for kind in (KUSTOMIZATION, GIT_REPOSITORY):
-                await _delete_labelled(api, resource_of(kind), namespaces, selector)
-
-
-async def _delete_labelled(
-    api: ApiClient, resource: Resource, namespaces: list[str], selector: str
-) -> None:
-    for namespace in namespaces:
-        listed = await client.list_page(api, resource, namespace, label_selector=selector)
-        for item in listed["items"]:
-            await client.delete(api, resource, namespace, item["metadata"]["name"])
-
-    async def none_left() -> bool:
-        listed = await client.list_page(api, resource, label_selector=selector)
-        return not listed["items"]
-
-    await until(f"{resource.plural} finalized", none_left)
-
-
-async def create_labelled(
-    view: Fluxd, kind: KindInfo[Any], name: str, spec: dict[str, object]
-) -> None:
-    run = view.daemon.options.watch_label_selector or ""
-    await client.create(
-        view.api,
-        resource_of(kind),
-        {
-            "apiVersion": kind.api_version,
-            "kind": kind.kind,
-            "metadata": {
-                "name": name,
-                "namespace": view.namespace,
-                "labels": dict([run.split("=", 1)]),
-            },
-            "spec": spec,
-        },
-    )
 
 
 async def test_dependency_in_another_namespace(
