@@ -31,7 +31,7 @@ from fluxd.api import (
     KUSTOMIZATION,
 )
 from fluxd.kube import client
-from fluxd.kube.resources import NAMESPACES
+from fluxd.kube.resources import NAMESPACES, SERVICE_ACCOUNTS
 from fluxd.runtime import conditions
 from fluxd.sources import oci
 from tests.gitservers import (
@@ -282,11 +282,26 @@ async def test_private_registry_over_tls_with_digests_and_pages(
     common = {"image": image, "interval": "1h", "certSecretRef": {"name": "ca"}}
     await fluxd.create(IMAGE_REPOSITORY, "private", {**common, "secretRef": {"name": "pull"}})
     await fluxd.create(IMAGE_REPOSITORY, "anonymous", common)
+    await client.create(
+        fluxd.api,
+        SERVICE_ACCOUNTS,
+        {
+            "metadata": {"name": "puller", "namespace": fluxd.namespace},
+            "imagePullSecrets": [{"name": "pull"}],
+        },
+    )
+    await fluxd.create(IMAGE_REPOSITORY, "by-account", {**common, "serviceAccountName": "puller"})
+    await fluxd.create(IMAGE_REPOSITORY, "no-account", {**common, "serviceAccountName": "ghost"})
     repository = await fluxd.wait_ready(IMAGE_REPOSITORY, "private")
     assert repository["status"]["lastScanResult"]["tagCount"] == 3
     refused = await fluxd.wait_not_ready(IMAGE_REPOSITORY, "anonymous", "ReadOperationFailed")
     assert "401" in message(refused)
     assert "spec.secretRef" in message(refused)
+    by_account = await fluxd.wait_ready(IMAGE_REPOSITORY, "by-account")
+    assert by_account["status"]["lastScanResult"]["tagCount"] == 3
+    no_account = await fluxd.wait_not_ready(IMAGE_REPOSITORY, "no-account", "AuthenticationFailed")
+    assert "serviceaccount" in message(no_account)
+    assert "ghost" in message(no_account)
 
     await fluxd.create(
         IMAGE_POLICY,
@@ -305,8 +320,8 @@ async def test_private_registry_over_tls_with_digests_and_pages(
     auth = oci.RegistryAuth(
         username=registry.username, password=registry.password, ca=registry.ca_pem
     )
-    async with oci.RegistryClient(oci.parse_image(image), auth) as client:
-        assert sorted(await client.tags(page_size=1)) == ["a-1", "b-2", "c-3"]
+    async with oci.RegistryClient(oci.parse_image(image), auth) as registry_client:
+        assert sorted(await registry_client.tags(page_size=1)) == ["a-1", "b-2", "c-3"]
 
 
 async def test_invalid_policies_and_tags_that_match_nothing(
@@ -558,6 +573,13 @@ async def test_push_to_another_branch_and_refspec_over_ssh(
     image = await ready_policy(fluxd, oci_registry, ("1.0.0", "1.4.0"))
     git_remote.commit({"deploy/app.yaml": deployment(fluxd.namespace, f"{image}:1.0.0", "app")})
     master = bare(git_remote, "rev-parse", "master")
+    bare(git_remote, "config", "receive.advertisePushOptions", "true")
+    options_seen = git_remote.bare / "push-options"
+    install_hook(
+        git_remote,
+        f'for i in $(seq 0 $((GIT_PUSH_OPTION_COUNT - 1))); do eval "echo \\$GIT_PUSH_OPTION_$i"'
+        f' >> "{options_seen}"; done\nexit 0\n',
+    )
     keys = git_sshd.keys
     await fluxd.secret("ssh", {"identity": keys.identity, "known_hosts": keys.known_hosts})
     await fluxd.create(
@@ -572,7 +594,11 @@ async def test_push_to_another_branch_and_refspec_over_ssh(
             git={
                 "checkout": {"ref": {"branch": "master"}},
                 "commit": {"author": AUTHOR},
-                "push": {"branch": "auto", "refspec": "refs/heads/auto:refs/heads/review"},
+                "push": {
+                    "branch": "auto",
+                    "refspec": "refs/heads/auto:refs/heads/review",
+                    "options": {"merge_request.create": "", "ci.skip": "yes"},
+                },
             }
         ),
     )
@@ -586,6 +612,7 @@ async def test_push_to_another_branch_and_refspec_over_ssh(
     assert bare(git_remote, "rev-parse", "auto").strip() == sha
     assert bare(git_remote, "rev-parse", "review").strip() == sha
     assert bare(git_remote, "rev-parse", "master") == master, "the checkout branch is untouched"
+    assert options_seen.read_text().split() == ["ci.skip=yes", "merge_request.create"]
     assert f"{image}:1.4.0" in bare(git_remote, "show", "auto:deploy/app.yaml")
     event = await fluxd.wait_event(
         "app",

@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from dulwich.objects import Blob, Commit, Tree
+from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from fluxd.sources.git.signing import SigningError, commit_signer
@@ -55,8 +56,8 @@ def signed_commit(repo_dir: Path, sign: Callable[[bytes], bytes]) -> tuple[Repo,
     commit.gpgsig = sign(commit.as_raw_string())
     for obj in (blob, tree, commit):
         repo.object_store.add_object(obj)
-    repo.refs[b"refs/heads/main"] = commit.id
-    repo.refs.set_symbolic_ref(b"HEAD", b"refs/heads/main")
+    repo.refs[Ref(b"refs/heads/main")] = commit.id
+    repo.refs.set_symbolic_ref(Ref(b"HEAD"), Ref(b"refs/heads/main"))
     return repo, commit
 
 
@@ -215,10 +216,10 @@ def test_gpg_signed_commit_passes_git_verify_commit(gpg_keys: GpgKeys, tmp_path:
 # ssh
 
 
-def ssh_pem(
-    key: ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey,
-    password: bytes | None = None,
-) -> bytes:
+SshPrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
+def ssh_pem(key: SshPrivateKey, password: bytes | None = None) -> bytes:
     encryption: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(password)
         if password
@@ -236,8 +237,8 @@ def authorized_key(pem: bytes) -> bytes:
     )
 
 
-SSH_KEYS = {
-    "ed25519": lambda: ed25519.Ed25519PrivateKey.generate(),
+SSH_KEYS: dict[str, Callable[[], SshPrivateKey]] = {
+    "ed25519": ed25519.Ed25519PrivateKey.generate,
     "ecdsa-p256": lambda: ec.generate_private_key(ec.SECP256R1()),
     "ecdsa-p384": lambda: ec.generate_private_key(ec.SECP384R1()),
     "rsa-2048": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
@@ -303,6 +304,26 @@ def test_ssh_passphrase_protected_key_signs(tmp_path: Path) -> None:
     signature = commit_signer(data, "ssh", secret="signing")(PAYLOAD)
 
     ssh_keygen_verify(tmp_path, authorized_key(ssh_pem(key)), signature, PAYLOAD)
+
+
+def test_ssh_password_next_to_an_unprotected_key_is_harmless(tmp_path: Path) -> None:
+    require("ssh-keygen")
+    pem = ssh_pem(ed25519.Ed25519PrivateKey.generate())
+    signature = commit_signer({"identity": pem, "password": b"x"}, "ssh", secret="s")(PAYLOAD)
+
+    ssh_keygen_verify(tmp_path, authorized_key(pem), signature, PAYLOAD)
+
+
+def test_signatures_do_not_verify_over_a_changed_payload(gpg_keys: GpgKeys, tmp_path: Path) -> None:
+    require("ssh-keygen")
+    changed = PAYLOAD.replace(b"v1.2.3", b"v6.6.6")
+    pgp = commit_signer({"git.asc": gpg_keys.ed25519.secret}, "gpg", secret="s")(PAYLOAD)
+    with pytest.raises(subprocess.CalledProcessError):
+        gpg_keys.gpg.verify(pgp, changed)
+    pem = ssh_pem(ed25519.Ed25519PrivateKey.generate())
+    ssh = commit_signer({"identity": pem}, "ssh", secret="s")(PAYLOAD)
+    with pytest.raises(subprocess.CalledProcessError):
+        ssh_keygen_verify(tmp_path, authorized_key(pem), ssh, changed)
 
 
 def test_ssh_signed_commit_passes_git_verify_commit(tmp_path: Path) -> None:

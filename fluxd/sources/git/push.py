@@ -89,8 +89,8 @@ async def commit_and_push(
     sign: Callable[[bytes], bytes] | None = None,
 ) -> str:
     """Commit ``files`` (changed contents by path) on the checkout and push it to the
-    checkout's branch and ``refspecs``, with push ``options`` (``key=value``, as Flux
-    sends them); the new commit's sha. :class:`PushConflict` when
+    checkout's branch and ``refspecs``, with push ``options`` (``key=value``, or ``key``
+    for an empty value); the new commit's sha. :class:`PushConflict` when
     the branch moved, GitError when the server refuses the push."""
     work = functools.partial(
         _commit_and_push_sync,
@@ -102,7 +102,10 @@ async def commit_and_push(
         author,
         message,
         refspecs,
-        [f"{key}={value}".encode() for key, value in sorted((options or {}).items())],
+        [
+            (f"{key}={value}" if value else key).encode()
+            for key, value in sorted((options or {}).items())
+        ],
         sign,
     )
     try:

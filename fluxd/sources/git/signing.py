@@ -33,10 +33,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.decrepit.ciphers.modes import CFB
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
-from cryptography.hazmat.decrepit.ciphers.modes import CFB
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
 __all__ = ["SigningError", "commit_signer"]
@@ -109,6 +109,9 @@ _ECDSA_SSH_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
 }
 
 
+_SshPrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
 def _ssh_string(value: bytes) -> bytes:
     return len(value).to_bytes(4, "big") + value
 
@@ -117,28 +120,34 @@ def _ssh_mpint(value: int) -> bytes:
     return _ssh_string(value.to_bytes((value.bit_length() + 8) // 8, "big", signed=True))
 
 
-def _ssh_signer(pem: bytes, password: bytes | None, secret: str) -> Signer:
-    where = f"secret '{secret}' key '{SSH_KEY_ENTRY}'"
+def _load_ssh_key(pem: bytes, password: bytes | None, where: str) -> _SshPrivateKey:
     try:
-        key = serialization.load_ssh_private_key(pem, password or None)
-    except TypeError:
-        raise SigningError(
-            f"the SSH signing key in {where} is passphrase-protected but the secret has no "
-            f"'{SSH_PASSWORD_ENTRY}' key"
-        ) from None
+        try:
+            key = serialization.load_ssh_private_key(pem, password or None)
+        except TypeError:
+            if not password:
+                raise SigningError(
+                    f"the SSH signing key in {where} is passphrase-protected but the secret "
+                    f"has no '{SSH_PASSWORD_ENTRY}' key"
+                ) from None
+            # A password next to an unprotected key is harmless: Flux signs with it too.
+            key = serialization.load_ssh_private_key(pem, None)
     except (ValueError, UnsupportedAlgorithm) as exc:
         hint = "wrong password or " if password else ""
         raise SigningError(
             f"could not read the SSH signing key in {where} ({hint}not an OpenSSH private key):"
             f" {exc}"
         ) from None
-    if not isinstance(
-        key, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-    ):
+    if not isinstance(key, _SshPrivateKey):
         raise SigningError(
             f"the SSH signing key in {where} is a {type(key).__name__}; "
             "supported: Ed25519, ECDSA, RSA"
         )
+    return key
+
+
+def _ssh_signer(pem: bytes, password: bytes | None, secret: str) -> Signer:
+    key = _load_ssh_key(pem, password, f"secret '{secret}' key '{SSH_KEY_ENTRY}'")
     public_line = key.public_key().public_bytes(
         serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
     )
