@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,8 +118,11 @@ class GpgKeys:
     gpg: Gpg
     ed25519: GpgKey
     rsa_protected: GpgKey
-    with_subkeys: GpgKey  # certify-only primary, a signing subkey, an encryption subkey
+    # A certify-only primary, a signing subkey, an encryption subkey, then a newer
+    # signing subkey that has expired.
+    with_subkeys: GpgKey
     signing_subkey: str
+    cert_only: GpgKey
 
 
 RSA_PASSPHRASE = "correct horse battery staple"
@@ -133,6 +137,8 @@ def gpg_keys(tmp_path_factory: pytest.TempPathFactory) -> GpgKeys:
     primary = gpg.generate("Sub Bot <sub@example.com>", "ed25519", "cert")
     gpg.gpg("--quick-add-key", primary, "ed25519", "sign", "never")
     gpg.gpg("--quick-add-key", primary, "cv25519", "encr", "never")
+    gpg.gpg("--quick-add-key", primary, "ed25519", "sign", "seconds=1")
+    cert_only = gpg.generate("Cert Bot <cert@example.com>", "ed25519", "cert")
     listing = gpg.gpg("--with-colons", "--list-keys", primary).decode().splitlines()
     sub_index = next(
         i for i, line in enumerate(listing) if line.startswith("sub:") and ":s:" in line
@@ -144,6 +150,7 @@ def gpg_keys(tmp_path_factory: pytest.TempPathFactory) -> GpgKeys:
         rsa_protected=gpg.export(rsa_fpr, RSA_PASSPHRASE),
         with_subkeys=gpg.export(primary),
         signing_subkey=signing_subkey,
+        cert_only=gpg.export(cert_only),
     )
 
 
@@ -181,8 +188,11 @@ def test_gpg_passphrase_protected_rsa_key_signs(gpg_keys: GpgKeys) -> None:
     )
 
 
-def test_gpg_signing_subkey_signs_rather_than_a_certify_only_primary(gpg_keys: GpgKeys) -> None:
+def test_gpg_live_signing_subkey_signs_rather_than_a_certify_only_primary(
+    gpg_keys: GpgKeys,
+) -> None:
     key = gpg_keys.with_subkeys
+    time.sleep(1.1)  # the newest signing subkey lives one second
     signature = commit_signer({"git.asc": key.secret}, "gpg", secret="signing")(PAYLOAD)
 
     validsig = gpg_keys.gpg.verify(signature, PAYLOAD)
@@ -417,6 +427,11 @@ def test_gpg_two_keys_in_one_secret_are_ambiguous(gpg_keys: GpgKeys) -> None:
     )
     with pytest.raises(SigningError, match="more than one key"):
         commit_signer({"git.asc": block}, "gpg", secret="signing")
+
+
+def test_gpg_key_that_may_not_sign_is_refused(gpg_keys: GpgKeys) -> None:
+    with pytest.raises(SigningError, match="no key in it can sign"):
+        commit_signer({"git.asc": gpg_keys.cert_only.secret}, "gpg", secret="signing")
 
 
 def test_gpg_wrong_passphrase_is_reported(gpg_keys: GpgKeys) -> None:

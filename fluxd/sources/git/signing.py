@@ -231,6 +231,7 @@ class _Malformed(Exception):
 @dataclass(frozen=True)
 class _SecretKeyPacket:
     algorithm: int
+    created: int
     fingerprint: bytes
     public_fields: bytes  # the algorithm-specific public key fields
     protection: bytes  # S2K usage byte onwards: how the secret fields are stored
@@ -239,8 +240,16 @@ class _SecretKeyPacket:
 @dataclass
 class _Candidate:
     packet: _SecretKeyPacket | None  # None: an algorithm that cannot sign (e.g. ECDH)
-    can_sign: bool | None = None  # from its latest self/binding signature's key flags
+    # From its latest self/binding signature (flags) and its revocation, when present.
+    can_sign: bool | None = None
+    lifetime: int = 0  # seconds after the key's creation; 0 = forever
     revoked: bool = False
+
+    def live(self, now: float) -> bool:
+        """Neither revoked nor expired (whether it may sign is `can_sign`)."""
+        if self.packet is None or self.revoked:
+            return False
+        return not self.lifetime or self.packet.created + self.lifetime > now
 
 
 def _dearmor_private_key(text: bytes) -> bytes:
@@ -328,15 +337,16 @@ def _parse_secret_key(body: bytes) -> _SecretKeyPacket | None:
     end = 6 + _public_fields_end(algorithm, body[6:])
     public = body[:end]
     fingerprint = hashlib.sha1(b"\x99" + len(public).to_bytes(2, "big") + public).digest()
-    return _SecretKeyPacket(algorithm, fingerprint, body[6:end], body[end:])
+    created = int.from_bytes(body[1:5], "big")
+    return _SecretKeyPacket(algorithm, created, fingerprint, body[6:end], body[end:])
 
 
-def _key_flags(body: bytes) -> tuple[int, int | None]:
-    """(signature type, key flags from the hashed subpackets or None) of a v4 signature."""
+def _key_claims(body: bytes) -> tuple[int, int | None, int]:
+    """(signature type, key flags or None, key lifetime) from a v4 signature's hashed part."""
     if len(body) < 6 or body[0] != 4:
-        return -1, None
+        return -1, None, 0
     hashed_end = 6 + int.from_bytes(body[4:6], "big")
-    i, flags = 6, None
+    i, flags, lifetime = 6, None, 0
     while i < hashed_end:
         first = body[i]
         if first < 192:
@@ -345,10 +355,13 @@ def _key_flags(body: bytes) -> tuple[int, int | None]:
             length, i = ((first - 192) << 8) + body[i + 1] + 192, i + 2
         else:
             length, i = int.from_bytes(body[i + 1 : i + 5], "big"), i + 5
-        if length and body[i] & 0x7F == 27 and length > 1:
-            flags = body[i + 1]
+        kind, value = body[i] & 0x7F, body[i + 1 : i + length]
+        if kind == 27 and value:
+            flags = value[0]
+        elif kind == 9 and len(value) == 4:
+            lifetime = int.from_bytes(value, "big")
         i += length
-    return body[1], flags
+    return body[1], flags, lifetime
 
 
 def _read_keys(data: bytes) -> list[_Candidate]:
@@ -372,15 +385,17 @@ def _read_keys(data: bytes) -> list[_Candidate]:
         elif tag == _TAG_PUBLIC_KEY:
             raise _Malformed("it holds a PGP public key; signing needs the secret key")
         elif tag == _TAG_SIGNATURE and keys:
-            sig_type, flags = _key_flags(body)
+            sig_type, flags, lifetime = _key_claims(body)
             current = keys[-1]
             primary = len(keys) == 1
             if sig_type == _SUBKEY_REVOCATION and not primary:
                 current.revoked = True
-            elif (sig_type in _SELF_CERTIFICATIONS and primary) or (
-                sig_type == _SUBKEY_BINDING and not primary
+            elif flags is not None and sig_type in (
+                _SELF_CERTIFICATIONS if primary else {_SUBKEY_BINDING}
             ):
-                current.can_sign = None if flags is None else bool(flags & _FLAG_SIGN)
+                # Certifications by others carry no key flags: only self-signatures count.
+                current.can_sign = bool(flags & _FLAG_SIGN)
+                current.lifetime = lifetime
     if not keys:
         raise _Malformed("it holds no PGP secret key packet")
     return keys
@@ -482,14 +497,20 @@ def _private_key(packet: _SecretKeyPacket, fields: bytes) -> _PrivateKey:
 
 
 def _choose_signing_key(keys: list[_Candidate]) -> _SecretKeyPacket:
-    """The newest subkey certified for signing, else the primary key (as go-crypto does)."""
-    subkeys = [key.packet for key in keys[1:] if key.packet and key.can_sign and not key.revoked]
+    """The newest live subkey certified for signing, else the primary (as go-crypto does)."""
+    now = time.time()
+    primary = keys[0]
+    if primary.packet is None or not primary.live(now):
+        raise _Malformed("the key is revoked or expired")
+    subkeys = [key.packet for key in keys[1:] if key.packet and key.can_sign and key.live(now)]
     if subkeys:
         return subkeys[-1]
-    primary = keys[0].packet
-    if primary is None or keys[0].can_sign is False:
-        raise _Malformed("neither the primary key nor any subkey is certified for signing")
-    return primary
+    if primary.can_sign is False:
+        raise _Malformed(
+            "no key in it can sign: the primary key is not certified for signing and no "
+            "live subkey is"
+        )
+    return primary.packet
 
 
 def _pgp_signer(armored: bytes, passphrase: bytes | None, secret: str) -> Signer:
