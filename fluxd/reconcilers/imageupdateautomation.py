@@ -2,15 +2,15 @@
 
 Steps, in order:
 
-1. **refuse** what fluxd does not serve (``git.commit.signingKey``: ``UnsupportedField``);
-   a missing ``spec.git``, a push branch that cannot be inferred or a bad refspec is
-   ``InvalidSourceConfig``, an invalid ``policySelector`` ``InvalidPolicySelector``
-   (stalled, as Flux);
+1. **check** the spec: a missing ``spec.git``, a push branch that cannot be inferred or
+   a bad refspec is ``InvalidSourceConfig``, an invalid ``policySelector``
+   ``InvalidPolicySelector`` (stalled, as Flux);
 2. **policies**: the ImagePolicies of the namespace that ``policySelector`` selects and
    that have a ``latestRef``; any change to a policy of the namespace wakes the object;
 3. **source**: the GitRepository ``sourceRef`` names gives URL, credentials and timeout;
    ``git.checkout.ref`` (else the GitRepository's ref) is checked out, or the push
-   branch's tip when the remote has it. When neither the policies nor the branch moved
+   branch's tip when the remote has it; ``git.commit.signingKey``'s Secret gives the key
+   commits are signed with (gpg or ssh). When neither the policies nor the branch moved
    since the last run, one ls-remote ends the run (``SourceManagerFailed`` /
    ``GitOperationFailed``);
 4. **update**: the Setters markers of the YAML files under ``update.path`` are rewritten
@@ -48,7 +48,7 @@ from fluxd.api import (
 )
 from fluxd.image.message import RemovedTemplateField, TemplateError, commit_message
 from fluxd.image.setters import ImageRef, SetterError, SetterResult, apply_setters
-from fluxd.kube.objects import ObjectApi
+from fluxd.kube.objects import ObjectApi, SecretNotFound
 from fluxd.labels import LabelMatcher, parse_label_selector
 from fluxd.reconcilers.driver import Context, Reconciler
 from fluxd.runtime.errors import ReconcileError
@@ -77,6 +77,7 @@ class _Source:
     branch: str
     refspecs: tuple[git.Refspec, ...]
     switches_branch: bool
+    sign: Callable[[bytes], bytes] | None
 
 
 class ImageUpdateAutomationReconciler(Reconciler[ImageUpdateAutomationSpec]):
@@ -135,6 +136,7 @@ class ImageUpdateAutomationReconciler(Reconciler[ImageUpdateAutomationSpec]):
                     message=message,
                     refspecs=source.refspecs,
                     options=git_spec.push.options if git_spec.push else None,
+                    sign=source.sign,
                 )
             except git.PushConflict as error:
                 if attempt == PUSH_ATTEMPTS:
@@ -234,6 +236,7 @@ class ImageUpdateAutomationReconciler(Reconciler[ImageUpdateAutomationSpec]):
                     INVALID_SOURCE_CONFIG, f"spec.git.push.refspec: {error}", stalled=True
                 ) from error
         return _Source(
+            sign=await self._signer(namespace, git_spec),
             url=repository.url,
             auth=auth,
             timeout=parse_duration(repository.timeout)
@@ -244,6 +247,26 @@ class ImageUpdateAutomationReconciler(Reconciler[ImageUpdateAutomationSpec]):
             refspecs=refspecs,
             switches_branch=branch != (checkout_ref.branch or "master"),
         )
+
+    async def _signer(self, namespace: str, git_spec: GitSpec) -> Callable[[bytes], bytes] | None:
+        """What signs the commits, from ``git.commit.signingKey``'s Secret."""
+        key = git_spec.commit.signing_key
+        if key is None:
+            return None
+        name = key.secret_ref.name
+        try:
+            data = await self.objects.secret_data(namespace, name)
+            return git.commit_signer(data, key.type, secret=f"{namespace}/{name}")
+        except SecretNotFound as error:
+            raise ReconcileError(
+                SOURCE_MANAGER_FAILED,
+                f"failed configuring source manager: could not find signing key secret"
+                f" '{name}': {error}",
+            ) from error
+        except git.SigningError as error:
+            raise ReconcileError(
+                SOURCE_MANAGER_FAILED, f"failed configuring source manager: {error}"
+            ) from error
 
     async def _up_to_date(
         self, ctx: Context[ImageUpdateAutomationSpec], source: _Source, observed: Mapping[str, Any]
@@ -323,12 +346,6 @@ def _git_spec(spec: ImageUpdateAutomationSpec) -> GitSpec:
     if spec.git is None:
         raise ReconcileError(
             INVALID_SOURCE_CONFIG, "spec.git is required: nothing to commit with", stalled=True
-        )
-    if spec.git.commit.signing_key is not None:
-        raise ReconcileError(
-            "UnsupportedField",
-            "fluxd does not support spec.git.commit.signingKey (signed commits) yet",
-            stalled=True,
         )
     return spec.git
 

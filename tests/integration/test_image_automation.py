@@ -17,10 +17,13 @@ import stat
 import subprocess
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from kubernetes_asyncio.client import ApiClient
 
 from fluxd.api import (
@@ -119,6 +122,27 @@ def bare(remote: GitRemote, *args: str) -> str:
         ["git", "--git-dir", str(remote.bare), *args], check=True, capture_output=True, text=True
     )
     return out.stdout
+
+
+def verify_commit(
+    remote: GitRemote, ref: str, directory: Path, email: str, public_key: str
+) -> subprocess.CompletedProcess[str]:
+    """``git verify-commit`` of ``ref``, trusting ``public_key`` (an SSH key) for ``email``."""
+    signers = directory / "allowed_signers"
+    signers.write_text(f'{email} namespaces="git" {public_key}\n')
+    return subprocess.run(
+        [
+            "git",
+            "--git-dir",
+            str(remote.bare),
+            "-c",
+            f"gpg.ssh.allowedSignersFile={signers}",
+            "verify-commit",
+            ref,
+        ],
+        capture_output=True,
+        text=True,
+    )
 
 
 def install_hook(remote: GitRemote, script: str) -> None:
@@ -711,3 +735,44 @@ async def test_policies_across_namespaces_and_chosen_by_label(
         updated = bare(git_remote, "show", "master:deploy/app.yaml")
         assert f"image: {image}:1.2.0 #" in updated
         assert f"pinned: {image}:0.9 #" in updated, "a policy the selector leaves out is not set"
+
+
+async def test_commits_are_signed_with_the_key_of_the_secret(
+    fluxd: Fluxd,
+    oci_registry: OCIRegistry,
+    git_http: GitHTTPServer,
+    git_remote: GitRemote,
+    tmp_path: Path,
+) -> None:
+    image = await ready_policy(fluxd, oci_registry, ("1.0.0", "1.6.0"))
+    git_remote.commit({"deploy/app.yaml": deployment(fluxd.namespace, f"{image}:1.0.0", "app")})
+    enable_push(git_remote)
+    key = ed25519.Ed25519PrivateKey.generate()
+    identity = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    await fluxd.secret("signing", {"identity": identity})
+    await git_source(fluxd, git_http, git_remote)
+
+    def signed_by(secret: str) -> dict[str, Any]:
+        key_ref = {"secretRef": {"name": secret}, "type": "ssh"}
+        return automation(git={"commit": {"author": AUTHOR, "signingKey": key_ref}})
+
+    await fluxd.create(IMAGE_UPDATE_AUTOMATION, "no-key", signed_by("absent"))
+    missing = await fluxd.wait_not_ready(IMAGE_UPDATE_AUTOMATION, "no-key", "SourceManagerFailed")
+    assert "'absent'" in message(missing)
+    await fluxd.create(IMAGE_UPDATE_AUTOMATION, "signed", signed_by("signing"))
+    await fluxd.wait_for(
+        IMAGE_UPDATE_AUTOMATION,
+        "signed",
+        lambda o: bool((o.get("status") or {}).get("lastPushCommit")),
+        "a pushed commit",
+    )
+    verified = verify_commit(git_remote, "master", tmp_path, AUTHOR["email"], public.decode())
+    assert verified.returncode == 0, verified.stderr
+    assert "Good" in verified.stderr

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.decrepit.ciphers.modes import CFB
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from dulwich.objects import Blob, Commit, Tree
 from dulwich.refs import Ref
 from dulwich.repo import Repo
@@ -102,6 +106,10 @@ class Gpg:
         public = self.gpg("--armor", "--export", fingerprint)
         return GpgKey(fingerprint=fingerprint, secret=secret, public=public)
 
+    def stop_agent(self) -> None:
+        """End the gpg-agent gpg started for this home (it would outlive the test)."""
+        run("gpgconf", "--kill", "gpg-agent", env=self.env)
+
     def verify(self, signature: bytes, payload: bytes) -> list[str]:
         """The VALIDSIG status line's fields; raises when gpg rejects the signature."""
         sig_file, payload_file = self.home / "sig.asc", self.home / "payload"
@@ -117,6 +125,7 @@ class Gpg:
 class GpgKeys:
     gpg: Gpg
     ed25519: GpgKey
+    nistp256: GpgKey
     rsa_protected: GpgKey
     # A certify-only primary, a signing subkey, an encryption subkey, then a newer
     # signing subkey that has expired.
@@ -129,10 +138,28 @@ RSA_PASSPHRASE = "correct horse battery staple"
 
 
 @pytest.fixture(scope="module")
-def gpg_keys(tmp_path_factory: pytest.TempPathFactory) -> GpgKeys:
+def gpg_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GpgKeys]:
     require("gpg")
     gpg = Gpg(tmp_path_factory.mktemp("gpg") / "home")
+    try:
+        yield generate_keys(gpg)
+    finally:
+        gpg.stop_agent()
+
+
+@pytest.fixture
+def fresh_gpg(tmp_path: Path) -> Iterator[Gpg]:
+    require("gpg")
+    gpg = Gpg(tmp_path / "home")
+    try:
+        yield gpg
+    finally:
+        gpg.stop_agent()
+
+
+def generate_keys(gpg: Gpg) -> GpgKeys:
     ed = gpg.generate("Bot <bot@example.com>", "ed25519", "sign")
+    p256 = gpg.generate("EC Bot <ec@example.com>", "nistp256", "sign")
     rsa_fpr = gpg.generate("RSA Bot <rsa@example.com>", "rsa3072", "sign", RSA_PASSPHRASE)
     primary = gpg.generate("Sub Bot <sub@example.com>", "ed25519", "cert")
     gpg.gpg("--quick-add-key", primary, "ed25519", "sign", "never")
@@ -147,6 +174,7 @@ def gpg_keys(tmp_path_factory: pytest.TempPathFactory) -> GpgKeys:
     return GpgKeys(
         gpg=gpg,
         ed25519=gpg.export(ed),
+        nistp256=gpg.export(p256),
         rsa_protected=gpg.export(rsa_fpr, RSA_PASSPHRASE),
         with_subkeys=gpg.export(primary),
         signing_subkey=signing_subkey,
@@ -154,8 +182,9 @@ def gpg_keys(tmp_path_factory: pytest.TempPathFactory) -> GpgKeys:
     )
 
 
-def test_gpg_ed25519_signature_verifies_with_gpg_and_fluxd(gpg_keys: GpgKeys) -> None:
-    key = gpg_keys.ed25519
+@pytest.mark.parametrize("algorithm", ["ed25519", "nistp256"])
+def test_gpg_signature_verifies_with_gpg_and_fluxd(gpg_keys: GpgKeys, algorithm: str) -> None:
+    key: GpgKey = getattr(gpg_keys, algorithm)
     sign = commit_signer({"git.asc": key.secret}, "gpg", secret="signing")
     signature = sign(PAYLOAD)
 
@@ -202,6 +231,68 @@ def test_gpg_live_signing_subkey_signs_rather_than_a_certify_only_primary(
         verify_signature(payload=PAYLOAD, signature=signature, keys={"k": key.public})
         == (key.fingerprint[-16:])
     )
+
+
+def protect_ed25519_key(
+    armored: bytes, passphrase: bytes, cipher: int, digest: str, usage: int
+) -> bytes:
+    """Re-protect gpg's unprotected Ed25519 secret key the RFC 4880 way (S2K 3, AES CFB).
+
+    gpg 2.2 only ever exports AES-128 with SHA-1; this covers the other ciphers, hashes
+    and the two-octet checksum, and gpg itself proves the result right by using it.
+    """
+    lines = armored.decode().splitlines()
+    data = base64.b64decode("".join(line for line in lines[2:] if line[:1] not in ("=", "-")))
+    assert data[0] == 0x94  # old-format header, one-octet length: gpg's secret key packet
+    body, rest = data[2 : 2 + data[1]], data[2 + data[1] :]
+    oid_end = 7 + body[6]
+    public_end = oid_end + 2 + (int.from_bytes(body[oid_end : oid_end + 2], "big") + 7) // 8
+    assert body[public_end] == 0  # unprotected
+    fields = body[public_end + 1 : -2]
+    salt, coded_count = os.urandom(8), 0x60  # 65536 octets hashed
+    count = (16 + (coded_count & 15)) << ((coded_count >> 4) + 6)
+    stream = (salt + passphrase) * (count // len(salt + passphrase) + 1)
+    key_size = {7: 16, 8: 24, 9: 32}[cipher]
+    key = b""
+    while len(key) < key_size:
+        key += hashlib.new(
+            digest, b"\0" * (len(key) // hashlib.new(digest).digest_size) + stream[:count]
+        ).digest()
+    check = (
+        hashlib.sha1(fields).digest() if usage == 254 else (sum(fields) & 0xFFFF).to_bytes(2, "big")
+    )
+    iv = os.urandom(16)
+    encryptor = Cipher(algorithms.AES(key[:key_size]), CFB(iv)).encryptor()
+    hash_id = {"sha1": 2, "sha256": 8, "sha512": 10}[digest]
+    protection = bytes([usage, cipher, 3, hash_id]) + salt + bytes([coded_count]) + iv
+    new_body = (
+        body[:public_end] + protection + encryptor.update(fields + check) + encryptor.finalize()
+    )
+    packet = bytes([0xC5, len(new_body)]) + new_body
+    text = base64.b64encode(packet + rest).decode()
+    wrapped = "\n".join(text[i : i + 64] for i in range(0, len(text), 64))
+    return (
+        f"-----BEGIN PGP PRIVATE KEY BLOCK-----\n\n{wrapped}\n-----END PGP PRIVATE KEY BLOCK-----\n"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("cipher", "digest", "usage"),
+    [(9, "sha256", 254), (8, "sha1", 255), (7, "sha512", 254)],
+    ids=["aes256-sha256-sha1check", "aes192-sha1-checksum", "aes128-sha512-sha1check"],
+)
+def test_gpg_key_protected_with_other_ciphers_and_hashes_signs(
+    gpg_keys: GpgKeys, fresh_gpg: Gpg, cipher: int, digest: str, usage: int
+) -> None:
+    protected = protect_ed25519_key(gpg_keys.ed25519.secret, b"pw", cipher, digest, usage)
+    other = fresh_gpg
+    other.gpg("--import", passphrase="pw", stdin=protected)
+    other.gpg("--detach-sign", "--armor", passphrase="pw", stdin=PAYLOAD)  # gpg can use it
+
+    with pytest.raises(SigningError, match="wrong passphrase"):
+        commit_signer({"git.asc": protected, "passphrase": b"pW"}, "gpg", secret="s")
+    signer = commit_signer({"git.asc": protected, "passphrase": b"pw"}, "gpg", secret="s")
+    assert other.verify(signer(PAYLOAD), PAYLOAD)[0] == gpg_keys.ed25519.fingerprint
 
 
 def test_gpg_signed_commit_passes_git_verify_commit(gpg_keys: GpgKeys, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@
   revision strings;
 - :mod:`~fluxd.sources.git.push`: a commit made on a checkout in memory, pushed
   only if its branch has not moved (image automation);
+- :mod:`~fluxd.sources.git.signing`: the PGP or SSH signature of such a commit;
 - :mod:`~fluxd.sources.git.transport`: http(s), ssh and git:// clients with credentials;
 - :mod:`~fluxd.sources.git.credentials`: those credentials from a GitRepository's
   Secrets and provider;
@@ -24,6 +25,7 @@ from fluxd.sources.git.includes import artifact_files, include_paths
 from fluxd.sources.git.push import Author, PushConflict, Refspec, commit_and_push, parse_refspec
 from fluxd.sources.git.remote import Checkout, Commit, checkout, fetch, format_revision, resolve
 from fluxd.sources.git.shared import SharedFetches
+from fluxd.sources.git.signing import SigningError, commit_signer
 from fluxd.sources.git.sparse import InvalidSparsePath, SparseCheckout
 from fluxd.sources.git.transport import GitAuth, GitError
 from fluxd.sources.git.verify import VerificationError, verify_signature
@@ -39,12 +41,14 @@ __all__ = [
     "PushConflict",
     "Refspec",
     "SharedFetches",
+    "SigningError",
     "SparseCheckout",
     "VerificationError",
     "artifact_files",
     "auth_from_secret",
     "checkout",
     "commit_and_push",
+    "commit_signer",
     "fetch",
     "format_revision",
     "include_paths",

@@ -205,9 +205,11 @@ _S2K_HASHES: dict[int, Callable[[], hashes.HashAlgorithm]] = {
     11: hashes.SHA224,
 }
 _AES_KEY_SIZES = {7: 16, 8: 24, 9: 32}
+_AES_BLOCK_SIZE = 16
 _S2K_USAGE_SHA1, _S2K_USAGE_CHECKSUM = 254, 255
 _S2K_CHUNK = 1 << 16
 _S2K_ITERATED_SALTED, _S2K_GNU_EXTENSION = 3, 101
+_S2K_SPEC_SIZE = 11  # type, hash algorithm, 8-octet salt, coded count
 _SUBKEY_BINDING, _SUBKEY_REVOCATION = 0x18, 0x28
 _SELF_CERTIFICATIONS = frozenset({0x10, 0x11, 0x12, 0x13, 0x1F})
 _FLAG_SIGN = 0x02
@@ -401,8 +403,8 @@ def _read_keys(data: bytes) -> list[_Candidate]:
     return keys
 
 
-def _s2k_key(passphrase: bytes, spec: bytes, key_size: int) -> tuple[bytes, int]:
-    """Derive the key-encryption key; returns it and the S2K specifier's length."""
+def _s2k_key(passphrase: bytes, spec: bytes, key_size: int) -> bytes:
+    """Derive the key-encryption key from an iterated+salted S2K specifier."""
     if spec[0] != _S2K_ITERATED_SALTED:
         raise _Malformed(f"S2K specifier {spec[0]} is not supported (need 3, iterated+salted)")
     if spec[1] not in _S2K_HASHES:
@@ -422,7 +424,7 @@ def _s2k_key(passphrase: bytes, spec: bytes, key_size: int) -> tuple[bytes, int]
             hasher.update(chunk[:remaining])
             remaining -= len(chunk)
         derived += hasher.finalize()
-    return derived[:key_size], 11
+    return derived[:key_size]
 
 
 def _secret_fields(packet: _SecretKeyPacket, passphrase: bytes | None) -> bytes | None:
@@ -444,8 +446,9 @@ def _secret_fields(packet: _SecretKeyPacket, passphrase: bytes | None) -> bytes 
         )
     if passphrase is None:
         raise _NeedsPassphrase
-    key, spec_size = _s2k_key(passphrase, spec, _AES_KEY_SIZES[cipher_algo])
-    iv, encrypted = spec[spec_size : spec_size + 16], spec[spec_size + 16 :]
+    key = _s2k_key(passphrase, spec, _AES_KEY_SIZES[cipher_algo])
+    iv_end = _S2K_SPEC_SIZE + _AES_BLOCK_SIZE
+    iv, encrypted = spec[_S2K_SPEC_SIZE:iv_end], spec[iv_end:]
     decryptor = Cipher(algorithms.AES(key), CFB(iv)).decryptor()
     plain = decryptor.update(encrypted) + decryptor.finalize()
     if usage == _S2K_USAGE_SHA1:
