@@ -78,6 +78,12 @@ def cluster_role_rules() -> list[dict[str, Any]]:
             "resources": ["tokenreviews"],
             "verbs": ["create"],
         },
+        # The status UI asks whether a user's token may patch an object before acting.
+        {
+            "apiGroups": ["authorization.k8s.io"],
+            "resources": ["subjectaccessreviews"],
+            "verbs": ["create"],
+        },
     ]
 
 

@@ -101,6 +101,25 @@ def add_run_command(commands: argparse._SubParsersAction[argparse.ArgumentParser
         "(default: no limit)",
     )
     run.add_argument(
+        "--ui-addr",
+        default=_DEFAULTS.ui_addr,
+        help="listener of the status UI, e.g. :9080 (default: no UI)",
+    )
+    run.add_argument(
+        "--ui-auth",
+        action="store_true",
+        default=_DEFAULTS.ui_auth,
+        help="UI API requests need a bearer token the cluster accepts; actions are "
+        "allowed by the user's own RBAC (patch on the object)",
+    )
+    run.add_argument(
+        "--ui-actions",
+        action="store_true",
+        default=_DEFAULTS.ui_actions,
+        help="offer reconcile, suspend and resume in the UI (without --ui-auth they run "
+        "with fluxd's own rights)",
+    )
+    run.add_argument(
         "--grace-period",
         type=float,
         default=_DEFAULTS.grace_period,

@@ -12,6 +12,9 @@ them fluxd's own writes — wake nothing, so a failing object keeps its backoff.
 exception are objects fluxd only reads: any change to a watched ConfigMap or Secret, or
 to an ExternalArtifact (whose producer publishes in ``status``), wakes their readers.
 
+With ``--ui-addr`` the status UI (:mod:`fluxd.ui`) listens too, on its own port: it reads
+the informer stores, and the informer handlers tell it every change of an object.
+
 Shut-down (SIGTERM): stop taking work, let in-flight reconciles finish within the grace
 period (their status patches are shielded), release the Lease, close the listeners and
 the API clients opened for Kustomizations' service accounts and kubeconfigs.
@@ -64,6 +67,7 @@ from fluxd.sources.artifact import Artifact
 from fluxd.sources.cache import ArtifactCache
 from fluxd.sources.external import ExternalArtifacts
 from fluxd.sources.store import ContentStore
+from fluxd.ui import RecentEvents, UiHub, ui_app
 
 __all__ = ["Daemon", "serve"]
 
@@ -173,6 +177,12 @@ class Daemon:
         self.dispatcher = Dispatcher(objects=self.objects, informers=self.informers)
         self.events.add_listener(self.dispatcher.listen)
         self.receivers = ReceiverServer(objects=self.objects, informers=self.informers)
+        # The status UI hears the events fluxd records and every row change.
+        self.recent_events = RecentEvents()
+        self.ui: UiHub | None = None
+        if options.ui_addr:
+            self.events.add_listener(self.recent_events.listen)
+            self.ui = UiHub(metrics=self.metrics, events=self.recent_events)
         self._drivers: dict[str, ReconcileDriver[Any]] = {}
         for reconciler in self.reconcilers:
             kind = reconciler.kind
@@ -265,6 +275,18 @@ class Daemon:
                 self.options.artifact_addr,
             ),
         ]
+        if self.options.ui_addr and self.ui is not None:
+            app = ui_app(
+                api=self.api,
+                kinds=[reconciler.kind for reconciler in self.reconcilers],
+                informers=self.informers,
+                metrics=self.metrics,
+                events=self.recent_events,
+                hub=self.ui,
+                auth=self.options.ui_auth,
+                actions=self.options.ui_actions,
+            )
+            runners.append(await self._listen("ui", app, self.options.ui_addr))
         try:
             async with anyio.create_task_group() as tg:
                 for kind, informer in self.informers.items():
@@ -335,8 +357,12 @@ class Daemon:
                 key = ObjectKey(kind, metadata.get("namespace", ""), metadata["name"])
                 self._seen.pop(key, None)
                 self.scheduler.enqueue(key)
+                if self.ui is not None:
+                    self.ui.deleted(kind, obj)
                 return
             self._remember_and_enqueue(kind, obj, force=event_type == "ADDED")
+            if self.ui is not None:
+                self.ui.changed(kind, obj)
 
         return on_event
 

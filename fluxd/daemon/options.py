@@ -40,3 +40,11 @@ class Options:
     artifact_spill_dir: str | None = None
     #: MiB an artifact's files may total; a larger source is refused by name. None: no limit.
     artifact_max_mib: int | None = None
+    #: Where the status UI listens (``:9080``); None: no UI.
+    ui_addr: str | None = None
+    #: Every UI API request needs a bearer token the cluster accepts (TokenReview), and
+    #: each action a SubjectAccessReview allowing the user to patch the object.
+    ui_auth: bool = False
+    #: The UI offers reconcile, suspend and resume; without ``ui_auth`` they run with
+    #: fluxd's own rights.
+    ui_actions: bool = False

@@ -11,16 +11,26 @@ Each :class:`Metrics` owns its registry, so two daemons in one test process do n
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from fluxd.runtime.keys import ObjectKey
 
-__all__ = ["Metrics"]
+__all__ = ["LastReconcile", "Metrics"]
 
 # Flux's buckets for gotk_reconcile_duration_seconds (controller-runtime style, in seconds).
 _DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+
+class LastReconcile(NamedTuple):
+    """The latest finished reconcile of one object, for the status UI."""
+
+    finished: float  # wall-clock time (seconds since the epoch)
+    seconds: float
+    result: str
 
 
 class Metrics:
@@ -53,6 +63,7 @@ class Metrics:
             registry=self.registry,
         )
         self._info_labels: dict[ObjectKey, tuple[str, ...]] = {}
+        self._last: dict[ObjectKey, LastReconcile] = {}
         self._depth: Callable[[], int] | None = None
 
     def track_queue_depth(self, depth: Callable[[], int]) -> None:
@@ -69,6 +80,11 @@ class Metrics:
         """Record one finished reconcile."""
         self.reconcile_duration.labels(key.kind, key.name, key.namespace).observe(seconds)
         self.reconcile_total.labels(key.kind, result).inc()
+        self._last[key] = LastReconcile(time.time(), seconds, result)
+
+    def last_reconcile(self, key: ObjectKey) -> LastReconcile | None:
+        """When the object's latest reconcile finished, how long it took, and its result."""
+        return self._last.get(key)
 
     def set_state(self, key: ObjectKey, *, ready: str, suspended: bool, revision: str) -> None:
         """Point the object's info series at its current state, dropping the stale one."""
@@ -86,6 +102,7 @@ class Metrics:
         previous = self._info_labels.pop(key, None)
         if previous is not None:
             self.resource_info.remove(*previous)
+        self._last.pop(key, None)
         with contextlib.suppress(KeyError):
             self.reconcile_duration.remove(key.kind, key.name, key.namespace)
 

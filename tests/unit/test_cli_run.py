@@ -50,3 +50,11 @@ def test_every_flag_reaches_its_option() -> None:
         concurrent=9,
         grace_period=5.0,
     )
+
+
+def test_ui_flags_reach_the_options_and_the_ui_is_off_by_default() -> None:
+    default = options_from(parser().parse_args(["run"]))
+    assert (default.ui_addr, default.ui_auth, default.ui_actions) == (None, False, False)
+    args = parser().parse_args(["run", "--ui-addr=:9080", "--ui-auth", "--ui-actions"])
+    chosen = options_from(args)
+    assert (chosen.ui_addr, chosen.ui_auth, chosen.ui_actions) == (":9080", True, True)
