@@ -1,4 +1,4 @@
-"""The ``fluxd`` command line: ``run`` (the daemon), ``build`` and ``diff``."""
+"""The ``fluxd`` command line: ``run`` (the daemon) and Flux's verbs (see :mod:`.main`)."""
 
 from fluxd.cli.main import main
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from fluxd.cli.kinds import SOURCE_NOUNS
 from fluxd.cli.table import StatusSelector, header, render_table, summary_row
 
 if TYPE_CHECKING:
@@ -64,14 +65,8 @@ def add_get_command(commands: argparse._SubParsersAction[argparse.ArgumentParser
         "sources", aliases=["source"], help="sources: git, oci, helm, chart, bucket, all"
     )
     source_kinds = sources.add_subparsers(dest="source", required=True)
-    for word, kind in (
-        ("git", "GitRepository"),
-        ("oci", "OCIRepository"),
-        ("helm", "HelmRepository"),
-        ("chart", "HelmChart"),
-        ("bucket", "Bucket"),
-    ):
-        _kind_command(source_kinds, word, (kind,), summary=f"{kind} statuses")
+    for noun in SOURCE_NOUNS:
+        _kind_command(source_kinds, noun.word, (noun.kind,), summary=f"{noun.kind} statuses")
     _kind_command(source_kinds, "all", SOURCE_KINDS, summary="the statuses of every source kind")
     _kind_command(
         kinds,

@@ -2,7 +2,9 @@
 
 ``run`` (:mod:`~fluxd.cli.run`) is the daemon; ``build`` and ``diff``
 (:mod:`~fluxd.cli.kustomization`) follow the Flux CLI's commands of the same names, as
-does ``get`` (:mod:`~fluxd.cli.get`), the status table of Flux objects.
+does ``get`` (:mod:`~fluxd.cli.get`), the status table of Flux objects, the
+inspection commands ``events``, ``tree``, ``stats`` and ``export`` (one module each), and
+``reconcile``, ``suspend``, ``resume`` and ``delete`` (:mod:`~fluxd.cli.operate`).
 """
 
 from __future__ import annotations
@@ -12,9 +14,14 @@ from collections.abc import Sequence
 
 from fluxd import __version__
 from fluxd.cli.artifact import add_pull_command, add_push_command
+from fluxd.cli.events import add_events_command
+from fluxd.cli.export import add_export_command
 from fluxd.cli.get import add_get_command
 from fluxd.cli.kustomization import add_build_command, add_diff_command
+from fluxd.cli.operate import add_operate_commands
 from fluxd.cli.run import add_run_command
+from fluxd.cli.stats import add_stats_command
+from fluxd.cli.tree import add_tree_command
 
 __all__ = ["main", "parser"]
 
@@ -32,6 +39,11 @@ def parser() -> argparse.ArgumentParser:
     add_push_command(commands)
     add_pull_command(commands)
     add_get_command(commands)
+    add_operate_commands(commands)
+    add_events_command(commands)
+    add_tree_command(commands)
+    add_stats_command(commands)
+    add_export_command(commands)
     return root
 
 
