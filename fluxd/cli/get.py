@@ -1,8 +1,9 @@
 """``fluxd get``: the status table of Flux objects, as ``flux get`` prints it.
 
 ``get sources git|oci|helm|chart|bucket|all``, ``get kustomizations`` (``ks``),
-``get helmreleases`` (``hr``) and ``get all`` list objects from the API server and print
-NAME, REVISION, SUSPENDED, READY and MESSAGE (see :mod:`fluxd.cli.table`), with Flux's
+``get helmreleases`` (``hr``), ``get images repository|policy|update|all``,
+``get receivers``, ``get alert-providers``, ``get alerts`` and ``get all`` list objects
+from the API server and print each kind's columns (see :mod:`fluxd.cli.table`), with Flux's
 flags ``-A``, ``-n``, ``-l``, ``--status-selector`` and ``--no-header``. Like ``flux``, a kind
 with nothing to show says so on stderr, and ``get all`` prints one block per kind that
 has objects, naming each ``kind/name``. The Kubernetes client is imported by the command
@@ -28,7 +29,16 @@ __all__ = ["add_get_command"]
 
 #: ``get sources all`` in Flux's order; ``get all`` adds the appliers after them.
 SOURCE_KINDS = ("OCIRepository", "Bucket", "GitRepository", "HelmRepository", "HelmChart")
-ALL_KINDS = (*SOURCE_KINDS, "HelmRelease", "Kustomization")
+IMAGE_KINDS = ("ImageRepository", "ImagePolicy", "ImageUpdateAutomation")
+ALL_KINDS = (
+    *SOURCE_KINDS,
+    *IMAGE_KINDS,
+    "HelmRelease",
+    "Kustomization",
+    "Receiver",
+    "Provider",
+    "Alert",
+)
 PAGE_SIZE = 500
 
 
@@ -82,7 +92,20 @@ def add_get_command(commands: argparse._SubParsersAction[argparse.ArgumentParser
         summary="HelmRelease statuses",
         aliases=["hr", "helmrelease"],
     )
-    _kind_command(kinds, "all", ALL_KINDS, summary="the statuses of sources and appliers")
+    images = kinds.add_parser(
+        "images", aliases=["image"], help="image automation: repository, policy, update, all"
+    )
+    image_kinds = images.add_subparsers(dest="image", required=True)
+    for word, kind in zip(("repository", "policy", "update"), IMAGE_KINDS, strict=True):
+        _kind_command(image_kinds, word, (kind,), summary=f"{kind} statuses")
+    _kind_command(image_kinds, "all", IMAGE_KINDS, summary="the statuses of every image kind")
+    for word, kind in (
+        ("receivers", "Receiver"),
+        ("alert-providers", "Provider"),
+        ("alerts", "Alert"),
+    ):
+        _kind_command(kinds, word, (kind,), summary=f"{kind} statuses", aliases=[word[:-1]])
+    _kind_command(kinds, "all", ALL_KINDS, summary="the statuses of every kind")
 
 
 def _kind_command(
@@ -189,7 +212,7 @@ async def _print_kind(api: ApiClient, kind: str, query: _Query) -> None:
     ]
     if query.with_kind and not rows:
         return
-    titles = [] if query.no_header else header(all_namespaces=all_namespaces)
+    titles = [] if query.no_header else header(all_namespaces=all_namespaces, kind=kind)
     sys.stdout.write(render_table(titles, rows))
     if query.with_kind:
         sys.stdout.write("\n")

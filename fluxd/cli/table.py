@@ -1,8 +1,10 @@
 """The rows and the table ``fluxd get`` prints, laid out as ``flux get`` lays them out.
 
 Pure functions of object dicts, so the output a user (or a script written against
-``flux get``) reads is tested without a cluster: the summary of one object (NAME,
-REVISION, SUSPENDED, READY, MESSAGE), the ``--status-selector`` filter, and the
+``flux get``) reads is tested without a cluster: the summary of one object in its kind's
+columns (NAME, REVISION, SUSPENDED, READY, MESSAGE for sources and appliers; LAST SCAN,
+IMAGE and TAG, LAST RUN for the image kinds; fewer for the notification kinds), the
+``--status-selector`` filter, and the
 tab-padded table of the Flux CLI, whose quirks (every row cell followed by a tab, the
 last header cell one space wider) are kept so that output compares byte for byte.
 """
@@ -80,9 +82,23 @@ class StatusSelector:
         return equal != self.negated
 
 
-def header(*, all_namespaces: bool) -> list[str]:
-    """The column titles, NAMESPACE first when listing every namespace."""
-    titles = ["NAME", "REVISION", "SUSPENDED", "READY", "MESSAGE"]
+_DEFAULT_COLUMNS = ("NAME", "REVISION", "SUSPENDED", "READY", "MESSAGE")
+#: The kinds whose ``flux get`` table is not the sources' and appliers' one.
+_COLUMNS = {
+    "ImageRepository": ("NAME", "LAST SCAN", "SUSPENDED", "READY", "MESSAGE"),
+    "ImagePolicy": ("NAME", "IMAGE", "TAG", "READY", "MESSAGE"),
+    "ImageUpdateAutomation": ("NAME", "LAST RUN", "SUSPENDED", "READY", "MESSAGE"),
+    "Receiver": ("NAME", "SUSPENDED", "READY", "MESSAGE"),
+    "Provider": ("NAME", "READY", "MESSAGE"),
+    "Alert": ("NAME", "SUSPENDED", "READY", "MESSAGE"),
+}
+#: What Flux shows for kinds whose v1beta3 objects carry no status.
+_STATIC_READY = {"Provider": "Provider is Ready", "Alert": "Alert is Ready"}
+
+
+def header(*, all_namespaces: bool, kind: str = "") -> list[str]:
+    """``kind``'s column titles, NAMESPACE first when listing every namespace."""
+    titles = list(_COLUMNS.get(kind, _DEFAULT_COLUMNS))
     return ["NAMESPACE", *titles] if all_namespaces else titles
 
 
@@ -117,16 +133,35 @@ def summary_row(obj: Mapping[str, Any], *, all_namespaces: bool, with_kind: bool
         name = f"{kind.lower()}/{name}"
     if kind == "HelmRepository" and spec.get("type") == "oci":
         status, message = "True", "Helm repository is Ready"
+    elif kind in _STATIC_READY and not _conditions(obj):
+        status, message = "True", _STATIC_READY[kind]
     else:
         status, message = ready_and_message(obj)
-    revision = _revision(obj)
     if kind != "HelmRelease":
         message = truncate_hex(message)
-        if kind != "HelmChart":
-            revision = truncate_hex(revision)
     suspended = "True" if spec.get("suspend") is True else "False"
-    row = [name, revision, suspended, status, message]
+    row = [name, *_middle(kind, obj, suspended), status, message]
     return [str(meta.get("namespace") or ""), *row] if all_namespaces else row
+
+
+def _middle(kind: str, obj: Mapping[str, Any], suspended: str) -> list[str]:
+    """The cells between NAME and READY, as ``kind``'s table has them."""
+    status = obj.get("status") or {}
+    if kind == "ImageRepository":
+        return [str((status.get("lastScanResult") or {}).get("scanTime") or ""), suspended]
+    if kind == "ImagePolicy":
+        latest = status.get("latestRef") or {}
+        return [str(latest.get("name") or ""), str(latest.get("tag") or "")]
+    if kind == "ImageUpdateAutomation":
+        return [str(status.get("lastAutomationRunTime") or ""), suspended]
+    if kind in ("Receiver", "Alert"):
+        return [suspended]
+    if kind == "Provider":
+        return []
+    revision = _revision(obj)
+    if kind not in ("HelmRelease", "HelmChart"):
+        revision = truncate_hex(revision)
+    return [revision, suspended]
 
 
 def render_table(titles: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from fluxd.api import KUSTOMIZATION
+from fluxd.api import IMAGE_POLICY, IMAGE_REPOSITORY, KUSTOMIZATION
+from fluxd.sources import oci
 from tests.gitservers import GitHTTPServer, GitRemote
 from tests.integration.conftest import Fluxd, ready_reason
 from tests.integration.kustomizations import applied, configmap, kustomization, setup_source
+from tests.ociregistry import OCIRegistry
 
 pytestmark = pytest.mark.integration
 
@@ -153,3 +155,45 @@ async def test_bad_selector_and_no_cluster_exit_1_naming_the_problem(
     assert (code, out) == (1, "")
     assert "cannot reach the Kubernetes API server" in err
     assert f"127.0.0.1:{port}" in err
+
+
+async def test_get_images_and_all_show_the_image_kinds_columns(
+    fluxd: Fluxd, oci_registry: OCIRegistry, kubeconfig: Path
+) -> None:
+    ns = fluxd.namespace
+    name = f"cli-{ns}"
+    for tag in ("1.0.0", "1.1.0"):
+        reference = oci.parse_reference(f"oci://{oci_registry.host}/{name}:{tag}", insecure=True)
+        await oci.push_files(reference, {"a.txt": tag.encode()}, source="s", revision="r")
+    image = f"{oci_registry.host}/{name}"
+    await fluxd.create(
+        IMAGE_REPOSITORY, "app", {"image": image, "interval": "1h", "insecure": True}
+    )
+    await fluxd.create(
+        IMAGE_POLICY,
+        "app",
+        {"imageRepositoryRef": {"name": "app"}, "policy": {"semver": {"range": "1.x"}}},
+    )
+    await fluxd.wait_ready(IMAGE_POLICY, "app")
+
+    code, out, err = await fluxd_get(kubeconfig, "images", "policy", "-n", ns)
+    assert code == 0, err
+    assert [cells(line) for line in out.splitlines()] == [
+        ["NAME", "IMAGE", "TAG", "READY", "MESSAGE"],
+        ["app", image, "1.1.0", "True", f"Latest image tag for {image} resolved to 1.1.0"],
+    ]
+    code, out, err = await fluxd_get(kubeconfig, "image", "repository", "app", "-n", ns)
+    assert code == 0, err
+    titles, row = (cells(line) for line in out.splitlines())
+    assert titles == ["NAME", "LAST SCAN", "SUSPENDED", "READY", "MESSAGE"]
+    assert row[0] == "app"
+    assert row[1].endswith("Z")
+    assert row[2:4] == ["False", "True"]
+
+    code, out, err = await fluxd_get(kubeconfig, "all", "-n", ns)
+    assert code == 0, err
+    blocks = [block.splitlines() for block in out.strip("\n").split("\n\n")]
+    assert [cells(block[1])[0] for block in blocks] == [
+        "imagerepository/app",
+        "imagepolicy/app",
+    ]

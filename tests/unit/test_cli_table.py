@@ -143,3 +143,62 @@ def test_the_table_is_laid_out_as_flux_get_prints_it() -> None:
         "podinfo-shard1\t                  \tFalse    \tFalse\tfailed                \t\n"
     )
     assert render_table([], rows[1:]) == "podinfo-shard1\t\tFalse\tFalse\tfailed\t\n"
+
+
+def test_image_kinds_show_their_own_columns_as_flux_get_images() -> None:
+    scanned = flux_object(
+        "ImageRepository",
+        "app",
+        status={"lastScanResult": {"scanTime": "2026-12-04T18:00:00Z", "tagCount": 3}},
+        spec={"suspend": True},
+        ready=("True", "successful scan: found 3 tags with checksum 1623131655"),
+    )
+    assert header(all_namespaces=False, kind="ImageRepository") == [
+        "NAME",
+        "LAST SCAN",
+        "SUSPENDED",
+        "READY",
+        "MESSAGE",
+    ]
+    assert summary_row(scanned, all_namespaces=False, with_kind=False) == [
+        "app",
+        "2026-12-04T18:00:00Z",
+        "True",
+        "True",
+        "successful scan: found 3 tags with checksum 1623131655",
+    ]
+    policy = flux_object(
+        "ImagePolicy", "app", status={"latestRef": {"name": "ghcr.io/org/app", "tag": "1.2.0"}}
+    )
+    assert header(all_namespaces=False, kind="ImagePolicy")[1:3] == ["IMAGE", "TAG"]
+    assert summary_row(policy, all_namespaces=False, with_kind=False)[1:3] == [
+        "ghcr.io/org/app",
+        "1.2.0",
+    ]
+    automation = flux_object(
+        "ImageUpdateAutomation", "app", status={"lastAutomationRunTime": "2026-12-04T18:01:00Z"}
+    )
+    assert header(all_namespaces=False, kind="ImageUpdateAutomation")[1] == "LAST RUN"
+    assert summary_row(automation, all_namespaces=False, with_kind=False)[1:3] == [
+        "2026-12-04T18:01:00Z",
+        "False",
+    ]
+
+
+def test_notification_kinds_have_fewer_columns_and_flux_ready_text_without_status() -> None:
+    provider = flux_object("Provider", "slack", ready=None)
+    provider["status"] = {}
+    assert header(all_namespaces=False, kind="Provider") == ["NAME", "READY", "MESSAGE"]
+    assert summary_row(provider, all_namespaces=False, with_kind=False) == [
+        "slack",
+        "True",
+        "Provider is Ready",
+    ]
+    broken = flux_object("Alert", "on-call", ready=("False", "Provider 'slack' not found"))
+    assert header(all_namespaces=False, kind="Alert") == ["NAME", "SUSPENDED", "READY", "MESSAGE"]
+    assert summary_row(broken, all_namespaces=False, with_kind=False) == [
+        "on-call",
+        "False",
+        "False",
+        "Provider 'slack' not found",
+    ]
