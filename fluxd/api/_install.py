@@ -1,6 +1,6 @@
 """The objects of ``manifests/install.yaml``, as Python data.
 
-One namespace, one ServiceAccount, one Deployment, one Service -- the whole of
+One namespace, one ServiceAccount, one Deployment, two Services -- the whole of
 Flux's six controllers. RBAC follows Flux: the kustomize and helm controllers are
 bound to ``cluster-admin`` because they apply arbitrary objects on behalf of
 users (tenancy is done by impersonating ``spec.serviceAccountName``), so fluxd is
@@ -10,6 +10,8 @@ it can stay bound if an operator swaps the admin binding for something narrower.
 The Service is named ``fluxd`` in ``flux-system`` and exposes the artifact server
 on port 80 (as Flux's ``source-controller`` Service does, so artifact URLs need no
 port): ``http://fluxd.flux-system.svc.cluster.local./<kind>/<ns>/<name>/<file>``.
+The Service ``webhook-receiver`` is Flux's: port 80 to the receivers-only listener (9292),
+so an Ingress made for Flux's webhooks keeps working and exposes no artifact.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ __all__ = [
     "METRICS_PORT",
     "NAME",
     "NAMESPACE",
+    "RECEIVER_PORT",
     "namespace_object",
     "workload_objects",
 ]
@@ -34,6 +37,8 @@ VERSION = "0.1.0"
 IMAGE = f"ghcr.io/fluxd/fluxd:{VERSION}"
 METRICS_PORT = 8080
 ARTIFACT_PORT = 9090
+#: Flux's notification-controller receiver port, behind the ``webhook-receiver`` Service.
+RECEIVER_PORT = 9292
 
 LABELS = {
     "app.kubernetes.io/instance": NAMESPACE,
@@ -94,6 +99,7 @@ def _container() -> dict[str, Any]:
             "run",
             f"--metrics-addr=:{METRICS_PORT}",
             f"--artifact-addr=:{ARTIFACT_PORT}",
+            f"--receiver-addr=:{RECEIVER_PORT}",
             "--leader-elect",
             "--artifact-memory-mib=128",
             "--artifact-spill-dir=/data/artifacts",
@@ -111,6 +117,7 @@ def _container() -> dict[str, Any]:
         "ports": [
             {"containerPort": METRICS_PORT, "name": "http-metrics", "protocol": "TCP"},
             {"containerPort": ARTIFACT_PORT, "name": "artifacts", "protocol": "TCP"},
+            {"containerPort": RECEIVER_PORT, "name": "http-webhook", "protocol": "TCP"},
         ],
         "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http-metrics"}},
         "resources": {
@@ -225,6 +232,19 @@ def workload_objects() -> list[dict[str, Any]]:
             "type": "ClusterIP",
         },
     }
+    # Flux's name and ports for webhooks, so an existing Ingress keeps working.
+    receiver_service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta("webhook-receiver"),
+        "spec": {
+            "ports": [
+                {"name": "http", "port": 80, "protocol": "TCP", "targetPort": "http-webhook"}
+            ],
+            "selector": dict(SELECTOR),
+            "type": "ClusterIP",
+        },
+    }
     return [
         service_account,
         role,
@@ -232,4 +252,5 @@ def workload_objects() -> list[dict[str, Any]]:
         admin_binding,
         deployment,
         service,
+        receiver_service,
     ]

@@ -101,6 +101,12 @@ def add_run_command(commands: argparse._SubParsersAction[argparse.ArgumentParser
         "(default: no limit)",
     )
     run.add_argument(
+        "--receiver-addr",
+        default=_DEFAULTS.receiver_addr,
+        help="listener of the webhook receivers only, e.g. :9292 (they are also on the"
+        " artifact listener)",
+    )
+    run.add_argument(
         "--ui-addr",
         default=_DEFAULTS.ui_addr,
         help="listener of the status UI, e.g. :9080 (default: no UI)",

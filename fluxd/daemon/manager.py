@@ -275,6 +275,10 @@ class Daemon:
                 self.options.artifact_addr,
             ),
         ]
+        if self.options.receiver_addr:
+            hooks = web.Application()
+            hooks.add_subapp("/hook", self.receivers.app())
+            runners.append(await self._listen("receivers", hooks, self.options.receiver_addr))
         if self.options.ui_addr and self.ui is not None:
             app = ui_app(
                 api=self.api,

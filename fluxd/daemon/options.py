@@ -40,6 +40,10 @@ class Options:
     artifact_spill_dir: str | None = None
     #: MiB an artifact's files may total; a larger source is refused by name. None: no limit.
     artifact_max_mib: int | None = None
+    #: Where webhook Receivers are also served, alone (``/hook/<digest>``): Flux's
+    #: notification-controller port 9292, behind the ``webhook-receiver`` Service, so an
+    #: Ingress for webhooks exposes no artifact. They are on the artifact listener too.
+    receiver_addr: str | None = None
     #: Where the status UI listens (``:9080``); None: no UI.
     ui_addr: str | None = None
     #: Every UI API request needs a bearer token the cluster accepts (TokenReview), and

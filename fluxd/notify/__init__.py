@@ -8,7 +8,10 @@
 - :mod:`~fluxd.notify.settings`: a Provider's address, credentials, TLS and proxy;
 - :mod:`~fluxd.notify.delivery`: sending with Flux's retries and timeout;
 - :mod:`~fluxd.notify.dispatcher`: the EventRecorder listener and the bounded senders;
-- :mod:`~fluxd.notify.receivers`: ``POST /hook/<digest>`` to requested reconciles.
+- :mod:`~fluxd.notify.receivers`: ``POST /hook/<digest>`` to requested reconciles;
+- :mod:`~fluxd.notify.payloads`: registry webhook bodies checked as Go decodes them;
+- :mod:`~fluxd.notify.oidc`, :mod:`~fluxd.notify.jws`: ``generic-oidc`` tokens, checked
+  against the issuer's discovery document and keys.
 """
 
 from fluxd.notify.dispatcher import Dispatcher

@@ -12,12 +12,14 @@ import functools
 import os
 import ssl
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import aiohttp
 import anyio
 
 from fluxd.notify.providers import Request
+from fluxd.notify.request import Lookup
 
 __all__ = ["DeliveryError", "Transport", "send", "tls_context"]
 
@@ -68,48 +70,95 @@ def _retryable(status: int) -> bool:
     return status == 429 or status >= 500
 
 
+class _Unanswered(Exception):
+    """No HTTP answer came back, retries included."""
+
+
 async def send(request: Request, transport: Transport) -> None:
-    """POST ``request``; :class:`DeliveryError` once it failed for good."""
+    """Send ``request`` (its lookup first, its follow-up after); :class:`DeliveryError`
+    once it failed for good."""
+    step: Request | None = request
     try:
         with anyio.fail_after(transport.timeout):
-            await _send_with_retries(request, transport)
+            async with aiohttp.ClientSession() as session:
+                while step is not None:
+                    if step.lookup is None or not await _already_done(
+                        session, step.lookup, transport
+                    ):
+                        await _deliver(session, step, transport)
+                    step = step.follow_up
     except TimeoutError:
+        url = step.url if step is not None else request.url
         raise DeliveryError(
-            f"postMessage failed: no answer from {request.url} within {transport.timeout:g}s"
+            f"{request.failure}: no answer from {url} within {transport.timeout:g}s"
         ) from None
 
 
-async def _send_with_retries(request: Request, transport: Transport) -> None:
+async def _already_done(
+    session: aiohttp.ClientSession, lookup: Lookup, transport: Transport
+) -> bool:
+    try:
+        status, body = await _exchange(session, "GET", lookup.url, b"", lookup.headers, transport)
+    except _Unanswered as error:
+        raise DeliveryError(f"{lookup.failure}: {error}") from None
+    if 200 <= status < 300:
+        return lookup.already_done(status, body)
+    if status in lookup.absent:
+        return False
+    raise DeliveryError(f"{lookup.failure}: {_refusal(status, body)}")
+
+
+async def _deliver(session: aiohttp.ClientSession, request: Request, transport: Transport) -> None:
+    try:
+        status, body = await _exchange(
+            session, request.method, request.url, request.body, request.headers, transport
+        )
+    except _Unanswered as error:
+        raise DeliveryError(f"{request.failure}: {error}") from None
+    if not 200 <= status < 300:
+        raise DeliveryError(f"{request.failure}: {_refusal(status, body)}")
+    problem = request.check(body) if request.check else None
+    if problem:
+        raise DeliveryError(f"{request.failure}: request failed: {problem}")
+
+
+def _refusal(status: int, body: bytes) -> str:
+    return f"request failed with status code {status}: {body.decode(errors='replace')[:512]}"
+
+
+async def _exchange(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    data: bytes,
+    headers: Mapping[str, str],
+    transport: Transport,
+) -> tuple[int, bytes]:
+    """The final answer's status and body, after retrying connection errors, 429 and 5xx."""
     wait = transport.retry_wait_min
-    last = ""
-    async with aiohttp.ClientSession() as session:
-        for attempt in range(MAX_RETRIES + 1):
-            if attempt:
-                await anyio.sleep(wait)
-                wait = min(wait * 2, RETRY_WAIT_MAX)
-            try:
-                async with session.request(
-                    request.method,
-                    request.url,
-                    data=request.body,
-                    headers=dict(request.headers),
-                    ssl=transport.ssl_context or True,
-                    proxy=transport.proxy,
-                    proxy_auth=transport.proxy_auth,
-                ) as response:
-                    body = await response.read()
-                    status = response.status
-            except aiohttp.ClientError as error:
-                last = f"failed to execute request: {error}"
-                continue
-            if 200 <= status < 300:
-                problem = request.check(body) if request.check else None
-                if problem:
-                    raise DeliveryError(f"postMessage failed: request failed: {problem}")
-                return
-            last = (
-                f"request failed with status code {status}: {body.decode(errors='replace')[:512]}"
-            )
-            if not _retryable(status):
-                break
-    raise DeliveryError(f"postMessage failed: {last}")
+    answer: tuple[int, bytes] | None = None
+    last_error = ""
+    for attempt in range(MAX_RETRIES + 1):
+        if attempt:
+            await anyio.sleep(wait)
+            wait = min(wait * 2, RETRY_WAIT_MAX)
+        try:
+            async with session.request(
+                method,
+                url,
+                data=data,
+                headers=dict(headers),
+                ssl=transport.ssl_context or True,
+                proxy=transport.proxy,
+                proxy_auth=transport.proxy_auth,
+            ) as response:
+                answer = (response.status, await response.read())
+        except aiohttp.ClientError as error:
+            answer = None
+            last_error = f"failed to execute request: {error}"
+            continue
+        if not _retryable(answer[0]):
+            return answer
+    if answer is not None:
+        return answer
+    raise _Unanswered(last_error)

@@ -13,9 +13,16 @@ nothing is read from the API server for it. Then, as Flux's receiver server:
   ``sha1=``/``sha256=``/``sha512=`` HMAC of the body), ``github``
   (``X-Hub-Signature-256``, else ``X-Hub-Signature``; ``spec.events`` filters
   ``X-GitHub-Event``), ``gitlab`` (``X-Gitlab-Token``; ``spec.events`` filters
-  ``X-Gitlab-Event``), ``bitbucket`` (``X-Hub-Signature``; ``X-Event-Key``). A bad
+  ``X-Gitlab-Event``), ``bitbucket`` (``X-Hub-Signature``; ``X-Event-Key``),
+  ``harbor`` (``Authorization`` equals the token, verbatim), ``nexus``
+  (``X-Nexus-Webhook-Signature``, the hex HMAC-SHA1 of the body, and a body that
+  decodes), ``quay``, ``dockerhub``, ``acr`` (the path is the credential; the body must
+  decode as the registry's push payload, see :mod:`~fluxd.notify.payloads`),
+  ``generic-oidc`` (an ``Authorization: Bearer`` JWT from one of ``spec.oidcProviders``,
+  see :mod:`~fluxd.notify.oidc`). A bad
   signature or token answers 401 (Flux answers 400), an event type not in
-  ``spec.events`` 400; nothing is triggered by a rejected request;
+  ``spec.events`` or a payload that does not decode 400; nothing is triggered by a
+  rejected request;
 - each ``spec.resources`` entry (``name: '*'`` with ``matchLabels``) gets
   ``reconcile.fluxcd.io/requestedAt``, which wakes it at once; 200 when all were
   annotated, 500 (naming the failures) otherwise.
@@ -44,6 +51,7 @@ from fluxd.api import (
 from fluxd.kube import client
 from fluxd.kube.informer import Informer
 from fluxd.kube.objects import ObjectApi, SecretNotFound, resource_of
+from fluxd.notify import oidc, payloads
 from fluxd.runtime import conditions
 
 __all__ = [
@@ -57,7 +65,29 @@ __all__ = [
 HOOK_PREFIX = "/hook/"
 MAX_BODY_BYTES = 3 * 1024 * 1024
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
-SUPPORTED_RECEIVER_TYPES = frozenset({"generic", "generic-hmac", "github", "gitlab", "bitbucket"})
+SUPPORTED_RECEIVER_TYPES = frozenset(
+    {
+        "generic",
+        "generic-hmac",
+        "github",
+        "gitlab",
+        "bitbucket",
+        "harbor",
+        "nexus",
+        "quay",
+        "dockerhub",
+        "acr",
+        "generic-oidc",
+    }
+)
+#: The registries whose push payload must decode, the name Flux's messages give them,
+#: and whether Flux decodes the whole body (else only its first JSON value).
+_REGISTRY_PAYLOADS = {
+    "quay": ("Quay", payloads.QUAY, False),
+    "dockerhub": ("DockerHub", payloads.DOCKERHUB, False),
+    "acr": ("ACR", payloads.ACR, False),
+    "nexus": ("Nexus", payloads.NEXUS, True),
+}
 _DIGESTS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha512": hashlib.sha512}
 
 log = structlog.stdlib.get_logger(__name__)
@@ -93,7 +123,8 @@ def _allowed(spec: ReceiverSpec, event: str, what: str) -> None:
 
 def authenticate(spec: ReceiverSpec, headers: Mapping[str, str], body: bytes, token: str) -> str:
     """Check the request against the Receiver's type; returns the event type it names
-    (empty for generic receivers). :class:`Rejected` with 401 or 400 otherwise."""
+    (for registries, what their payload names; empty for generic and harbor receivers).
+    :class:`Rejected` with 401 or 400 otherwise."""
     key = token.encode()
     if spec.type == "generic":
         return ""
@@ -120,7 +151,36 @@ def authenticate(spec: ReceiverSpec, headers: Mapping[str, str], body: bytes, to
         event = headers.get("X-Gitlab-Event", "")
         _allowed(spec, event, "GitLab")
         return event
+    if spec.type == "harbor":
+        if not hmac.compare_digest(headers.get("Authorization", "").encode(), key):
+            raise Rejected(
+                401, "the Harbor Authorization header value does not match the receiver token"
+            )
+        return ""
+    if spec.type == "nexus":
+        _check_nexus_signature(headers.get("X-Nexus-Webhook-Signature", ""), body, key)
+    if spec.type in _REGISTRY_PAYLOADS:
+        return _registry_push(spec.type, body)
     raise Rejected(503, f"receiver type {spec.type!r} is not supported by fluxd")
+
+
+def _check_nexus_signature(signature: str, body: bytes, key: bytes) -> None:
+    if not signature:
+        raise Rejected(401, "the Nexus signature is missing from header")
+    # Nexus sends the lower-case hex digest; Flux compares it byte for byte.
+    expected = hmac.new(key, body, hashlib.sha1).hexdigest()
+    if not hmac.compare_digest(signature.encode(), expected.encode()):
+        raise Rejected(401, "invalid Nexus signature")
+
+
+def _registry_push(receiver_type: str, body: bytes) -> str:
+    """What a registry's push payload names (repository, tag), once it decodes."""
+    registry, shape, whole = _REGISTRY_PAYLOADS[receiver_type]
+    try:
+        found = payloads.decode(body, shape, whole=whole)
+    except payloads.PayloadError as error:
+        raise Rejected(400, f"cannot decode {registry} webhook payload: {error}") from error
+    return " ".join(f"{name}={value}" for name, value in sorted(found.items()))
 
 
 def _requested_at() -> str:
@@ -206,7 +266,16 @@ class ReceiverServer:
                     "required field 'token'",
                 )
             token = data["token"].decode()
-        event = authenticate(spec, request.headers, body, token)
+        if spec.type == "generic-oidc":
+            try:
+                await oidc.verify_bearer(
+                    spec.oidc_providers, request.headers.get("Authorization", "")
+                )
+            except oidc.TokenRefused as refused:
+                raise Rejected(401, str(refused)) from refused
+            event = ""
+        else:
+            event = authenticate(spec, request.headers, body, token)
         log.info(
             "handling webhook",
             receiver=f"{namespace}/{receiver['metadata']['name']}",

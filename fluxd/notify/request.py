@@ -17,8 +17,11 @@ from fluxd.notify.event import go_json
 
 __all__ = [
     "InvalidProvider",
+    "Lookup",
+    "NothingToSend",
     "ProviderSettings",
     "Request",
+    "UnsendableEvent",
     "basic_auth",
     "json_request",
     "require_url",
@@ -27,6 +30,14 @@ __all__ = [
 
 class InvalidProvider(ValueError):
     """The provider's settings cannot make a request (bad address, empty HMAC key)."""
+
+
+class UnsendableEvent(ValueError):
+    """This event cannot go to the provider (a commit status without a revision)."""
+
+
+class NothingToSend(Exception):
+    """The provider type skips this event by design (Flux's Progressing events)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,15 +57,34 @@ class ProviderSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Lookup:
+    """A GET made before a request to see whether its effect is already there (the
+    same commit status posted before). ``already_done`` reads the answer's status code
+    and body; True means the request is not sent. ``failure`` prefixes its errors."""
+
+    url: str
+    headers: Mapping[str, str]
+    already_done: Callable[[int, bytes], bool]
+    failure: str
+    #: Answers other than 2xx that still mean "not there yet" (Bitbucket's 404).
+    absent: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True, kw_only=True)
 class Request:
     """One request (a POST unless ``method`` says otherwise); ``check`` reads a 2xx
-    answer's body and returns an error, or None."""
+    answer's body and returns an error, or None. ``lookup`` goes first and may make
+    it unnecessary; ``follow_up`` is sent once this one succeeded (PagerDuty's change
+    event). ``failure`` prefixes the error a refused request is reported with."""
 
     url: str
     body: bytes
     headers: Mapping[str, str]
     check: Callable[[bytes], str | None] | None = None
     method: str = "POST"
+    lookup: Lookup | None = None
+    follow_up: Request | None = None
+    failure: str = "postMessage failed"
 
 
 def require_url(address: str, what: str) -> None:

@@ -4,7 +4,9 @@ Steps, as Flux's receiver controller:
 
 1. fields fluxd does not serve stall the Receiver (``UnsupportedField``, naming them):
    a type other than those :data:`~fluxd.notify.SUPPORTED_RECEIVER_TYPES` lists,
-   ``resourceFilter``, ``resources[].filter``;
+   ``resourceFilter``, ``resources[].filter``, ``oidcProviders[].variables``; an
+   ``oidcProviders[].validations`` expression that does not compile stalls it too
+   (``InvalidCELExpression``);
 2. the ``token`` of ``spec.secretRef`` is read (``TokenNotFound``, retried: the Secret
    may appear later; ``status.webhookPath`` is cleared meanwhile, so the old path stops
    answering);
@@ -19,6 +21,7 @@ from __future__ import annotations
 from fluxd.api import RECEIVER, ReceiverSpec
 from fluxd.kube.objects import ObjectApi, SecretNotFound
 from fluxd.notify import SUPPORTED_RECEIVER_TYPES, webhook_path
+from fluxd.notify.oidc import invalid_expressions
 from fluxd.reconcilers.driver import Context, Reconciler
 from fluxd.runtime.errors import ReconcileError
 
@@ -33,6 +36,11 @@ def _unserved(spec: ReceiverSpec) -> list[str]:
     if spec.resource_filter:
         fields.append("spec.resourceFilter")
     fields += [f"spec.resources[{i}].filter" for i, r in enumerate(spec.resources) if r.filter]
+    fields += [
+        f"spec.oidcProviders[{i}].variables"
+        for i, provider in enumerate(spec.oidc_providers)
+        if provider.variables
+    ]
     return fields
 
 
@@ -53,6 +61,9 @@ class ReceiverReconciler(Reconciler[ReceiverSpec]):
                 "not supported by fluxd yet: " + ", ".join(unserved),
                 stalled=True,
             )
+        invalid = invalid_expressions(spec)
+        if invalid:
+            raise ReconcileError("InvalidCELExpression", "; ".join(invalid), stalled=True)
         token = ""
         if spec.secret_ref is not None:
             secret = f"{ctx.key.namespace}/{spec.secret_ref.name}"

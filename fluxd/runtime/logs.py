@@ -2,8 +2,10 @@
 
 Flux's controllers log JSON with ``level``, ``ts``, ``msg`` and the object's identity;
 fluxd does the same with structlog so ``flux logs``-style filtering by kind, namespace
-and name works with any log pipeline. Secrets are never logged: values under keys that
-look like credentials are masked before rendering, whatever a caller passes.
+and name works with any log pipeline (the kind is written as ``kind`` and again as
+``controllerKind``, the key the ``flux`` CLI reads). Secrets are never logged: values
+under keys that look like credentials are masked before rendering, whatever a caller
+passes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,15 @@ def _mask_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMa
     return event
 
 
+def _controller_kind(
+    _: Any, __: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Repeat ``kind`` as ``controllerKind``, the key ``flux logs --kind`` filters on."""
+    if "kind" in event:
+        event.setdefault("controllerKind", event["kind"])
+    return event
+
+
 def configure(level: str = "info", *, json: bool = True) -> None:
     """Set up structlog (and the stdlib loggers of our dependencies) once per process."""
     numeric = logging.getLevelName(level.upper())
@@ -44,6 +55,7 @@ def configure(level: str = "info", *, json: bool = True) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", key="ts"),
             _mask_secrets,
+            _controller_kind,
             structlog.processors.format_exc_info,
             structlog.processors.EventRenamer("msg"),
             renderer,

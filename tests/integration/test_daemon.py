@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import aiohttp
 import pytest
 from kubernetes_asyncio.client import ApiClient
 
-from fluxd.api import GIT_REPOSITORY
+from fluxd.api import GIT_REPOSITORY, RECEIVER
 from fluxd.daemon.manager import Daemon
 from fluxd.daemon.options import Options
 from fluxd.dev.controlplane import cache_root
@@ -21,7 +22,7 @@ from fluxd.kube import client
 from fluxd.kube.objects import resource_of
 from fluxd.kube.resources import LEASES
 from tests.gitservers import GitHTTPServer, GitRemote
-from tests.integration.conftest import WAIT_TIMEOUT, Fluxd, is_ready_now
+from tests.integration.conftest import WAIT_TIMEOUT, Fluxd, is_ready_now, namespaced_fluxd
 
 pytestmark = pytest.mark.integration
 
@@ -219,3 +220,36 @@ async def test_readme_run_command_shows_a_ready_gitrepository(tmp_path: Path) ->
             os.killpg(process.pid, signal.SIGKILL)
             await process.wait()
     assert process.returncode == 0, "".join(lines)
+
+
+async def test_receivers_have_a_listener_of_their_own_that_serves_nothing_else(
+    api_client: ApiClient, namespace: str
+) -> None:
+    async with namespaced_fluxd(api_client, namespace, receiver_addr="127.0.0.1:0") as fluxd:
+        token = "listener-t0ken"
+        await fluxd.secret("hook-token", {"token": token})
+        dead = "http://127.0.0.1:9/nothing.git"
+        await fluxd.create(GIT_REPOSITORY, "target", {"interval": "1h", "url": dead})
+        await fluxd.create(
+            RECEIVER,
+            "generic",
+            {
+                "type": "generic",
+                "secretRef": {"name": "hook-token"},
+                "resources": [{"kind": "GitRepository", "name": "target"}],
+            },
+        )
+        receiver = await fluxd.wait_ready(RECEIVER, "generic")
+        host, port = fluxd.daemon.addresses["receivers"]
+        base = f"http://{host}:{port}"
+        async with aiohttp.ClientSession() as session:
+            async with session.post(base + receiver["status"]["webhookPath"]) as response:
+                assert response.status == 200
+            async with session.get(
+                f"{base}/gitrepository/{namespace}/target/latest.tar.gz"
+            ) as response:
+                assert response.status == 404, "artifacts are not served on the webhook port"
+            async with session.get(f"{base}/metrics") as response:
+                assert response.status == 404
+        target = await fluxd.get(GIT_REPOSITORY, "target")
+        assert "reconcile.fluxcd.io/requestedAt" in target["metadata"]["annotations"]

@@ -72,6 +72,7 @@ def test_install_manifest_contents() -> None:
         "run",
         "--metrics-addr=:8080",
         "--artifact-addr=:9090",
+        "--receiver-addr=:9292",
         "--leader-elect",
         "--artifact-memory-mib=128",
         "--artifact-spill-dir=/data/artifacts",
@@ -86,6 +87,11 @@ def test_install_manifest_contents() -> None:
     }
     ports = {p["name"]: p["port"] for p in service["spec"]["ports"]}
     assert ports == {"http": 80, "http-metrics": 8080, "artifacts": 9090}
+    webhooks = next(d for d in docs if d["metadata"]["name"] == "webhook-receiver")
+    assert webhooks["spec"]["ports"] == [
+        {"name": "http", "port": 80, "protocol": "TCP", "targetPort": "http-webhook"}
+    ]
+    assert {"containerPort": 9292, "name": "http-webhook", "protocol": "TCP"} in container["ports"]
     bindings = [d["roleRef"]["name"] for d in docs if d["kind"] == "ClusterRoleBinding"]
     assert "cluster-admin" in bindings
 
