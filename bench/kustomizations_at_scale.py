@@ -391,6 +391,7 @@ class Daemon:
         kept: list[tuple[str, Path]] = []
         if run.profile_dir is None:
             return kept
+        run.profile_dir.mkdir(parents=True, exist_ok=True)
         for phase, name in enumerate(("run", "idle")[: run.profile_toggles // 2]):
             source = Path(f"{self.counts_file}.phase{phase}.prof")
             if source.exists():

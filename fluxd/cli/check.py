@@ -88,9 +88,7 @@ def add_check_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     """Add ``check`` to the command line."""
     summary = "check the cluster's prerequisites and fluxd's installation"
     command = commands.add_parser("check", help=summary, description=summary)
-    command.add_argument(
-        "--pre", action="store_true", help="only run the pre-installation checks"
-    )
+    command.add_argument("--pre", action="store_true", help="only run the pre-installation checks")
     command.add_argument(
         "-n",
         "--namespace",
@@ -184,4 +182,3 @@ async def _crds_check(api: ApiClient) -> bool:
             _say(f"✗ {kind.crd_name}: {problem}")
             healthy = False
     return healthy
-

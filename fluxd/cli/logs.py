@@ -183,9 +183,7 @@ async def _pods(api: ApiClient, namespace: str) -> list[tuple[str, int]]:
     from fluxd.kube.client import list_page
     from fluxd.kube.resources import Resource
 
-    page = await list_page(
-        api, Resource("", "v1", "pods"), namespace, label_selector=POD_SELECTOR
-    )
+    page = await list_page(api, Resource("", "v1", "pods"), namespace, label_selector=POD_SELECTOR)
     pods = page.get("items") or []
     if not pods:
         raise CommandError(
@@ -211,7 +209,9 @@ async def _print_pod_log(
     try:
         response = await open_response(api, "GET", path, query=query, http_timeout=streaming)
     except ApiError as error:
-        raise CommandError(f"cannot read the logs of fluxd pod {namespace}/{pod}: {error}") from None
+        raise CommandError(
+            f"cannot read the logs of fluxd pod {namespace}/{pod}: {error}"
+        ) from None
     try:
         async for raw in response.content:
             shown = render_line(raw.decode(errors="replace").rstrip("\r\n"), wanted)

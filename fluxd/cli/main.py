@@ -4,7 +4,8 @@
 (:mod:`~fluxd.cli.kustomization`) follow the Flux CLI's commands of the same names, as
 does ``get`` (:mod:`~fluxd.cli.get`), the status table of Flux objects, the
 inspection commands ``events``, ``tree``, ``stats`` and ``export`` (one module each), and
-``reconcile``, ``suspend``, ``resume`` and ``delete`` (:mod:`~fluxd.cli.operate`).
+``reconcile``, ``suspend``, ``resume`` and ``delete`` (:mod:`~fluxd.cli.operate`),
+and ``check``, ``logs``, ``trace`` and ``create`` (one module each).
 """
 
 from __future__ import annotations
@@ -14,13 +15,17 @@ from collections.abc import Sequence
 
 from fluxd import __version__
 from fluxd.cli.artifact import add_pull_command, add_push_command
+from fluxd.cli.check import add_check_command
+from fluxd.cli.create import add_create_command
 from fluxd.cli.events import add_events_command
 from fluxd.cli.export import add_export_command
 from fluxd.cli.get import add_get_command
 from fluxd.cli.kustomization import add_build_command, add_diff_command
+from fluxd.cli.logs import add_logs_command
 from fluxd.cli.operate import add_operate_commands
 from fluxd.cli.run import add_run_command
 from fluxd.cli.stats import add_stats_command
+from fluxd.cli.trace import add_trace_command
 from fluxd.cli.tree import add_tree_command
 
 __all__ = ["main", "parser"]
@@ -44,6 +49,10 @@ def parser() -> argparse.ArgumentParser:
     add_tree_command(commands)
     add_stats_command(commands)
     add_export_command(commands)
+    add_check_command(commands)
+    add_logs_command(commands)
+    add_trace_command(commands)
+    add_create_command(commands)
     return root
 
 

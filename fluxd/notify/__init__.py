@@ -5,6 +5,8 @@
 - :mod:`~fluxd.notify.request`: the request a Provider type makes, and its settings;
 - :mod:`~fluxd.notify.providers`: each Provider type's request (body, headers);
 - :mod:`~fluxd.notify.chat`: the chat and incident tools' requests;
+- :mod:`~fluxd.notify.pagerduty`: PagerDuty's incidents and change events;
+- :mod:`~fluxd.notify.commit_status`: git services' commit statuses, GitHub dispatch;
 - :mod:`~fluxd.notify.settings`: a Provider's address, credentials, TLS and proxy;
 - :mod:`~fluxd.notify.delivery`: sending with Flux's retries and timeout;
 - :mod:`~fluxd.notify.dispatcher`: the EventRecorder listener and the bounded senders;

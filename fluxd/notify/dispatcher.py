@@ -12,7 +12,10 @@ Duplicates are rate limited as Flux's event server limits them: one event per ob
 message, revision, origin revision and token within ``rate_limit_interval`` (Flux's
 ``--rate-limit-interval``, 5 minutes), whatever the number of Alerts. A delivery that
 fails for good is reported as Flux reports it: a Warning Event
-``NotificationDispatchFailed`` on the Alert, the token masked.
+``NotificationDispatchFailed`` on the Alert, the token masked. As in Flux, commit
+status providers only get commit status updates, events naming a commit and errors,
+and only they and the generic types get commit status updates
+(:func:`~fluxd.notify.commit_status.takes_event`).
 """
 
 from __future__ import annotations
@@ -30,10 +33,11 @@ from fluxd.api import ALERT, PROVIDER, AlertSpec, ProviderSpec, SpecError
 from fluxd.kube.events import RecordedEvent
 from fluxd.kube.informer import Informer
 from fluxd.kube.objects import ObjectApi
+from fluxd.notify.commit_status import takes_event
 from fluxd.notify.delivery import DeliveryError, send
 from fluxd.notify.event import Notification, notification_of
 from fluxd.notify.matching import alert_matches
-from fluxd.notify.providers import InvalidProvider, build_request
+from fluxd.notify.providers import InvalidProvider, NothingToSend, UnsendableEvent, build_request
 from fluxd.notify.settings import ProviderError, refusal, resolve
 
 __all__ = ["PER_PROVIDER_CONCURRENCY", "PER_PROVIDER_PENDING", "Dispatcher"]
@@ -144,6 +148,14 @@ class Dispatcher:
             return
         if provider_spec.suspend or refusal(provider_spec) is not None:
             return
+        if not takes_event(provider_spec.type, notification):
+            log.debug(
+                "event not for this provider type",
+                provider=spec.provider_ref.name,
+                type=provider_spec.type,
+                reason=notification.reason,
+            )
+            return
         delivery = _Delivery(
             alert,
             provider,
@@ -183,7 +195,9 @@ class Dispatcher:
                 resolved = await resolve(self._objects, delivery.provider, delivery.spec)
                 token = resolved.settings.token
                 await send(build_request(resolved.settings, event), resolved.transport)
-        except (ProviderError, InvalidProvider, DeliveryError) as error:
+        except NothingToSend as skipped:
+            log.debug("nothing to send", provider="/".join(key), why=str(skipped))
+        except (ProviderError, InvalidProvider, UnsendableEvent, DeliveryError) as error:
             message = (
                 f"failed to send notification for {event.kind}/{event.namespace}/{event.name}: "
                 f"{_mask(str(error), token)}"

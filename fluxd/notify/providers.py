@@ -5,7 +5,9 @@ checked byte for byte without a network. The shapes are Flux's notification-cont
 (``internal/notifier``): same JSON fields in the same order, same headers, same
 defaults. Flux iterates Go maps (metadata) in random order; here they are sorted, which
 is one of the orders Flux sends. The request model is :mod:`~fluxd.notify.request`'s;
-the further chat and incident types are built in :mod:`~fluxd.notify.chat`.
+the further chat and incident types are built in :mod:`~fluxd.notify.chat`, PagerDuty
+in :mod:`~fluxd.notify.pagerduty`, the git services' commit statuses and GitHub's
+dispatch in :mod:`~fluxd.notify.commit_status`.
 
 Types not listed in :data:`SUPPORTED_TYPES` are refused by the Provider reconciler by
 name, never silently dropped.
@@ -21,8 +23,16 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from fluxd.notify.chat import CHAT_BUILDERS
+from fluxd.notify.commit_status import GIT_SERVICE_BUILDERS
 from fluxd.notify.event import Notification, go_json, rfc3339
-from fluxd.notify.request import InvalidProvider, ProviderSettings, Request
+from fluxd.notify.pagerduty import pagerduty_request
+from fluxd.notify.request import (
+    InvalidProvider,
+    NothingToSend,
+    ProviderSettings,
+    Request,
+    UnsendableEvent,
+)
 from fluxd.notify.request import basic_auth as _basic
 from fluxd.notify.request import json_request as _json_request
 from fluxd.notify.request import require_url as _require_url
@@ -30,8 +40,10 @@ from fluxd.notify.request import require_url as _require_url
 __all__ = [
     "SUPPORTED_TYPES",
     "InvalidProvider",
+    "NothingToSend",
     "ProviderSettings",
     "Request",
+    "UnsendableEvent",
     "build_request",
 ]
 
@@ -261,7 +273,9 @@ _BUILDERS: dict[str, Callable[[ProviderSettings, Notification], Request]] = {
     "alertmanager": _alertmanager,
     "grafana": _grafana,
     "webex": _webex,
+    "pagerduty": pagerduty_request,
     **CHAT_BUILDERS,
+    **GIT_SERVICE_BUILDERS,
 }
 
 SUPPORTED_TYPES = frozenset(_BUILDERS)
@@ -269,5 +283,7 @@ SUPPORTED_TYPES = frozenset(_BUILDERS)
 
 def build_request(settings: ProviderSettings, event: Notification) -> Request:
     """The request ``settings.type`` sends for ``event``; :class:`InvalidProvider` when
-    the settings cannot make one. The type must be one of :data:`SUPPORTED_TYPES`."""
+    the settings cannot make one, :class:`UnsendableEvent` when this event cannot go
+    to it, :class:`NothingToSend` when the type skips it. The type must be one of
+    :data:`SUPPORTED_TYPES`."""
     return _BUILDERS[settings.type](settings, event)

@@ -5,7 +5,8 @@ Read the way Flux's notification-controller reads them: ``spec.address`` unless 
 ``secretRef`` Secret has an ``address``; from that Secret also ``token``, ``username``
 and ``password``, ``headers`` (a YAML map) and the deprecated ``proxy``;
 ``spec.proxy`` (deprecated) or ``proxySecretRef`` (``address``, ``username``,
-``password``); ``certSecretRef`` (``ca.crt``, ``tls.crt``/``tls.key``).
+``password``); ``certSecretRef`` (``ca.crt``, ``tls.crt``/``tls.key``), or for the git
+services without one, the ``secretRef`` Secret's ``ca.crt``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import yaml
 
 from fluxd.api import ProviderSpec, parse_duration
 from fluxd.kube.objects import ObjectApi, SecretNotFound
+from fluxd.notify.commit_status import COMMIT_STATUS_TYPES
 from fluxd.notify.delivery import Transport, tls_context
 from fluxd.notify.providers import SUPPORTED_TYPES, ProviderSettings
 
@@ -51,6 +53,11 @@ def refusal(spec: ProviderSpec) -> str | None:
         return f"spec.type '{spec.type}' is not supported by fluxd yet (supported: {supported})"
     if spec.service_account_name:
         return "spec.serviceAccountName (workload identity) is not supported; use spec.secretRef"
+    if spec.commit_status_expr is not None:
+        return (
+            "spec.commitStatusExpr is not supported by fluxd yet; remove it to use the "
+            "default commit status id <kind>/<name>/<provider UID prefix>"
+        )
     return None
 
 
@@ -71,11 +78,12 @@ async def resolve(objects: ObjectApi, provider: dict[str, Any], spec: ProviderSp
     namespace = provider["metadata"].get("namespace", "")
     address = spec.address or ""
     token = username = password = ""
+    secret: dict[str, bytes] = {}
     headers: dict[str, str] = {}
     proxy = spec.proxy or None
     proxy_auth: aiohttp.BasicAuth | None = None
     if spec.secret_ref is not None:
-        data = await _secret(objects, namespace, spec.secret_ref.name, "spec.secretRef")
+        data = secret = await _secret(objects, namespace, spec.secret_ref.name, "spec.secretRef")
         if "address" in data:
             if len(data["address"]) > MAX_ADDRESS:
                 raise ProviderError(
@@ -112,13 +120,23 @@ async def resolve(objects: ObjectApi, provider: dict[str, Any], spec: ProviderSp
         if "username" in data:
             proxy_auth = aiohttp.BasicAuth(_text(data, "username"), _text(data, "password"))
     context = None
+    tls_data = None
     if spec.cert_secret_ref is not None:
-        data = await _secret(objects, namespace, spec.cert_secret_ref.name, "spec.certSecretRef")
+        tls_data = await _secret(
+            objects, namespace, spec.cert_secret_ref.name, "spec.certSecretRef"
+        )
+    elif spec.type in COMMIT_STATUS_TYPES and "ca.crt" in secret:
+        # As in Flux, a git service's CA may sit in its secretRef Secret.
+        tls_data = secret
+    if tls_data is not None:
+        source = "spec.certSecretRef" if spec.cert_secret_ref is not None else "spec.secretRef"
         try:
-            context = tls_context(data.get("ca.crt"), data.get("tls.crt"), data.get("tls.key"))
+            context = tls_context(
+                tls_data.get("ca.crt"), tls_data.get("tls.crt"), tls_data.get("tls.key")
+            )
         except ValueError as error:
             raise ProviderError(
-                "InvalidConfig", f"failed to get TLS config from spec.certSecretRef: {error}"
+                "InvalidConfig", f"failed to get TLS config from {source}: {error}"
             ) from error
     if not address and spec.type not in ADDRESS_OPTIONAL:
         raise ProviderError(

@@ -63,6 +63,8 @@ class ProviderReconciler(Reconciler[ProviderSpec]):
             timestamp=datetime.now(UTC),
             message="sample",
             reason="Sample",
+            # A revision, so the git services' builders check their whole address.
+            metadata={"revision": f"main@sha1:{'0' * 40}"},
         )
         try:
             build_request(resolved.settings, sample)

@@ -29,9 +29,7 @@ def _mask_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMa
     return event
 
 
-def _controller_kind(
-    _: Any, __: str, event: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
+def _controller_kind(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Repeat ``kind`` as ``controllerKind``, the key ``flux logs --kind`` filters on."""
     if "kind" in event:
         event.setdefault("controllerKind", event["kind"])

@@ -7,9 +7,7 @@ session's kubeconfig, so its output is not mixed with the in-process daemon's lo
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,32 +15,17 @@ import pytest
 from fluxd.api import IMAGE_POLICY, IMAGE_REPOSITORY, KUSTOMIZATION
 from fluxd.sources import oci
 from tests.gitservers import GitHTTPServer, GitRemote
+from tests.integration.cli import run_fluxd
 from tests.integration.conftest import Fluxd, ready_reason
 from tests.integration.kustomizations import applied, configmap, kustomization, setup_source
 from tests.ociregistry import OCIRegistry
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 async def fluxd_get(kubeconfig: Path, *args: str) -> tuple[int, str, str]:
-    """``python -m fluxd get ARGS`` against ``kubeconfig``: (status, stdout, stderr)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "fluxd",
-        "get",
-        *args,
-        "--kubeconfig",
-        str(kubeconfig),
-        cwd=REPO,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    """``fluxd get ARGS`` against ``kubeconfig``: (status, stdout, stderr)."""
+    return await run_fluxd(kubeconfig, "get", *args)
 
 
 def cells(line: str) -> list[str]:

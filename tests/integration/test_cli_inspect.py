@@ -23,30 +23,11 @@ from fluxd.kube.objects import resource_of
 from fluxd.yaml import load_documents
 from tests.chartservers import ChartRepository, package_chart
 from tests.gitservers import GitHTTPServer, GitRemote
+from tests.integration.cli import REPO, run_fluxd
 from tests.integration.conftest import WAIT_TIMEOUT, Fluxd, ready_reason
 from tests.integration.kustomizations import applied, configmap, kustomization, setup_source
 
 pytestmark = pytest.mark.integration
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-async def fluxd_cli(kubeconfig: Path, *args: str) -> tuple[int, str, str]:
-    """``python -m fluxd ARGS --kubeconfig KUBECONFIG``: (status, stdout, stderr)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "fluxd",
-        *args,
-        "--kubeconfig",
-        str(kubeconfig),
-        cwd=REPO,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 def cells(line: str) -> list[str]:
@@ -86,7 +67,7 @@ async def test_events_and_stats_show_what_flux_shows(
     warning = await fluxd.wait_event("broken", lambda e: e["type"] == "Warning", "a Warning")
 
     # Every Flux object's Events, oldest first, in flux's columns.
-    code, out, err = await fluxd_cli(kubeconfig, "events", "-n", ns)
+    code, out, err = await run_fluxd(kubeconfig, "events", "-n", ns)
     assert code == 0, err
     lines = [cells(line) for line in out.splitlines()]
     assert lines[0] == ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
@@ -99,14 +80,14 @@ async def test_events_and_stats_show_what_flux_shows(
     assert "missing" in warning["message"]
 
     # --for one object: its Events and its source's, nothing of the other Kustomizations.
-    code, out, err = await fluxd_cli(
+    code, out, err = await run_fluxd(
         kubeconfig, "events", "-n", ns, "--for", "Kustomization/broken"
     )
     assert code == 0, err
     objects = {cells(line)[3] for line in out.splitlines()[1:]}
     assert objects == {"Kustomization/broken", "GitRepository/source"}
     # --for a kind, --types Warning: only the failing Kustomization's warnings.
-    code, out, err = await fluxd_cli(
+    code, out, err = await run_fluxd(
         kubeconfig, "events", "-n", ns, "--for", "kustomization", "--types", "warning"
     )
     assert code == 0, err
@@ -114,7 +95,7 @@ async def test_events_and_stats_show_what_flux_shows(
     assert rows
     assert {(row[1], row[3]) for row in rows} == {("Warning", "Kustomization/broken")}
     # Across namespaces: NAMESPACE first.
-    code, out, err = await fluxd_cli(kubeconfig, "events", "-A", "--for", "Kustomization")
+    code, out, err = await run_fluxd(kubeconfig, "events", "-A", "--for", "Kustomization")
     assert code == 0, err
     assert cells(out.splitlines()[0])[:2] == ["NAMESPACE", "LAST SEEN"]
     assert any(
@@ -123,7 +104,7 @@ async def test_events_and_stats_show_what_flux_shows(
     )
 
     # stats: the Kustomizations running, failing and suspended; the source's storage.
-    code, out, err = await fluxd_cli(kubeconfig, "stats", "-n", ns)
+    code, out, err = await run_fluxd(kubeconfig, "stats", "-n", ns)
     assert code == 0, err
     table = {cells(line)[0]: cells(line)[1:] for line in out.splitlines()}
     assert table["RECONCILERS"] == ["RUNNING", "FAILING", "SUSPENDED", "STORAGE"]
@@ -202,7 +183,7 @@ async def test_tree_shows_nested_kustomizations(
     await fluxd.wait_for(KUSTOMIZATION, "outer", lambda o: applied(o, sha), "applied")
     await fluxd.wait_for(KUSTOMIZATION, "inner", lambda o: applied(o, sha), "applied")
 
-    code, out, err = await fluxd_cli(kubeconfig, "tree", "kustomization", "outer", "-n", ns)
+    code, out, err = await run_fluxd(kubeconfig, "tree", "kustomization", "outer", "-n", ns)
     assert code == 0, err
     assert out == (
         f"Kustomization/{ns}/outer\n"
@@ -210,7 +191,7 @@ async def test_tree_shows_nested_kustomizations(
         f"└── Kustomization/{ns}/inner\n"
         f"    └── ConfigMap/{ns}/inner-values\n"
     )
-    code, out, err = await fluxd_cli(kubeconfig, "tree", "ks", "outer", "-n", ns, "--compact")
+    code, out, err = await run_fluxd(kubeconfig, "tree", "ks", "outer", "-n", ns, "--compact")
     assert code == 0, err
     assert out == f"Kustomization/{ns}/outer\n└── Kustomization/{ns}/inner\n"
 
@@ -253,7 +234,7 @@ async def test_tree_expands_a_helmrelease_into_its_release_objects(
     await fluxd.wait_for(KUSTOMIZATION, "apps", lambda o: applied(o, sha), "applied")
     await fluxd.wait_ready(HELM_RELEASE, "web")
 
-    code, out, err = await fluxd_cli(kubeconfig, "tree", "ks", "apps", "-n", ns)
+    code, out, err = await run_fluxd(kubeconfig, "tree", "ks", "apps", "-n", ns)
     assert code == 0, err
     # The chart's ConfigMap names no namespace: it is shown in the release's.
     assert out == (
@@ -276,9 +257,9 @@ async def test_export_round_trips_through_server_side_apply(
     await fluxd.patch(KUSTOMIZATION, "apps", {"metadata": {"labels": {"team": "web"}}})
     await fluxd.wait_for(KUSTOMIZATION, "apps", lambda o: applied(o, sha), "applied")
 
-    code, git_yaml, err = await fluxd_cli(kubeconfig, "export", "source", "git", "source", "-n", ns)
+    code, git_yaml, err = await run_fluxd(kubeconfig, "export", "source", "git", "source", "-n", ns)
     assert code == 0, err
-    code, ks_yaml, err = await fluxd_cli(kubeconfig, "export", "kustomization", "--all", "-n", ns)
+    code, ks_yaml, err = await run_fluxd(kubeconfig, "export", "kustomization", "--all", "-n", ns)
     assert code == 0, err
     assert git_yaml.startswith(
         "---\napiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\n"
@@ -323,13 +304,13 @@ async def test_missing_objects_and_no_cluster_exit_1_naming_the_problem(
         (("export", "hr", "--all"), f"✗ no HelmRelease objects found in {ns} namespace"),
         (("events", "--for", "Kustomization/nope"), f"✗ Kustomization '{ns}/nope' not found"),
     ):
-        code, out, err = await fluxd_cli(kubeconfig, *args, "-n", ns)
+        code, out, err = await run_fluxd(kubeconfig, *args, "-n", ns)
         assert (code, out) == (1, ""), (args, err)
         assert message in err, (args, err)
-    code, out, err = await fluxd_cli(kubeconfig, "events", "--for", "Widget/x")
+    code, out, err = await run_fluxd(kubeconfig, "events", "--for", "Widget/x")
     assert (code, out) == (1, "")
     assert "'Widget' is not a recognized Flux kind" in err
-    code, out, err = await fluxd_cli(kubeconfig, "events", "-n", ns)
+    code, out, err = await run_fluxd(kubeconfig, "events", "-n", ns)
     assert (code, out) == (0, "")
     assert f"✗ No events found in {ns} namespace." in err
 
@@ -344,7 +325,7 @@ async def test_missing_objects_and_no_cluster_exit_1_naming_the_problem(
         "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
     )
     for command in (("events",), ("stats",), ("tree", "ks", "x"), ("export", "ks", "x")):
-        code, out, err = await fluxd_cli(unreachable, *command)
+        code, out, err = await run_fluxd(unreachable, *command)
         assert (code, out) == (1, ""), command
         assert "cannot reach the Kubernetes API server" in err, (command, err)
         assert f"127.0.0.1:{port}" in err

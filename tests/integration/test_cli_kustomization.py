@@ -7,9 +7,7 @@ session's kubeconfig, reading the cluster and fetching the source on their own.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,37 +18,19 @@ from fluxd.dev.demo import seed_deployment
 from fluxd.kube import client
 from fluxd.kube.resources import SECRETS, Resource
 from tests.gitservers import GitHTTPServer, GitRemote
+from tests.integration.cli import run_fluxd
 from tests.integration.conftest import Fluxd, is_ready_now
 from tests.integration.test_kustomization import SOPS_FIXTURES, valid_encrypted_secret
 
 pytestmark = pytest.mark.integration
 
 DEPLOYMENTS = Resource("apps", "v1", "deployments")
-REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "hunter2"
 PLAIN_SECRET = (
     "apiVersion: v1\nkind: Secret\nmetadata:\n  name: plain\n"
     f"stringData:\n  password: {PASSWORD}\n  user: admin\n"
 )
 EXTRA = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata:\n  a: b\n"
-
-
-async def fluxd_cli(kubeconfig: Path, *args: str) -> tuple[int, str, str]:
-    """Run ``python -m fluxd ARGS`` against the session cluster: (status, stdout, stderr)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "fluxd",
-        *args,
-        "--kubeconfig",
-        str(kubeconfig),
-        cwd=REPO,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 async def reconcile(fluxd: Fluxd, name: str, token: str) -> None:
@@ -103,7 +83,7 @@ async def test_build_and_diff_a_reconciled_kustomization(
 
     # build: the objects as applied, owner labels and targetNamespace included; the
     # values of SOPS-encrypted Secrets masked as `flux build` masks them.
-    code, out, err = await fluxd_cli(kubeconfig, "build", "kustomization", "apps", "-n", ns)
+    code, out, err = await run_fluxd(kubeconfig, "build", "kustomization", "apps", "-n", ns)
     assert code == 0, err
     built = {doc["metadata"]["name"]: doc for doc in yaml.safe_load_all(out)}
     assert set(built) == {"my-app", "plain", "db-credentials"}
@@ -118,12 +98,12 @@ async def test_build_and_diff_a_reconciled_kustomization(
     # A push the GitRepository has not fetched yet: the commands build the revision it
     # serves (and the daemon applies), not the branch tip.
     git_remote.commit({"deploy/my-app.yaml": seed_deployment("default", 3)})
-    code, out, err = await fluxd_cli(kubeconfig, "build", "kustomization", "apps", "-n", ns)
+    code, out, err = await run_fluxd(kubeconfig, "build", "kustomization", "apps", "-n", ns)
     assert code == 0, err
     assert "replicas: 2\n" in out
 
     # In sync (the encrypted Secret decrypted as the daemon does): nothing to show.
-    code, out, err = await fluxd_cli(kubeconfig, "diff", "kustomization", "apps", "-n", ns)
+    code, out, err = await run_fluxd(kubeconfig, "diff", "kustomization", "apps", "-n", ns)
     assert (code, out) == (0, ""), err
 
     # kubectl scale and a hand-edited Secret: both drifted, the Secret's values hidden.
@@ -131,7 +111,7 @@ async def test_build_and_diff_a_reconciled_kustomization(
     await client.patch(
         fluxd.api, SECRETS, ns, "plain", {"data": {"password": base64.b64encode(b"x").decode()}}
     )
-    code, out, err = await fluxd_cli(kubeconfig, "diff", "kustomization", "apps", "-n", ns)
+    code, out, err = await run_fluxd(kubeconfig, "diff", "kustomization", "apps", "-n", ns)
     assert code == 1, err
     assert f"► Deployment/{ns}/my-app drifted\n" in out
     assert "-  replicas: 5\n" in out
@@ -151,7 +131,7 @@ async def test_build_and_diff_a_reconciled_kustomization(
     (local / "my-app.yaml").write_text(seed_deployment("default", 5))
     (local / "plain.yaml").write_text(PLAIN_SECRET.replace(PASSWORD, "x"))
     (local / "extra.yaml").write_text(EXTRA)
-    code, out, err = await fluxd_cli(
+    code, out, err = await run_fluxd(
         kubeconfig, "diff", "kustomization", "apps", "-n", ns, "--path", str(local)
     )
     assert code == 1, err
@@ -159,7 +139,7 @@ async def test_build_and_diff_a_reconciled_kustomization(
         f"► ConfigMap/{ns}/extra created",
         f"► Secret/{ns}/db-credentials deleted",
     ]
-    code, out, err = await fluxd_cli(
+    code, out, err = await run_fluxd(
         kubeconfig, "build", "kustomization", "apps", "-n", ns, "--path", str(local)
     )
     assert code == 0, err
@@ -168,7 +148,7 @@ async def test_build_and_diff_a_reconciled_kustomization(
 
     # The next reconcile reverts the drift: nothing left to show.
     await reconcile(fluxd, "apps", "revert")
-    code, out, err = await fluxd_cli(kubeconfig, "diff", "kustomization", "apps", "-n", ns)
+    code, out, err = await run_fluxd(kubeconfig, "diff", "kustomization", "apps", "-n", ns)
     assert (code, out) == (0, ""), err
 
 
@@ -176,10 +156,10 @@ async def test_unknown_kustomization_and_unsupported_source_are_errors(
     fluxd: Fluxd, kubeconfig: Path
 ) -> None:
     ns = fluxd.namespace
-    code, out, err = await fluxd_cli(kubeconfig, "diff", "kustomization", "nope", "-n", ns)
+    code, out, err = await run_fluxd(kubeconfig, "diff", "kustomization", "nope", "-n", ns)
     assert (code, out) == (2, "")
     assert f"Kustomization '{ns}/nope' not found" in err
-    code, out, err = await fluxd_cli(kubeconfig, "build", "kustomization", "nope", "-n", ns)
+    code, out, err = await run_fluxd(kubeconfig, "build", "kustomization", "nope", "-n", ns)
     assert (code, out) == (1, "")
     assert f"Kustomization '{ns}/nope' not found" in err
 
@@ -193,6 +173,6 @@ async def test_unknown_kustomization_and_unsupported_source_are_errors(
             "prune": True,
         },
     )
-    code, out, err = await fluxd_cli(kubeconfig, "diff", "kustomization", "from-oci", "-n", ns)
+    code, out, err = await run_fluxd(kubeconfig, "diff", "kustomization", "from-oci", "-n", ns)
     assert (code, out) == (2, "")
     assert "source kind OCIRepository is not supported yet" in err

@@ -8,9 +8,7 @@ session's kubeconfig, its progress lines on stderr as ``flux`` prints them.
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from fluxd.api import GIT_REPOSITORY, HELM_CHART, KUSTOMIZATION
 from fluxd.kube import client
 from fluxd.kube.objects import resource_of
 from tests.gitservers import GitHTTPServer, GitRemote
+from tests.integration.cli import run_fluxd
 from tests.integration.conftest import Fluxd
 from tests.integration.kustomizations import (
     CONFIGMAPS,
@@ -31,29 +30,13 @@ from tests.integration.kustomizations import (
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 async def fluxd_cli(
     kubeconfig: Path, *args: str, answer: str | None = None
 ) -> tuple[int, str, list[str]]:
-    """``python -m fluxd ARGS --kubeconfig KUBECONFIG``, ``answer`` typed on its stdin:
-    (status, stdout, stderr lines)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "fluxd",
-        *args,
-        "--kubeconfig",
-        str(kubeconfig),
-        cwd=REPO,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate(None if answer is None else answer.encode())
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode().splitlines()
+    """:func:`run_fluxd` with the stderr lines, where ``flux`` prints its progress."""
+    code, out, err = await run_fluxd(kubeconfig, *args, answer=answer)
+    return code, out, err.splitlines()
 
 
 async def applied_apps(fluxd: Fluxd, remote: GitRemote, server: GitHTTPServer) -> str:
