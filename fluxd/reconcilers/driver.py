@@ -90,6 +90,9 @@ class Context(Generic[SpecT]):
     #: Keys whose dependents wake once the status is written: consumers that read this
     #: object's status (an ImagePolicy's ``latestRef``) then see the new one.
     wakes: list[ObjectKey] = field(default_factory=list)
+    #: Annotations of the Warning Event of a failure, once the reconcile knows them (the
+    #: revision it was applying, as Flux's controllers attach it: commit statuses need it).
+    failure_annotations: dict[str, str] = field(default_factory=dict)
 
     @property
     def generation(self) -> int:
@@ -291,7 +294,7 @@ class ReconcileDriver(Generic[SpecT]):
             else:
                 outcome = Outcome.failure(error.retry_after)
             if ctx is not None:
-                ctx.event("Warning", error.reason, error.message)
+                ctx.event("Warning", error.reason, error.message, ctx.failure_annotations)
             else:
                 await self.objects.record_event(obj, "Warning", error.reason, error.message)
         except Exception as error:  # a bug must not leave a stale Ready=True behind

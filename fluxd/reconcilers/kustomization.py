@@ -172,6 +172,7 @@ class KustomizationReconciler(Reconciler[KustomizationSpec]):
 
         artifact, origin_revision = await self._source_artifact(source_key)
         revision = artifact.revision
+        ctx.failure_annotations.update(self._revision_note(revision))
         await self._check_dependencies(ctx, dependencies, source_key, revision)
         ctx.status["lastAttemptedRevision"] = revision
         cluster = await self._cluster(ctx.key, spec)

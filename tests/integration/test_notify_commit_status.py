@@ -298,3 +298,16 @@ async def test_pagerduty_resolves_and_records_a_change_for_info_events(
     assert payload["summary"] == "new artifact: gitrepository/source"
     assert payload["source"] == "Flux source-controller"
     assert payload["custom_details"]["metadata"]["revision"] == f"master@sha1:{sha}"
+
+
+async def test_a_failing_kustomization_gets_a_failure_status_on_its_commit(
+    fluxd: Fluxd, git_remote: GitRemote, git_http: GitHTTPServer, github: FakeGitHub
+) -> None:
+    uid_prefix = await github_alert(fluxd, github, TOKEN)
+    sha = git_remote.commit({"app/broken.yaml": "kind: ConfigMap\nmetadata: [unclosed\n"})
+    await setup_source(fluxd, git_remote, git_http)
+    await fluxd.create(KUSTOMIZATION, "apps", kustomization("./app"))
+
+    status = await github.wait_posted(sha, "the failing commit's status")
+    assert status.body["state"] == "failure"
+    assert status.body["context"] == f"kustomization/apps/{uid_prefix}"
