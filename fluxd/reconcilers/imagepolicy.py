@@ -181,7 +181,7 @@ class ImagePolicyReconciler(Reconciler[ImagePolicySpec]):
             return str(previous["digest"])
         reference = f"{latest['name']}:{latest['tag']}"
         try:
-            auth = await oci.image_repository_auth(self.objects, namespace, repository, image.host)
+            auth = await oci.spec_registry_auth(self.objects, namespace, repository, image.host)
             timeout = parse_duration(repository.timeout or repository.interval)
             async with oci.RegistryClient(image, auth, timeout=timeout) as client:
                 return await client.resolve(latest["tag"])

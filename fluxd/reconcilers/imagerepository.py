@@ -94,7 +94,7 @@ class ImageRepositoryReconciler(Reconciler[ImageRepositorySpec]):
 
     async def _auth(self, namespace: str, spec: ImageRepositorySpec, host: str) -> oci.RegistryAuth:
         try:
-            return await oci.image_repository_auth(self.objects, namespace, spec, host)
+            return await oci.spec_registry_auth(self.objects, namespace, spec, host)
         except oci.RegistryError as error:
             raise ReconcileError(
                 oci.AUTHENTICATION_FAILED,

@@ -2,10 +2,11 @@
 
 Steps, in order (each failure carries Flux's reason and sets ``FetchFailed``):
 
-1. **refuse** fields fluxd does not serve (``verify``, ``serviceAccountName``,
-   ``proxySecretRef``, a cloud ``provider``): Stalled, naming the field;
+1. **refuse** fields fluxd does not serve (``verify``, ``proxySecretRef``, a cloud
+   ``provider``): Stalled, naming the field;
 2. **url**: ``oci://<registry>/<repository>`` without a tag, else Stalled (``URLInvalid``);
-3. **credentials** from ``spec.secretRef`` (dockerconfigjson) and ``spec.certSecretRef``
+3. **credentials** from ``spec.secretRef`` (dockerconfigjson), else the
+   ``imagePullSecrets`` of ``spec.serviceAccountName``, and ``spec.certSecretRef``
    (``AuthenticationFailed``); ``spec.insecure`` talks plain HTTP;
 4. **tag**: ``ref.digest`` wins; else the highest tag in ``ref.semver`` among those
    ``ref.semverFilter`` matches (one tag listing, ``ReadOperationFailed``), else
@@ -137,15 +138,10 @@ class OCIRepositoryReconciler(Reconciler[OCIRepositorySpec]):
         self._report(ctx, self.cache.get(ctx.key) or artifact)
 
     async def _auth(self, namespace: str, spec: OCIRepositorySpec, host: str) -> oci.RegistryAuth:
-        """Credentials for ``host`` from ``spec.secretRef``, TLS from ``spec.certSecretRef``."""
+        """Credentials for ``host`` from ``spec.secretRef`` (else the image pull secrets of
+        ``spec.serviceAccountName``), TLS from ``spec.certSecretRef``."""
         try:
-            return await oci.registry_auth(
-                self.objects,
-                namespace,
-                host,
-                secret_ref=spec.secret_ref.name if spec.secret_ref else None,
-                cert_secret_ref=spec.cert_secret_ref.name if spec.cert_secret_ref else None,
-            )
+            return await oci.spec_registry_auth(self.objects, namespace, spec, host)
         except oci.RegistryError as error:
             raise ReconcileError(
                 error.reason, f"failed to get credential: {error}", condition=FETCH_FAILED
@@ -276,8 +272,6 @@ def _refuse_unsupported(spec: OCIRepositorySpec) -> None:
     unsupported = []
     if spec.verify is not None:
         unsupported.append(f"spec.verify (provider '{spec.verify.provider}')")
-    if spec.service_account_name:
-        unsupported.append("spec.serviceAccountName (image pull secrets of a service account)")
     if spec.proxy_secret_ref is not None:
         unsupported.append("spec.proxySecretRef")
     if spec.provider and spec.provider != "generic":

@@ -24,6 +24,8 @@ import aiohttp
 import pytest
 
 from fluxd.api import KUSTOMIZATION, OCI_REPOSITORY
+from fluxd.kube import client
+from fluxd.kube.resources import SERVICE_ACCOUNTS
 from fluxd.runtime import conditions
 from fluxd.sources import oci
 from tests.gitservers import free_port
@@ -407,6 +409,40 @@ async def test_bearer_token_flow(fluxd: Fluxd, oci_registry_token: TokenRegistry
     assert "401" in message(refused)
 
 
+async def test_service_account_image_pull_secrets_authenticate(
+    fluxd: Fluxd, oci_registry_tls: OCIRegistry
+) -> None:
+    registry = oci_registry_tls
+    url = registry.fresh_url("by-account")
+    pushed = await push(registry, url, "latest", {"a.yaml": "a: 1\n"})
+    assert registry.username
+    assert registry.password
+    assert registry.ca_pem
+    config = docker_config(registry.host, registry.username, registry.password)
+    await fluxd.secret("pull", {".dockerconfigjson": config})
+    await fluxd.secret("tls", {"ca.crt": registry.ca_pem})
+    await client.create(
+        fluxd.api,
+        SERVICE_ACCOUNTS,
+        {
+            "metadata": {"name": "puller", "namespace": fluxd.namespace},
+            "imagePullSecrets": [{"name": "pull"}],
+        },
+    )
+    tls = {"certSecretRef": {"name": "tls"}}
+    await fluxd.create(
+        OCI_REPOSITORY, "by-account", spec(registry, url, serviceAccountName="puller", **tls)
+    )
+    await fluxd.create(
+        OCI_REPOSITORY, "no-account", spec(registry, url, serviceAccountName="ghost", **tls)
+    )
+    ready = await fluxd.wait_ready(OCI_REPOSITORY, "by-account")
+    assert ready["status"]["artifact"]["revision"] == f"latest@{pushed.digest}"
+    missing = await fluxd.wait_not_ready(OCI_REPOSITORY, "no-account", oci.AUTHENTICATION_FAILED)
+    assert "serviceaccount" in message(missing)
+    assert "ghost" in message(missing)
+
+
 async def test_unserved_fields_and_tagged_urls_stall(
     fluxd: Fluxd, oci_registry: OCIRegistry
 ) -> None:
@@ -414,11 +450,10 @@ async def test_unserved_fields_and_tagged_urls_stall(
     await fluxd.create(
         OCI_REPOSITORY,
         "verify",
-        spec(oci_registry, url, verify={"provider": "cosign"}, serviceAccountName="puller"),
+        spec(oci_registry, url, verify={"provider": "cosign"}),
     )
     refused = await fluxd.wait_not_ready(OCI_REPOSITORY, "verify", "UnsupportedField")
     assert "spec.verify" in message(refused)
-    assert "spec.serviceAccountName" in message(refused)
     assert conditions.get(refused["status"], "Stalled") is not None
 
     await fluxd.create(

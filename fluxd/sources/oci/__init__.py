@@ -14,8 +14,7 @@ from fluxd.sources.oci.client import Manifest, RegistryClient
 from fluxd.sources.oci.credentials import (
     RegistryAuth,
     docker_config_auth,
-    image_repository_auth,
-    registry_auth,
+    spec_registry_auth,
     tls_context,
 )
 from fluxd.sources.oci.errors import (
@@ -79,16 +78,15 @@ __all__ = [
     "directory_files",
     "docker_config_auth",
     "extract_tarball",
-    "image_repository_auth",
     "parse_image",
     "parse_reference",
     "parse_url",
     "pull",
     "push_artifact",
     "push_files",
-    "registry_auth",
     "resolve",
     "select_layer",
     "select_semver_tag",
+    "spec_registry_auth",
     "tls_context",
 ]

@@ -21,21 +21,33 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from fluxd.api import ImageRepositorySpec
+from fluxd.api import LocalObjectReference
 from fluxd.kube.objects import ObjectApi, SecretNotFound, ServiceAccountNotFound
 from fluxd.sources.oci.errors import AUTHENTICATION_FAILED, RegistryError
 
 __all__ = [
     "DOCKER_CONFIG_KEY",
+    "CredentialsSpec",
     "RegistryAuth",
     "SecretReader",
     "docker_config_auth",
-    "image_repository_auth",
     "registry_auth",
+    "spec_registry_auth",
     "tls_context",
 ]
 
 DOCKER_CONFIG_KEY = ".dockerconfigjson"
+
+
+class CredentialsSpec(Protocol):
+    """The credential fields an OCIRepository and an ImageRepository share."""
+
+    @property
+    def secret_ref(self) -> LocalObjectReference | None: ...
+    @property
+    def cert_secret_ref(self) -> LocalObjectReference | None: ...
+    @property
+    def service_account_name(self) -> str | None: ...
 
 
 class SecretReader(Protocol):
@@ -138,12 +150,12 @@ async def registry_auth(
     return auth
 
 
-async def image_repository_auth(
-    objects: ObjectApi, namespace: str, spec: ImageRepositorySpec, host: str
+async def spec_registry_auth(
+    objects: ObjectApi, namespace: str, spec: CredentialsSpec, host: str
 ) -> RegistryAuth:
-    """What an ImageRepository authenticates with (its scans, and its ImagePolicies'
-    digest lookups): ``secretRef``, else ``serviceAccountName``'s ``imagePullSecrets``,
-    and ``certSecretRef``."""
+    """What an OCIRepository or an ImageRepository (its scans, and its ImagePolicies'
+    digest lookups) authenticates with: ``secretRef``, else ``serviceAccountName``'s
+    ``imagePullSecrets``, and ``certSecretRef``."""
     pull_secrets: list[str] = []
     if spec.secret_ref is None and spec.service_account_name:
         try:
