@@ -87,7 +87,7 @@ def docker_config(host: str, username: str, password: str) -> str:
 
 def _start(config: dict[str, object], directory: Path, port: int) -> subprocess.Popen[bytes]:
     if not os.access(REGISTRY_BINARY, os.X_OK):
-        pytest.skip(f"{REGISTRY_BINARY} missing: apt-get install docker-registry")
+        pytest.fail(f"{REGISTRY_BINARY} missing: scripts/test installs docker-registry")
     path = directory / "config.yml"
     path.write_text(yaml.safe_dump(config))
     log = (directory / "registry.log").open("wb")

@@ -97,7 +97,7 @@ class S3Front:
 def _start_moto(port: int, log: Path) -> subprocess.Popen[bytes]:
     binary = shutil.which("moto_server", path=os.path.dirname(sys.executable))
     if binary is None:
-        pytest.skip("moto_server not installed (pip install 'moto[server]')")
+        pytest.fail("moto_server missing: scripts/test installs the test extras (moto[server])")
     env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": str(_SETUP_ACTIONS)}
     with log.open("wb") as out:
         proc = subprocess.Popen(
