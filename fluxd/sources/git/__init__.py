@@ -17,7 +17,8 @@
 - :mod:`~fluxd.sources.git.sparse`: the ``spec.sparseCheckout`` paths kept of it;
 - :mod:`~fluxd.sources.git.includes`: an artifact's files from the commit, its
   includes and the ignore rules;
-- :mod:`~fluxd.sources.git.verify`: PGP and SSH signatures of commits and tags.
+- :mod:`~fluxd.sources.git.verify`: PGP and SSH signatures of commits and tags;
+- :mod:`~fluxd.sources.git.wire`: the armor, packet and SSH string formats both share.
 """
 
 from fluxd.sources.git.credentials import CredentialsError, auth_from_secret, repository_auth

@@ -39,6 +39,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
+from fluxd.sources.git import wire
+
 __all__ = ["SigningError", "commit_signer"]
 
 GPG_KEY_ENTRY = "git.asc"
@@ -81,20 +83,9 @@ def _armor(label: str, body: bytes, width: int, *, crc: bool) -> bytes:
         lines.append("")  # the empty line that ends the (absent) armor headers
     lines.extend(text[i : i + width] for i in range(0, len(text), width))
     if crc:
-        lines.append("=" + base64.b64encode(_crc24(body).to_bytes(3, "big")).decode("ascii"))
+        lines.append("=" + base64.b64encode(wire.crc24(body).to_bytes(3, "big")).decode("ascii"))
     lines.append(f"-----END {label}-----")
     return "\n".join(lines).encode("ascii")
-
-
-def _crc24(data: bytes) -> int:
-    crc = 0xB704CE
-    for byte in data:
-        crc ^= byte << 16
-        for _ in range(8):
-            crc <<= 1
-            if crc & 0x1000000:
-                crc ^= 0x1864CFB
-    return crc & 0xFFFFFF
 
 
 # ---------------------------------------------------------------------------------------
@@ -112,12 +103,8 @@ _ECDSA_SSH_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
 _SshPrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
-def _ssh_string(value: bytes) -> bytes:
-    return len(value).to_bytes(4, "big") + value
-
-
 def _ssh_mpint(value: int) -> bytes:
-    return _ssh_string(value.to_bytes((value.bit_length() + 8) // 8, "big", signed=True))
+    return wire.ssh_string(value.to_bytes((value.bit_length() + 8) // 8, "big", signed=True))
 
 
 def _load_ssh_key(pem: bytes, password: bytes | None, where: str) -> _SshPrivateKey:
@@ -155,25 +142,25 @@ def _ssh_signer(pem: bytes, password: bytes | None, secret: str) -> Signer:
 
     def sign(payload: bytes) -> bytes:
         signed = b"SSHSIG" + b"".join(
-            _ssh_string(part)
+            wire.ssh_string(part)
             for part in (_SSHSIG_NAMESPACE, b"", _SSHSIG_HASH, hashlib.sha512(payload).digest())
         )
         if isinstance(key, ed25519.Ed25519PrivateKey):
-            sig_blob = _ssh_string(b"ssh-ed25519") + _ssh_string(key.sign(signed))
+            sig_blob = wire.ssh_string(b"ssh-ed25519") + wire.ssh_string(key.sign(signed))
         elif isinstance(key, rsa.RSAPrivateKey):
             raw = key.sign(signed, padding.PKCS1v15(), hashes.SHA512())
-            sig_blob = _ssh_string(b"rsa-sha2-512") + _ssh_string(raw)
+            sig_blob = wire.ssh_string(b"rsa-sha2-512") + wire.ssh_string(raw)
         else:
             der = key.sign(signed, ec.ECDSA(_ECDSA_SSH_HASHES[key.curve.name]()))
             r, s = decode_dss_signature(der)
-            sig_blob = _ssh_string(public_line.split()[0]) + _ssh_string(
+            sig_blob = wire.ssh_string(public_line.split()[0]) + wire.ssh_string(
                 _ssh_mpint(r) + _ssh_mpint(s)
             )
         body = (
             b"SSHSIG"
             + (1).to_bytes(4, "big")
             + b"".join(
-                _ssh_string(part)
+                wire.ssh_string(part)
                 for part in (public_blob, _SSHSIG_NAMESPACE, b"", _SSHSIG_HASH, sig_blob)
             )
         )
@@ -272,45 +259,23 @@ def _dearmor_private_key(text: bytes) -> bytes:
         expected = None if checksum is None else base64.b64decode(checksum, validate=True)
     except binascii.Error as exc:
         raise _Malformed(f"the armored key is not valid base64: {exc}") from None
-    if expected is not None and _crc24(data).to_bytes(3, "big") != expected:
+    if expected is not None and wire.crc24(data).to_bytes(3, "big") != expected:
         raise _Malformed("the armored key fails its CRC-24 checksum (it was cut or changed)")
     return data
 
 
 def _packets(data: bytes) -> Iterator[tuple[int, bytes]]:
-    i = 0
-    while i < len(data):
-        ctb = data[i]
-        if not ctb & 0x80:
-            raise _Malformed("bad OpenPGP packet header")
-        if ctb & 0x40:
-            tag, first = ctb & 0x3F, data[i + 1]
-            if first < 192:
-                length, i = first, i + 2
-            elif first < 224:
-                length, i = ((first - 192) << 8) + data[i + 2] + 192, i + 3
-            elif first == 255:
-                length, i = int.from_bytes(data[i + 2 : i + 6], "big"), i + 6
-            else:
-                raise _Malformed("partial-length OpenPGP packets do not belong in a key")
-        else:
-            tag, size = (ctb >> 2) & 0x0F, 1 << (ctb & 0x03)
-            if ctb & 0x03 == 3:
-                raise _Malformed("indeterminate-length OpenPGP packets do not belong in a key")
-            length, i = int.from_bytes(data[i + 1 : i + 1 + size], "big"), i + 1 + size
-        if i + length > len(data):
-            raise _Malformed("truncated OpenPGP packet")
-        yield tag, data[i : i + length]
-        i += length
+    try:
+        yield from wire.packets(data)
+    except wire.MalformedData as exc:
+        raise _Malformed(str(exc)) from exc
 
 
 def _mpi(data: bytes, i: int) -> tuple[int, int]:
-    if i + 2 > len(data):
-        raise _Malformed("truncated number in the key")
-    end = i + 2 + (int.from_bytes(data[i : i + 2], "big") + 7) // 8
-    if end > len(data):
-        raise _Malformed("truncated number in the key")
-    return int.from_bytes(data[i + 2 : end], "big"), end
+    try:
+        return wire.read_mpi(data, i)
+    except wire.MalformedData as exc:
+        raise _Malformed(f"{exc} in the key") from exc
 
 
 def _encode_mpi(value: int) -> bytes:

@@ -41,6 +41,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
 
+from fluxd.sources.git import wire
+
 __all__ = [
     "VerificationError",
     "split_commit_signature",
@@ -174,20 +176,9 @@ def _dearmor(text: bytes, label: str) -> Iterator[bytes]:
             expected = None if checksum is None else base64.b64decode(checksum, validate=True)
         except binascii.Error as exc:
             raise VerificationError(f"armored {label} is not valid base64: {exc}") from exc
-        if expected is not None and _crc24(data).to_bytes(3, "big") != expected:
+        if expected is not None and wire.crc24(data).to_bytes(3, "big") != expected:
             raise VerificationError(f"armored {label} fails its CRC-24 checksum")
         yield data
-
-
-def _crc24(data: bytes) -> int:
-    crc = 0xB704CE
-    for byte in data:
-        crc ^= byte << 16
-        for _ in range(8):
-            crc <<= 1
-            if crc & 0x1000000:
-                crc ^= 0x1864CFB
-    return crc & 0xFFFFFF
 
 
 # ---------------------------------------------------------------------------------------
@@ -247,53 +238,17 @@ class _PgpSignature:
 
 
 def _packets(data: bytes) -> Iterator[tuple[int, bytes]]:
-    i = 0
-    while i < len(data):
-        ctb = data[i]
-        i += 1
-        if not ctb & 0x80:
-            raise VerificationError("malformed OpenPGP data: bad packet header")
-        if ctb & 0x40:
-            tag = ctb & 0x3F
-            body = bytearray()
-            while True:
-                first = data[i]
-                if first < 192:
-                    length, i = first, i + 1
-                elif first < 224:
-                    length, i = ((first - 192) << 8) + data[i + 1] + 192, i + 2
-                elif first == 255:
-                    length, i = int.from_bytes(data[i + 1 : i + 5], "big"), i + 5
-                else:  # partial body chunk, more length headers follow
-                    chunk = 1 << (first & 0x1F)
-                    body += data[i + 1 : i + 1 + chunk]
-                    i += 1 + chunk
-                    continue
-                body += data[i : i + length]
-                i += length
-                break
-            yield tag, bytes(body)
-        else:
-            tag, length_type = (ctb >> 2) & 0x0F, ctb & 0x03
-            if length_type == 3:
-                length, size = len(data) - i, 0
-            else:
-                size = 1 << length_type
-                length = int.from_bytes(data[i : i + size], "big")
-            yield tag, data[i + size : i + size + length]
-            i += size + length
-        if i > len(data):
-            raise VerificationError("malformed OpenPGP data: truncated packet")
+    try:
+        yield from wire.packets(data)
+    except wire.MalformedData as exc:
+        raise VerificationError(f"malformed OpenPGP data: {exc}") from exc
 
 
 def _read_mpi(data: bytes, i: int) -> tuple[int, int]:
-    if i + 2 > len(data):
-        raise VerificationError("malformed OpenPGP data: truncated number")
-    size = (int.from_bytes(data[i : i + 2], "big") + 7) // 8
-    end = i + 2 + size
-    if end > len(data):
-        raise VerificationError("malformed OpenPGP data: truncated number")
-    return int.from_bytes(data[i + 2 : end], "big"), end
+    try:
+        return wire.read_mpi(data, i)
+    except wire.MalformedData as exc:
+        raise VerificationError(f"malformed OpenPGP data: {exc}") from exc
 
 
 def _parse_public_key(body: bytes) -> _PgpKey | None:
@@ -619,10 +574,6 @@ class _SshReader:
         return int.from_bytes(self.string(), "big", signed=True)
 
 
-def _ssh_string(value: bytes) -> bytes:
-    return len(value).to_bytes(4, "big") + value
-
-
 def _ssh_fingerprint(blob: bytes) -> str:
     digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
     return f"SHA256:{digest}"
@@ -698,7 +649,7 @@ def _verify_ssh(payload: bytes, armored: bytes, keys: Mapping[str, bytes]) -> st
     hasher = hashes.Hash(hash_alg)
     hasher.update(payload)
     signed = b"SSHSIG" + b"".join(
-        _ssh_string(part) for part in (namespace, reserved, hash_name, hasher.finalize())
+        wire.ssh_string(part) for part in (namespace, reserved, hash_name, hasher.finalize())
     )
     sig_reader = _SshReader(sig_blob)
     sig_format = sig_reader.string().decode(errors="replace")
