@@ -165,6 +165,16 @@ async def git_source(fluxd: Fluxd, server: GitHTTPServer, remote: GitRemote) -> 
     )
 
 
+async def pushed(fluxd: Fluxd, name: str) -> dict[str, Any]:
+    """The ImageUpdateAutomation ``name`` once it has pushed a commit."""
+    return await fluxd.wait_for(
+        IMAGE_UPDATE_AUTOMATION,
+        name,
+        lambda o: bool((o.get("status") or {}).get("lastPushCommit")),
+        "a pushed commit",
+    )
+
+
 def automation(**fields: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "interval": "1h",
@@ -234,13 +244,8 @@ async def test_a_new_tag_is_committed_pushed_and_deployed(
             }
         ),
     )
-    pushed = await fluxd.wait_for(
-        IMAGE_UPDATE_AUTOMATION,
-        "app",
-        lambda o: bool((o.get("status") or {}).get("lastPushCommit")),
-        "a pushed commit",
-    )
-    status = pushed["status"]
+    automated = await pushed(fluxd, "app")
+    status = automated["status"]
     head = bare(git_remote, "rev-parse", "master").strip()
     assert status["lastPushCommit"] == head
     assert status["observedSourceRevision"] == f"master@sha1:{head}"
@@ -576,12 +581,7 @@ async def test_a_push_race_is_retried_on_a_fresh_checkout(
     )
     await git_source(fluxd, git_http, git_remote)
     await fluxd.create(IMAGE_UPDATE_AUTOMATION, "app", automation())
-    await fluxd.wait_for(
-        IMAGE_UPDATE_AUTOMATION,
-        "app",
-        lambda o: bool((o.get("status") or {}).get("lastPushCommit")),
-        "a pushed commit",
-    )
+    await pushed(fluxd, "app")
     warnings: list[str] = []
 
     def pushed_in_one_run(event: dict[str, Any]) -> bool:
@@ -637,12 +637,7 @@ async def test_push_to_another_branch_and_refspec_over_ssh(
             }
         ),
     )
-    done = await fluxd.wait_for(
-        IMAGE_UPDATE_AUTOMATION,
-        "app",
-        lambda o: bool((o.get("status") or {}).get("lastPushCommit")),
-        "a pushed commit",
-    )
+    done = await pushed(fluxd, "app")
     sha = done["status"]["lastPushCommit"]
     assert bare(git_remote, "rev-parse", "auto").strip() == sha
     assert bare(git_remote, "rev-parse", "review").strip() == sha
@@ -725,12 +720,7 @@ async def test_policies_across_namespaces_and_chosen_by_label(
                 policySelector={"matchLabels": {"automate": "yes"}},
             ),
         )
-        done = await apps.wait_for(
-            IMAGE_UPDATE_AUTOMATION,
-            "selected",
-            lambda o: bool((o.get("status") or {}).get("lastPushCommit")),
-            "a pushed commit",
-        )
+        done = await pushed(apps, "selected")
         assert set(done["status"]["observedPolicies"]) == {"open"}
         updated = bare(git_remote, "show", "master:deploy/app.yaml")
         assert f"image: {image}:1.2.0 #" in updated
@@ -767,12 +757,7 @@ async def test_commits_are_signed_with_the_key_of_the_secret(
     missing = await fluxd.wait_not_ready(IMAGE_UPDATE_AUTOMATION, "no-key", "SourceManagerFailed")
     assert "'absent'" in message(missing)
     await fluxd.create(IMAGE_UPDATE_AUTOMATION, "signed", signed_by("signing"))
-    await fluxd.wait_for(
-        IMAGE_UPDATE_AUTOMATION,
-        "signed",
-        lambda o: bool((o.get("status") or {}).get("lastPushCommit")),
-        "a pushed commit",
-    )
+    await pushed(fluxd, "signed")
     verified = verify_commit(git_remote, "master", tmp_path, AUTHOR["email"], public.decode())
     assert verified.returncode == 0, verified.stderr
     assert "Good" in verified.stderr
