@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from fluxd import __version__
 from fluxd.api._kinds import KindInfo
 from fluxd.api._schema import openapi_schema
 
 __all__ = ["crd_for", "status_schema"]
 
+#: ``flux check`` lists CRDs by the part-of label and reads the version label.
 CRD_LABELS = {
     "app.kubernetes.io/component": "crds",
-    "app.kubernetes.io/part-of": "fluxd",
+    "app.kubernetes.io/part-of": "flux",
+    "app.kubernetes.io/version": __version__,
 }
 
 
@@ -86,7 +89,12 @@ def crd_for(info: KindInfo[Any]) -> dict[str, Any]:
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "annotations": {"kustomize.toolkit.fluxcd.io/substitute": "disabled"},
+            # Pruning a CRD deletes every object of its kind in the cluster: deleting the
+            # bootstrap Kustomization, or dropping the CRDs from its path, must not do that.
+            "annotations": {
+                "kustomize.toolkit.fluxcd.io/prune": "disabled",
+                "kustomize.toolkit.fluxcd.io/substitute": "disabled",
+            },
             "labels": dict(CRD_LABELS),
             "name": info.crd_name,
         },

@@ -7,7 +7,7 @@ from typing import Any
 
 from fluxd.api import KINDS, openapi_schema
 from fluxd.api._crd import crd_for
-from fluxd.api._install import namespace_object, workload_objects
+from fluxd.api.install import InstallOptions, install_objects, namespace_object, workload_objects
 from fluxd.api.generate import CRD_DIRS, expected_paths, render
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,7 +93,28 @@ def test_install_manifest_contents() -> None:
     ]
     assert {"containerPort": 9292, "name": "http-webhook", "protocol": "TCP"} in container["ports"]
     bindings = [d["roleRef"]["name"] for d in docs if d["kind"] == "ClusterRoleBinding"]
-    assert "cluster-admin" in bindings
+    assert bindings == ["fluxd-flux-system"]
+
+
+def test_options_move_the_install_and_grant_cluster_admin_on_request() -> None:
+    options = InstallOptions(
+        namespace="tenant-a", image="registry.local/fluxd:dev", cluster_admin=True
+    )
+    docs = install_objects(options)
+    assert docs[0]["metadata"]["name"] == "tenant-a"
+    bindings = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRoleBinding"}
+    admin = bindings["fluxd-cluster-admin-tenant-a"]
+    assert admin["roleRef"]["name"] == "cluster-admin"
+    assert admin["subjects"] == [
+        {"kind": "ServiceAccount", "name": "fluxd", "namespace": "tenant-a"}
+    ]
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    assert deployment["metadata"]["namespace"] == "tenant-a"
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert (container["name"], container["image"]) == ("manager", "registry.local/fluxd:dev")
+    crds = [d for d in docs if d["kind"] == "CustomResourceDefinition"]
+    assert len(crds) == len(KINDS)
+    assert all(c["metadata"]["labels"]["app.kubernetes.io/part-of"] == "flux" for c in crds)
 
 
 def test_helm_chart_metadata_and_rbac_cover_every_group() -> None:

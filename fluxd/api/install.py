@@ -1,11 +1,19 @@
 """The objects of ``manifests/install.yaml``, as Python data.
 
 One namespace, one ServiceAccount, one Deployment, two Services -- the whole of
-Flux's six controllers. RBAC follows Flux: the kustomize and helm controllers are
-bound to ``cluster-admin`` because they apply arbitrary objects on behalf of
-users (tenancy is done by impersonating ``spec.serviceAccountName``), so fluxd is
-too; a second ClusterRole spells out what fluxd needs for its own objects so that
-it can stay bound if an operator swaps the admin binding for something narrower.
+Flux's six controllers. :class:`InstallOptions` are what ``fluxd install`` and
+``fluxd bootstrap`` vary; ``manifests/install.yaml`` is the defaults.
+
+RBAC is least privilege by default: a ClusterRole spells out what fluxd needs for its
+own objects, and users' objects are applied as ``spec.serviceAccountName`` (tokens
+requested for it). ``cluster_admin`` adds Flux's default, a binding to ``cluster-admin``
+so that Kustomizations and HelmReleases without a service account can apply anything.
+Cluster-scoped names end in the namespace (as Flux's ``cluster-reconciler-flux-system``),
+so two installs in two namespaces do not overwrite each other's RBAC.
+
+The labels are the ones the ``flux`` CLI looks for: ``flux check`` and ``flux logs`` find
+controllers and CRDs by ``app.kubernetes.io/part-of: flux`` and read the version label
+from the GitRepository CRD, and ``flux logs`` reads the container named ``manager``.
 
 The Service is named ``fluxd`` in ``flux-system`` and exposes the artifact server
 on port 80 (as Flux's ``source-controller`` Service does, so artifact URLs need no
@@ -16,44 +24,71 @@ so an Ingress made for Flux's webhooks keeps working and exposes no artifact.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from fluxd import __version__
+from fluxd.api._crd import crd_for
 from fluxd.api._kinds import KINDS
 
 __all__ = [
     "ARTIFACT_PORT",
+    "CONTAINER",
     "IMAGE",
+    "LABELS",
     "METRICS_PORT",
     "NAME",
     "NAMESPACE",
     "RECEIVER_PORT",
+    "VERSION",
+    "InstallOptions",
+    "install_objects",
     "namespace_object",
     "workload_objects",
 ]
 
 NAME = "fluxd"
 NAMESPACE = "flux-system"
-VERSION = "0.1.0"
+VERSION = __version__
 IMAGE = f"ghcr.io/fluxd/fluxd:{VERSION}"
 METRICS_PORT = 8080
 ARTIFACT_PORT = 9090
 #: Flux's notification-controller receiver port, behind the ``webhook-receiver`` Service.
 RECEIVER_PORT = 9292
 
+#: The container's name: ``flux logs`` reads the logs of the container called so.
+CONTAINER = "manager"
+
+#: Labels of every installed object (the instance label is the namespace's name).
 LABELS = {
-    "app.kubernetes.io/instance": NAMESPACE,
     "app.kubernetes.io/name": NAME,
-    "app.kubernetes.io/part-of": "fluxd",
+    "app.kubernetes.io/part-of": "flux",
     "app.kubernetes.io/version": VERSION,
 }
 SELECTOR = {"app.kubernetes.io/name": NAME}
 
 
-def _meta(name: str, *, namespaced: bool = True) -> dict[str, Any]:
-    meta: dict[str, Any] = {"labels": dict(LABELS), "name": name}
-    if namespaced:
-        meta["namespace"] = NAMESPACE
-    return meta
+@dataclass(frozen=True)
+class InstallOptions:
+    """What one install varies: where it goes, what runs, and how much it may do."""
+
+    namespace: str = NAMESPACE
+    image: str = IMAGE
+    #: Bind fluxd to ``cluster-admin`` (Flux's default) besides its own ClusterRole.
+    cluster_admin: bool = False
+
+    def labels(self) -> dict[str, str]:
+        return {**LABELS, "app.kubernetes.io/instance": self.namespace}
+
+    def meta(self, name: str, *, namespaced: bool = True) -> dict[str, Any]:
+        meta: dict[str, Any] = {"labels": self.labels(), "name": name}
+        if namespaced:
+            meta["namespace"] = self.namespace
+        return meta
+
+    def cluster_name(self, name: str) -> str:
+        """A cluster-scoped object's name, unique per install namespace."""
+        return f"{name}-{self.namespace}"
 
 
 def cluster_role_rules() -> list[dict[str, Any]]:
@@ -92,7 +127,7 @@ def cluster_role_rules() -> list[dict[str, Any]]:
     ]
 
 
-def _container() -> dict[str, Any]:
+def _container(options: InstallOptions) -> dict[str, Any]:
     probe = {"httpGet": {"path": "/healthz", "port": "http-metrics"}}
     return {
         "args": [
@@ -110,10 +145,10 @@ def _container() -> dict[str, Any]:
                 "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
             },
         ],
-        "image": IMAGE,
+        "image": options.image,
         "imagePullPolicy": "IfNotPresent",
         "livenessProbe": probe,
-        "name": NAME,
+        "name": CONTAINER,
         "ports": [
             {"containerPort": METRICS_PORT, "name": "http-metrics", "protocol": "TCP"},
             {"containerPort": ARTIFACT_PORT, "name": "artifacts", "protocol": "TCP"},
@@ -138,39 +173,53 @@ def _container() -> dict[str, Any]:
     }
 
 
-def namespace_object() -> dict[str, Any]:
+def install_objects(options: InstallOptions = InstallOptions()) -> list[dict[str, Any]]:
+    """Everything one install applies, in apply order: namespace, CRDs, workload."""
+    crds = [crd_for(info) for info in KINDS]
+    return [namespace_object(options), *crds, *workload_objects(options)]
+
+
+def namespace_object(options: InstallOptions = InstallOptions()) -> dict[str, Any]:
     """The namespace, applied first (before the CRDs)."""
     return {
         "apiVersion": "v1",
         "kind": "Namespace",
         "metadata": {
-            "labels": {**LABELS, "pod-security.kubernetes.io/warn": "restricted"},
-            "name": NAMESPACE,
+            # Pruned, the namespace would take fluxd and every object in it along.
+            "annotations": {"kustomize.toolkit.fluxcd.io/prune": "disabled"},
+            "labels": {**options.labels(), "pod-security.kubernetes.io/warn": "restricted"},
+            "name": options.namespace,
         },
     }
 
 
-def workload_objects() -> list[dict[str, Any]]:
+def workload_objects(options: InstallOptions = InstallOptions()) -> list[dict[str, Any]]:
     """RBAC, Deployment and Service, in apply order (after the CRDs)."""
-    service_account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(NAME)}
-    subject = [{"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}]
+    meta = options.meta
+    role_name = options.cluster_name(NAME)
+    service_account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(NAME)}
+    subject = [{"kind": "ServiceAccount", "name": NAME, "namespace": options.namespace}]
     role = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRole",
-        "metadata": _meta(NAME, namespaced=False),
+        "metadata": meta(role_name, namespaced=False),
         "rules": cluster_role_rules(),
     }
     role_binding = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRoleBinding",
-        "metadata": _meta(NAME, namespaced=False),
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAME},
+        "metadata": meta(role_name, namespaced=False),
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": role_name,
+        },
         "subjects": subject,
     }
     admin_binding = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRoleBinding",
-        "metadata": _meta(f"{NAME}-cluster-admin", namespaced=False),
+        "metadata": meta(options.cluster_name(f"{NAME}-cluster-admin"), namespaced=False),
         "roleRef": {
             "apiGroup": "rbac.authorization.k8s.io",
             "kind": "ClusterRole",
@@ -181,7 +230,7 @@ def workload_objects() -> list[dict[str, Any]]:
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _meta(NAME),
+        "metadata": meta(NAME),
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": dict(SELECTOR)},
@@ -193,10 +242,10 @@ def workload_objects() -> list[dict[str, Any]]:
                         "prometheus.io/port": str(METRICS_PORT),
                         "prometheus.io/scrape": "true",
                     },
-                    "labels": {**SELECTOR, "app.kubernetes.io/part-of": "fluxd"},
+                    "labels": {**SELECTOR, "app.kubernetes.io/part-of": "flux"},
                 },
                 "spec": {
-                    "containers": [_container()],
+                    "containers": [_container(options)],
                     "securityContext": {"fsGroup": 1337, "runAsGroup": 1337, "runAsUser": 1337},
                     "serviceAccountName": NAME,
                     "terminationGracePeriodSeconds": 30,
@@ -211,7 +260,7 @@ def workload_objects() -> list[dict[str, Any]]:
     service = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _meta(NAME),
+        "metadata": meta(NAME),
         "spec": {
             "ports": [
                 {"name": "http", "port": 80, "protocol": "TCP", "targetPort": "artifacts"},
@@ -236,7 +285,7 @@ def workload_objects() -> list[dict[str, Any]]:
     receiver_service = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _meta("webhook-receiver"),
+        "metadata": meta("webhook-receiver"),
         "spec": {
             "ports": [
                 {"name": "http", "port": 80, "protocol": "TCP", "targetPort": "http-webhook"}
@@ -245,12 +294,5 @@ def workload_objects() -> list[dict[str, Any]]:
             "type": "ClusterIP",
         },
     }
-    return [
-        service_account,
-        role,
-        role_binding,
-        admin_binding,
-        deployment,
-        service,
-        receiver_service,
-    ]
+    bindings = [role_binding, admin_binding] if options.cluster_admin else [role_binding]
+    return [service_account, role, *bindings, deployment, service, receiver_service]
