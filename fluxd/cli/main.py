@@ -5,7 +5,8 @@
 does ``get`` (:mod:`~fluxd.cli.get`), the status table of Flux objects, the
 inspection commands ``events``, ``tree``, ``stats`` and ``export`` (one module each), and
 ``reconcile``, ``suspend``, ``resume`` and ``delete`` (:mod:`~fluxd.cli.operate`),
-and ``check``, ``logs``, ``trace`` and ``create`` (one module each).
+``check``, ``logs``, ``trace`` and ``create`` (one module each), and ``install`` and
+``uninstall`` (:mod:`~fluxd.cli.install`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fluxd.cli.create import add_create_command
 from fluxd.cli.events import add_events_command
 from fluxd.cli.export import add_export_command
 from fluxd.cli.get import add_get_command
+from fluxd.cli.install import add_install_commands
 from fluxd.cli.kustomization import add_build_command, add_diff_command
 from fluxd.cli.logs import add_logs_command
 from fluxd.cli.operate import add_operate_commands
@@ -53,6 +55,7 @@ def parser() -> argparse.ArgumentParser:
     add_logs_command(commands)
     add_trace_command(commands)
     add_create_command(commands)
+    add_install_commands(commands)
     return root
 
 
