@@ -23,8 +23,8 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from fluxd.api._crd import crd_for
-from fluxd.api.install import namespace_object, workload_objects
 from fluxd.api._kinds import KINDS
+from fluxd.api.install import namespace_object, workload_objects
 
 __all__ = ["dump_yaml", "expected_paths", "main", "render"]
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -388,27 +387,10 @@ async def _watch(
 async def _stream(
     api: ApiClient, query: EventQuery, show: Callable[[Mapping[str, Any]], None]
 ) -> None:
-    import aiohttp
-
-    from fluxd.kube.client import open_response
+    from fluxd.kube.client import watch
     from fluxd.kube.resources import EVENTS
 
-    params = {"watch": "true"}
-    if query.field_selector:
-        params["fieldSelector"] = query.field_selector
-    response = await open_response(
-        api,
-        "GET",
-        EVENTS.path(query.namespace),
-        query=params,
-        http_timeout=aiohttp.ClientTimeout(total=None, connect=10),
-    )
-    try:
-        async for line in response.content:
-            if not line.strip():
-                continue
-            change = json.loads(line)
-            if change.get("type") in ("ADDED", "MODIFIED"):
-                show(change.get("object") or {})
-    finally:
-        response.close()
+    changes = watch(api, EVENTS, query.namespace, field_selector=query.field_selector or None)
+    async for change, event in changes:
+        if change in ("ADDED", "MODIFIED"):
+            show(event)

@@ -4,10 +4,12 @@
 ``get helmreleases`` (``hr``), ``get images repository|policy|update|all``,
 ``get receivers``, ``get alert-providers``, ``get alerts`` and ``get all`` list objects
 from the API server and print each kind's columns (see :mod:`fluxd.cli.table`), with Flux's
-flags ``-A``, ``-n``, ``-l``, ``--status-selector`` and ``--no-header``. Like ``flux``, a kind
-with nothing to show says so on stderr, and ``get all`` prints one block per kind that
-has objects, naming each ``kind/name``. The Kubernetes client is imported by the command
-only, so the rest of the command line starts without it.
+flags ``-A``, ``-n``, ``-l``, ``--status-selector``, ``--no-header`` and ``-w/--watch``. Like
+``flux``, a kind with nothing to show says so on stderr, and ``get all`` prints one block per
+kind that has objects, naming each ``kind/name``. ``--watch`` (one kind) prints the header,
+then a row for each object as it is and each time it changes, until interrupted. The
+Kubernetes client is imported by the command only, so the rest of the command line starts
+without it.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class _Query:
     labels: str | None
     selector: StatusSelector | None
     no_header: bool
+    watch: bool
 
     @property
     def with_kind(self) -> bool:
@@ -140,6 +143,12 @@ def _kind_command(
         "--no-header", action="store_true", help="skip the header when printing the results"
     )
     command.add_argument(
+        "-w",
+        "--watch",
+        action="store_true",
+        help="after listing, print each change of the objects until interrupted",
+    )
+    command.add_argument(
         "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)"
     )
     command.set_defaults(handler=_get, kinds=kinds)
@@ -158,7 +167,11 @@ def _get(args: argparse.Namespace) -> int:
         labels=args.label_selector,
         selector=selector,
         no_header=args.no_header,
+        watch=args.watch,
     )
+    if query.watch and query.with_kind:
+        print("✗ --watch follows one kind: name it instead of all", file=sys.stderr)
+        return 1
     # The Kubernetes client loads for this command only.
     import aiohttp
 
@@ -166,6 +179,8 @@ def _get(args: argparse.Namespace) -> int:
 
     try:
         return asyncio.run(_print_kinds(args.kubeconfig, query))
+    except KeyboardInterrupt:
+        return 0
     except (KubeconfigError, ApiError) as error:
         print(f"✗ {error}", file=sys.stderr)
     except (aiohttp.ClientError, OSError, TimeoutError) as error:
@@ -178,6 +193,8 @@ async def _print_kinds(kubeconfig: str | None, query: _Query) -> int:
 
     api = await connect(kubeconfig)
     try:
+        if query.watch:
+            await _watch_kind(api, query.kinds[0], query)
         for kind in query.kinds:
             await _print_kind(api, kind, query)
     finally:
@@ -216,6 +233,31 @@ async def _print_kind(api: ApiClient, kind: str, query: _Query) -> None:
     sys.stdout.write(render_table(titles, rows))
     if query.with_kind:
         sys.stdout.write("\n")
+
+
+async def _watch_kind(api: ApiClient, kind: str, query: _Query) -> None:
+    """The header, then one row per object and per change of it, as the watch delivers."""
+    from fluxd.api import lookup
+    from fluxd.kube.client import watch
+    from fluxd.kube.objects import resource_of
+
+    all_namespaces = query.namespace is None
+    if not query.no_header:
+        sys.stdout.write(render_table(header(all_namespaces=all_namespaces, kind=kind), []))
+    changes = watch(
+        api,
+        resource_of(lookup(kind)),
+        query.namespace,
+        label_selector=query.labels,
+        field_selector=f"metadata.name={query.name}" if query.name is not None else None,
+    )
+    async for change, obj in changes:
+        if change not in ("ADDED", "MODIFIED"):
+            continue
+        if query.selector is None or query.selector.matches(obj):
+            row = summary_row(obj, all_namespaces=all_namespaces, with_kind=False)
+            sys.stdout.write(render_table([], [row]))
+            sys.stdout.flush()
 
 
 async def _list(api: ApiClient, kind: str, query: _Query) -> list[dict[str, Any]]:

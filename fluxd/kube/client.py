@@ -14,7 +14,7 @@ import json
 import os
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -50,6 +50,7 @@ __all__ = [
     "patch_status",
     "replace",
     "request",
+    "watch",
 ]
 
 PatchType = Literal["merge", "json", "strategic", "apply"]
@@ -301,6 +302,37 @@ async def open_response(
     finally:
         resp.close()
     raise ApiError.from_status(resp.status, payload, method=method, path=path)
+
+
+async def watch(
+    api: ApiClient,
+    resource: Resource,
+    namespace: str | None = None,
+    *,
+    label_selector: str | None = None,
+    field_selector: str | None = None,
+) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """``(type, object)`` of each change a watch delivers, until the server ends it:
+    ``ADDED`` for every object that exists first, then the changes as they happen."""
+    query = {"watch": "true"}
+    if label_selector:
+        query["labelSelector"] = label_selector
+    if field_selector:
+        query["fieldSelector"] = field_selector
+    response = await open_response(
+        api,
+        "GET",
+        resource.path(namespace),
+        query=query,
+        http_timeout=aiohttp.ClientTimeout(total=None, connect=10),
+    )
+    try:
+        async for line in response.content:
+            if line.strip():
+                change = json.loads(line)
+                yield str(change.get("type")), change.get("object") or {}
+    finally:
+        response.close()
 
 
 async def request(

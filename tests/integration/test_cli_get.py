@@ -7,7 +7,10 @@ session's kubeconfig, so its output is not mixed with the in-process daemon's lo
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,8 +18,8 @@ import pytest
 from fluxd.api import IMAGE_POLICY, IMAGE_REPOSITORY, KUSTOMIZATION
 from fluxd.sources import oci
 from tests.gitservers import GitHTTPServer, GitRemote
-from tests.integration.cli import run_fluxd
-from tests.integration.conftest import Fluxd, ready_reason
+from tests.integration.cli import REPO, run_fluxd
+from tests.integration.conftest import WAIT_TIMEOUT, Fluxd, ready_reason
 from tests.integration.kustomizations import applied, configmap, kustomization, setup_source
 from tests.ociregistry import OCIRegistry
 
@@ -180,3 +183,41 @@ async def test_get_images_and_all_show_the_image_kinds_columns(
         "imagerepository/app",
         "imagepolicy/app",
     ]
+
+
+async def test_get_watch_prints_a_row_for_each_change(
+    fluxd: Fluxd, git_remote: GitRemote, git_http: GitHTTPServer, kubeconfig: Path
+) -> None:
+    ns = fluxd.namespace
+    sha = git_remote.commit({"deploy/settings.yaml": configmap(ns, "settings")})
+    await setup_source(fluxd, git_remote, git_http)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "fluxd", "get", "ks", "-n", ns, "--watch", "--kubeconfig", str(kubeconfig)),
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    try:
+        async with asyncio.timeout(WAIT_TIMEOUT):
+            titles = cells((await process.stdout.readline()).decode())
+            assert titles == ["NAME", "REVISION", "SUSPENDED", "READY", "MESSAGE"]
+            # Created after the watch started: its rows follow it to Ready.
+            await fluxd.create(KUSTOMIZATION, "apps", kustomization("./deploy"))
+            while True:
+                row = cells((await process.stdout.readline()).decode())
+                assert row[0] == "apps"
+                if row[3] == "True":
+                    break
+            assert row[1] == f"master@sha1:{sha[:8]}"
+    finally:
+        process.send_signal(signal.SIGINT)
+        code = await process.wait()
+    assert code == 0
+
+
+async def test_get_watch_follows_one_kind_only(kubeconfig: Path) -> None:
+    code, out, err = await fluxd_get(kubeconfig, "all", "--watch")
+    assert (code, out) == (1, "")
+    assert err == "✗ --watch follows one kind: name it instead of all\n"
