@@ -5,13 +5,14 @@ module starts the real kube-apiserver of :mod:`fluxd.dev.controlplane`, installs
 serves a small git repository from memory over smart HTTP on loopback (dulwich's server,
 so no git binary is needed), creates ``GitRepository flux-system/demo`` pointing at it and
 a ``Kustomization`` that applies the Deployment in it (the example of the Flux docs), and
-runs the daemon. When each turns Ready it prints its revision, then how to look at the
-cluster with kubectl; the daemon keeps running until Ctrl-C.
+runs the daemon. When each turns Ready it prints its revision, then the ``fluxd get all``
+table and the commands to try next; the daemon keeps running until Ctrl-C.
 """
 
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -40,6 +41,15 @@ __all__ = ["demo_repository", "run_local", "seed_deployment", "serve_repository"
 
 NAMESPACE = "flux-system"
 NAME = "demo"
+#: Printed under the status table once the demo is Ready.
+TRY_NEXT = (
+    f"fluxd get kustomizations -n {NAMESPACE} --watch",
+    f"fluxd tree kustomization {NAME} -n {NAMESPACE}",
+    f"fluxd reconcile kustomization {NAME} -n {NAMESPACE} --with-source",
+    f"fluxd events -n {NAMESPACE}",
+    "fluxd trace deployment my-app -n default",
+    "kubectl get deploy my-app",
+)
 
 
 def seed_deployment(namespace: str = "default", replicas: int = 2) -> str:
@@ -195,6 +205,17 @@ async def _report_when_ready(api: Any, kubeconfig: Path) -> None:
                 print(f"{kind.kind} {NAMESPACE}/{NAME} is Ready: {ready.get('message')}")
                 break
             await anyio.sleep(0.5)
-    print(f"look around:  export KUBECONFIG={kubeconfig}")
-    print("              kubectl get gitrepositories,kustomizations -A; kubectl get deploy my-app")
+    print(await _status_table(kubeconfig), end="")
+    print(f"try next:  export KUBECONFIG={kubeconfig}")
+    for command in TRY_NEXT:
+        print(f"           {command}")
     print("stop with Ctrl-C")
+
+
+async def _status_table(kubeconfig: Path) -> str:
+    """What ``fluxd get all -A`` prints now: the command line runs as a user runs it."""
+    process = await anyio.run_process(
+        [sys.executable, "-m", "fluxd", "get", "all", "-A", "--kubeconfig", str(kubeconfig)],
+        check=False,
+    )
+    return process.stdout.decode() + process.stderr.decode()

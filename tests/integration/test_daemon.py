@@ -203,7 +203,7 @@ async def test_readme_run_command_shows_a_ready_gitrepository(tmp_path: Path) ->
                 line = (await process.stdout.readline()).decode()
                 assert line, f"fluxd run ended early: {''.join(lines)}"
                 lines.append(line)
-                if line.startswith("Kustomization flux-system/demo is Ready"):
+                if line.startswith("stop with Ctrl-C"):
                     break
         ready = [line for line in lines if " is Ready: " in line]
         assert ready[0].startswith(
@@ -212,6 +212,13 @@ async def test_readme_run_command_shows_a_ready_gitrepository(tmp_path: Path) ->
         assert ready[1].startswith(
             "Kustomization flux-system/demo is Ready: Applied revision: main@sha1:"
         )
+        # Then the `fluxd get all -A` table, both objects in it, and what to try next.
+        table = lines[lines.index(ready[1]) + 1 :]
+        assert table[0].split()[:2] == ["NAMESPACE", "NAME"]
+        names = [line.split()[1] for line in table if line.startswith("flux-system")]
+        assert names == ["gitrepository/demo", "kustomization/demo"], "".join(table)
+        assert any(line.startswith("try next:  export KUBECONFIG=") for line in table)
+        assert any("fluxd tree kustomization demo -n flux-system" in line for line in table)
         process.send_signal(signal.SIGINT)
         async with asyncio.timeout(60):
             await process.wait()
