@@ -1,7 +1,8 @@
 """``fluxd reconcile | suspend | resume | delete``: act on Flux objects as ``flux`` does.
 
 Each verb takes ``flux``'s nouns (:mod:`fluxd.cli.kinds`), its flags (``-n``,
-``--timeout``, ``--with-source``, ``--all``, ``--wait``, ``--silent``) and prints its
+``--timeout``, ``--with-source``, ``--force``, ``--reset``, ``--all``, ``--wait``, ``--silent``)
+and prints its
 progress lines on stderr (``► annotating ...``, ``✔ ... annotated``, ``◎ waiting for ...``,
 ``✗ ...``). A reconcile is a request: the ``reconcile.fluxcd.io/requestedAt``
 annotation set to a fresh timestamp, which the daemon echoes in
@@ -44,6 +45,10 @@ T = TypeVar("T")
 #: server answers fast enough to look more often).
 POLL_SECONDS = 0.5
 DEFAULT_TIMEOUT = "5m"
+#: Set with a HelmRelease's request: a one-off install or upgrade, and a reset of its
+#: failure counts; each counts only while it equals ``requestedAt`` (Flux's rule).
+FORCE_AT = "reconcile.fluxcd.io/forceAt"
+RESET_AT = "reconcile.fluxcd.io/resetAt"
 #: The kinds whose source ``--with-source`` reconciles first.
 WITH_SOURCE_KINDS = ("Kustomization", "HelmRelease", "HelmChart")
 
@@ -116,7 +121,18 @@ def _reconcile_flags(command: argparse.ArgumentParser, noun: Noun) -> None:
             action="store_true",
             help=f"reconcile the {noun.kind}'s source first and wait for it",
         )
-    command.set_defaults(handler=_reconcile_command, with_source=False)
+    if noun.kind == "HelmRelease":
+        command.add_argument(
+            "--force",
+            action="store_true",
+            help="force a one-off install or upgrade of the HelmRelease",
+        )
+        command.add_argument(
+            "--reset",
+            action="store_true",
+            help="reset the HelmRelease's failure counts, so exhausted retries start over",
+        )
+    command.set_defaults(handler=_reconcile_command, with_source=False, force=False, reset=False)
 
 
 def _suspend_flags(command: argparse.ArgumentParser, noun: Noun) -> None:
@@ -266,14 +282,21 @@ def _run(args: argparse.Namespace, work: Callable[[_Session], Awaitable[int]]) -
 
 
 async def _request(
-    session: _Session, kind: str, namespace: str, name: str, **spec: Any
+    session: _Session,
+    kind: str,
+    namespace: str,
+    name: str,
+    also: Sequence[str] = (),
+    **spec: Any,
 ) -> tuple[str, dict[str, Any]]:
-    """Annotate the object with a fresh reconcile request (and patch ``spec`` fields in
-    the same merge patch); the request's timestamp and the object as patched."""
+    """Annotate the object with a fresh reconcile request, the annotations named in
+    ``also`` set to the same timestamp (and patch ``spec`` fields in the same merge patch);
+    the request's timestamp and the object as patched."""
     from fluxd.kube.client import patch
 
     value = requested_at(time.time_ns())
-    body: dict[str, Any] = {"metadata": {"annotations": {REQUESTED_AT: value}}}
+    annotations = dict.fromkeys((REQUESTED_AT, *also), value)
+    body: dict[str, Any] = {"metadata": {"annotations": annotations}}
     if spec:
         body["spec"] = spec
     patched = await patch(session.api, _resource(kind), namespace, name, body)
@@ -296,17 +319,26 @@ def _reconcile_command(args: argparse.Namespace) -> int:
     noun: Noun = args.target
 
     async def work(session: _Session) -> int:
-        await _reconcile(session, noun.kind, session.namespace, args.name, args.with_source)
+        also = [FORCE_AT] * args.force + [RESET_AT] * args.reset
+        await _reconcile(
+            session, noun.kind, session.namespace, args.name, args.with_source, also=also
+        )
         return 0
 
     return _run(args, work)
 
 
 async def _reconcile(
-    session: _Session, kind: str, namespace: str, name: str, with_source: bool
+    session: _Session,
+    kind: str,
+    namespace: str,
+    name: str,
+    with_source: bool,
+    also: Sequence[str] = (),
 ) -> None:
     """Reconcile one object (its source first with ``with_source``) and print how it
-    ended; a failure is a :class:`CommandError` with ``flux``'s message."""
+    ended; a failure is a :class:`CommandError` with ``flux``'s message. ``also`` names
+    the request's companion annotations (a HelmRelease's ``forceAt``, ``resetAt``)."""
     obj = await session.fetch(kind, namespace, name)
     if is_static(obj):
         say("✔", "reconciliation not supported by the object")
@@ -323,7 +355,7 @@ async def _reconcile(
             raise CommandError(str(error)) from None
         await _reconcile(session, source.kind, source.namespace, source.name, source.with_source)
     say("►", f"annotating {kind} {name} in {namespace} namespace")
-    value, _ = await _request(session, kind, namespace, name)
+    value, _ = await _request(session, kind, namespace, name, also)
     say("✔", f"{kind} annotated")
     say("◎", f"waiting for {kind} reconciliation")
     outcome = await session.poll(

@@ -20,7 +20,11 @@ Steps, in order (each failure carries Flux's reason):
 5. **action** with the per-action options, then ``test`` when ``spec.test.enable``; a
    failure counts against ``remediation.retries``: an install failure is remediated by
    uninstalling, an upgrade failure by a rollback (or an uninstall), and once the retries
-   are spent the object stalls (``RetriesExceeded``) until its spec changes;
+   are spent the object stalls (``RetriesExceeded``) until its spec changes or a
+   ``reconcile.fluxcd.io/resetAt`` request clears the counts; a
+   ``reconcile.fluxcd.io/forceAt`` request upgrades once even when nothing changed (both
+   count when equal to ``requestedAt``, once each, as ``fluxd reconcile hr --reset|--force``
+   set them);
 6. **status** as Flux writes it: ``Released``/``TestSuccess``/``Remediated`` conditions,
    ``history`` snapshots of the releases it made, ``lastAttempted*``, failure counters,
    ``storageNamespace``, and Flux's event reasons.
@@ -71,7 +75,7 @@ from fluxd.helm import (
 )
 from fluxd.kube.client import kubeconfig_of
 from fluxd.kube.objects import ConfigMapNotFound, ObjectApi, SecretNotFound
-from fluxd.reconcilers.driver import Context, Reconciler
+from fluxd.reconcilers.driver import REQUESTED_AT_ANNOTATION, Context, Reconciler
 from fluxd.runtime import conditions
 from fluxd.runtime.errors import ReconcileError
 from fluxd.runtime.keys import ObjectKey
@@ -87,6 +91,9 @@ DRIFTED = "Drifted"
 FIELD_MANAGER = "helm-controller"
 DEPENDENCY_REQUEUE = 30.0
 MAX_SNAPSHOTS = 5
+#: Requests that ride with ``requestedAt``: upgrade once, and reset the failure counts.
+FORCE_AT = "reconcile.fluxcd.io/forceAt"
+RESET_AT = "reconcile.fluxcd.io/resetAt"
 OWNER_NAME = "helm.toolkit.fluxcd.io/name"
 OWNER_NAMESPACE = "helm.toolkit.fluxcd.io/namespace"
 
@@ -327,9 +334,12 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
         name = release_name(ctx.key.namespace, ctx.key.name, spec)
         user = self._user(ctx.key.namespace, spec)
         digest = values_digest(values)
-        if status.get("lastAttemptedGeneration") != ctx.generation:
+        if status.get("lastAttemptedGeneration") != ctx.generation or _handle_request(
+            ctx, RESET_AT, "lastHandledResetAt"
+        ):
             for counter in ("failures", "installFailures", "upgradeFailures"):
                 status.pop(counter, None)
+        forced = _handle_request(ctx, FORCE_AT, "lastHandledForceAt")
         status["storageNamespace"] = storage
         status["lastAttemptedRevision"] = chart.version
         status["lastAttemptedConfigDigest"] = digest
@@ -343,6 +353,8 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
             ) from error
         latest = (status.get("history") or [None])[0]
         action = _next_action(current, latest, chart, digest)
+        if action is None and forced:
+            action = "upgrade"
         rendering = _post_rendering_digests(spec)
         if (
             action is None
@@ -606,6 +618,19 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
     def _user(self, namespace: str, spec: HelmReleaseSpec) -> str | None:
         account = spec.service_account_name or self.default_service_account
         return f"system:serviceaccount:{namespace}:{account}" if account else None
+
+
+def _handle_request(ctx: Context[HelmReleaseSpec], annotation: str, handled: str) -> bool:
+    """Whether the request ``annotation`` is new: set to the same value as the object's
+    ``requestedAt`` (so a stale one does not act again) and not yet recorded in the
+    status field ``handled``, where it is recorded now."""
+    annotations = ctx.obj["metadata"].get("annotations") or {}
+    value = annotations.get(annotation)
+    requested = annotations.get(REQUESTED_AT_ANNOTATION)
+    if not value or value != requested or ctx.status.get(handled) == value:
+        return False
+    ctx.status[handled] = value
+    return True
 
 
 def _next_action(

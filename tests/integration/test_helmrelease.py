@@ -22,6 +22,7 @@ from fluxd.kube import client
 from fluxd.kube.resources import CONFIGMAPS
 from fluxd.runtime import conditions
 from tests.chartservers import ChartRepository, package_chart
+from tests.integration.cli import run_fluxd
 from tests.integration.conftest import Fluxd, ready_reason
 from tests.kustomize.oracle import helm_binary
 
@@ -234,6 +235,47 @@ async def test_a_failing_install_is_remediated_then_stalls(
     assert helm_cli(kubeconfig, "list", "-n", fluxd.namespace) == [], (
         "the failed release was uninstalled: nothing half-applied"
     )
+
+    # `reconcile --reset` clears the counts: the retries start over, so the next failure
+    # is a plain InstallFailed (not "after 3 attempts"), and it stalls again after two.
+    code, _, err = await run_fluxd(
+        kubeconfig, "reconcile", "hr", "broken", "-n", fluxd.namespace, "--reset"
+    )
+    assert code == 1
+    assert "✗ HelmRelease reconciliation failed: Helm install failed" in err, err
+    reset = await fluxd.get(HELM_RELEASE, "broken")
+    annotations = reset["metadata"]["annotations"]
+    assert reset["status"]["lastHandledResetAt"] == annotations["reconcile.fluxcd.io/resetAt"]
+    again = await fluxd.wait_for(
+        HELM_RELEASE,
+        "broken",
+        lambda o: (condition(o, "Stalled") or {}).get("reason") == "RetriesExceeded",
+        "Stalled/RetriesExceeded after the reset's two attempts",
+        timeout=90,
+    )
+    assert "Failed to install after 2 attempt(s)" in message(again)
+
+
+async def test_reconcile_force_upgrades_once_without_a_change(
+    fluxd: Fluxd, chart_repo: ChartRepository, kubeconfig: Path
+) -> None:
+    await publish_and_point(fluxd, chart_repo, "1.0.0")
+    await fluxd.create(HELM_RELEASE, "app", release_spec())
+    await fluxd.wait_ready(HELM_RELEASE, "app")
+    ns = fluxd.namespace
+
+    code, _, err = await run_fluxd(kubeconfig, "reconcile", "hr", "app", "-n", ns, "--force")
+    assert code == 0, err
+    history = helm_cli(kubeconfig, "history", "app", "-n", ns)
+    assert [entry["revision"] for entry in history] == [1, 2], "a one-off upgrade"
+    forced = await fluxd.get(HELM_RELEASE, "app")
+    handled = forced["status"]["lastHandledForceAt"]
+    assert handled == forced["metadata"]["annotations"]["reconcile.fluxcd.io/forceAt"]
+
+    # A plain request afterwards leaves the old forceAt behind: no new revision.
+    code, _, err = await run_fluxd(kubeconfig, "reconcile", "hr", "app", "-n", ns)
+    assert code == 0, err
+    assert len(helm_cli(kubeconfig, "history", "app", "-n", ns)) == 2
 
 
 async def test_unserved_fields_stall_by_name(fluxd: Fluxd, chart_repo: ChartRepository) -> None:
