@@ -6,7 +6,8 @@
 from the API server and print each kind's columns (see :mod:`fluxd.cli.table`), with Flux's
 flags ``-A``, ``-n``, ``-l``, ``--status-selector``, ``--no-header`` and ``-w/--watch``. Like
 ``flux``, a kind with nothing to show says so on stderr, and ``get all`` prints one block per
-kind that has objects, naming each ``kind/name``. ``--watch`` (one kind) prints the header,
+kind that has objects, naming each ``kind/name``; ``--show-source`` adds a Kustomization's or
+HelmRelease's source after its name. ``--watch`` (one kind) prints the header,
 then a row for each object as it is and each time it changes, until interrupted. The
 Kubernetes client is imported by the command only, so the rest of the command line starts
 without it.
@@ -55,6 +56,7 @@ class _Query:
     selector: StatusSelector | None
     no_header: bool
     watch: bool
+    show_source: bool
 
     @property
     def with_kind(self) -> bool:
@@ -87,6 +89,7 @@ def add_get_command(commands: argparse._SubParsersAction[argparse.ArgumentParser
         ("Kustomization",),
         summary="Kustomization statuses",
         aliases=["ks", "kustomization"],
+        with_source=True,
     )
     _kind_command(
         kinds,
@@ -94,6 +97,7 @@ def add_get_command(commands: argparse._SubParsersAction[argparse.ArgumentParser
         ("HelmRelease",),
         summary="HelmRelease statuses",
         aliases=["hr", "helmrelease"],
+        with_source=True,
     )
     images = kinds.add_parser(
         "images", aliases=["image"], help="image automation: repository, policy, update, all"
@@ -118,8 +122,10 @@ def _kind_command(
     *,
     summary: str,
     aliases: Sequence[str] = (),
+    with_source: bool = False,
 ) -> None:
-    """One ``get`` leaf listing ``kinds``, with the flags every such command takes."""
+    """One ``get`` leaf listing ``kinds``, with the flags every such command takes
+    (and ``--show-source`` for the kinds that have one)."""
     command = commands.add_parser(word, aliases=list(aliases), help=summary, description=summary)
     command.add_argument("name", nargs="?", help="only the object of this name")
     command.add_argument(
@@ -151,7 +157,11 @@ def _kind_command(
     command.add_argument(
         "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)"
     )
-    command.set_defaults(handler=_get, kinds=kinds)
+    if with_source:
+        command.add_argument(
+            "--show-source", action="store_true", help="show the source of each object"
+        )
+    command.set_defaults(handler=_get, kinds=kinds, show_source=False)
 
 
 def _get(args: argparse.Namespace) -> int:
@@ -168,6 +178,7 @@ def _get(args: argparse.Namespace) -> int:
         selector=selector,
         no_header=args.no_header,
         watch=args.watch,
+        show_source=args.show_source,
     )
     if query.watch and query.with_kind:
         print("✗ --watch follows one kind: name it instead of all", file=sys.stderr)
@@ -223,13 +234,22 @@ async def _print_kind(api: ApiClient, kind: str, query: _Query) -> None:
         return
     all_namespaces = query.namespace is None
     rows = [
-        summary_row(obj, all_namespaces=all_namespaces, with_kind=query.with_kind)
+        summary_row(
+            obj,
+            all_namespaces=all_namespaces,
+            with_kind=query.with_kind,
+            show_source=query.show_source,
+        )
         for obj in objects
         if query.selector is None or query.selector.matches(obj)
     ]
     if query.with_kind and not rows:
         return
-    titles = [] if query.no_header else header(all_namespaces=all_namespaces, kind=kind)
+    titles = (
+        []
+        if query.no_header
+        else header(all_namespaces=all_namespaces, kind=kind, show_source=query.show_source)
+    )
     sys.stdout.write(render_table(titles, rows))
     if query.with_kind:
         sys.stdout.write("\n")
@@ -243,7 +263,8 @@ async def _watch_kind(api: ApiClient, kind: str, query: _Query) -> None:
 
     all_namespaces = query.namespace is None
     if not query.no_header:
-        sys.stdout.write(render_table(header(all_namespaces=all_namespaces, kind=kind), []))
+        titles = header(all_namespaces=all_namespaces, kind=kind, show_source=query.show_source)
+        sys.stdout.write(render_table(titles, []))
     changes = watch(
         api,
         resource_of(lookup(kind)),
@@ -255,7 +276,9 @@ async def _watch_kind(api: ApiClient, kind: str, query: _Query) -> None:
         if change not in ("ADDED", "MODIFIED"):
             continue
         if query.selector is None or query.selector.matches(obj):
-            row = summary_row(obj, all_namespaces=all_namespaces, with_kind=False)
+            row = summary_row(
+                obj, all_namespaces=all_namespaces, with_kind=False, show_source=query.show_source
+            )
             sys.stdout.write(render_table([], [row]))
             sys.stdout.flush()
 

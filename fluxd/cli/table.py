@@ -96,10 +96,27 @@ _COLUMNS = {
 _STATIC_READY = {"Provider": "Provider is Ready", "Alert": "Alert is Ready"}
 
 
-def header(*, all_namespaces: bool, kind: str = "") -> list[str]:
-    """``kind``'s column titles, NAMESPACE first when listing every namespace."""
+def header(*, all_namespaces: bool, kind: str = "", show_source: bool = False) -> list[str]:
+    """``kind``'s column titles, NAMESPACE first when listing every namespace, SOURCE
+    after NAME with ``show_source``."""
     titles = list(_COLUMNS.get(kind, _DEFAULT_COLUMNS))
+    if show_source:
+        titles.insert(1, "SOURCE")
     return ["NAMESPACE", *titles] if all_namespaces else titles
+
+
+def source_cell(obj: Mapping[str, Any]) -> str:
+    """``Kind/namespace/name`` of a Kustomization's or HelmRelease's source: its
+    ``sourceRef``, a HelmRelease's ``chartRef`` or its chart template's ``sourceRef``."""
+    spec = obj.get("spec") or {}
+    ref = (
+        spec.get("sourceRef")
+        or spec.get("chartRef")
+        or (((spec.get("chart") or {}).get("spec") or {}).get("sourceRef"))
+        or {}
+    )
+    namespace = ref.get("namespace") or (obj.get("metadata") or {}).get("namespace") or ""
+    return f"{ref.get('kind', '')}/{namespace}/{ref.get('name', '')}"
 
 
 def _revision(obj: Mapping[str, Any]) -> str:
@@ -117,9 +134,11 @@ def _revision(obj: Mapping[str, Any]) -> str:
     return str((status.get("artifact") or {}).get("revision") or "")
 
 
-def summary_row(obj: Mapping[str, Any], *, all_namespaces: bool, with_kind: bool) -> list[str]:
+def summary_row(
+    obj: Mapping[str, Any], *, all_namespaces: bool, with_kind: bool, show_source: bool = False
+) -> list[str]:
     """One object's row as ``flux get`` shows its kind; ``with_kind`` names it
-    ``kind/name``, as ``get all`` does.
+    ``kind/name``, as ``get all`` does; ``show_source`` adds the source after the name.
 
     Digests are cut to eight characters, except in a HelmChart's revision (a chart
     version) and a HelmRelease's columns; an OCI HelmRepository has no status to show
@@ -141,6 +160,8 @@ def summary_row(obj: Mapping[str, Any], *, all_namespaces: bool, with_kind: bool
         message = truncate_hex(message)
     suspended = "True" if spec.get("suspend") is True else "False"
     row = [name, *_middle(kind, obj, suspended), status, message]
+    if show_source:
+        row.insert(1, source_cell(obj))
     return [str(meta.get("namespace") or ""), *row] if all_namespaces else row
 
 

@@ -83,6 +83,12 @@ async def test_get_prints_flux_columns_for_sources_and_kustomizations(
     code, out, err = await fluxd_get(kubeconfig, "ks", "apps", "-n", ns, "--no-header")
     assert code == 0, err
     assert [cells(line)[:2] for line in out.splitlines()] == [["apps", short]]
+    code, out, err = await fluxd_get(kubeconfig, "ks", "apps", "-n", ns, "--show-source")
+    assert code == 0, err
+    assert [cells(line)[:3] for line in out.splitlines()] == [
+        ["NAME", "SOURCE", "REVISION"],
+        ["apps", f"GitRepository/{ns}/source", short],
+    ]
 
     # -l: a label selector, sent to the API server; a malformed one is its error, exit 1.
     await fluxd.patch(KUSTOMIZATION, "broken", {"metadata": {"labels": {"team": "web"}}})

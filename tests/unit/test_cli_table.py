@@ -202,3 +202,37 @@ def test_notification_kinds_have_fewer_columns_and_flux_ready_text_without_statu
         "False",
         "Provider 'slack' not found",
     ]
+
+
+def test_show_source_names_the_source_after_the_name() -> None:
+    local = flux_object(
+        "Kustomization",
+        "apps",
+        spec={"sourceRef": {"kind": "GitRepository", "name": "repo"}},
+        status={"lastAppliedRevision": f"main@sha1:{SHA}"},
+    )
+    assert summary_row(local, all_namespaces=False, with_kind=False, show_source=True)[:3] == [
+        "apps",
+        "GitRepository/flux-system/repo",
+        "main@sha1:696f056d",
+    ]
+    chart = flux_object(
+        "HelmRelease",
+        "web",
+        spec={"chart": {"spec": {"sourceRef": {"kind": "HelmRepository", "name": "charts"}}}},
+    )
+    assert summary_row(chart, all_namespaces=True, with_kind=False, show_source=True)[:3] == [
+        "flux-system",
+        "web",
+        "HelmRepository/flux-system/charts",
+    ]
+    other = {"kind": "OCIRepository", "name": "chart", "namespace": "shared"}
+    by_ref = flux_object("HelmRelease", "api", spec={"chartRef": other})
+    assert summary_row(by_ref, all_namespaces=False, with_kind=False, show_source=True)[1] == (
+        "OCIRepository/shared/chart"
+    )
+    assert header(all_namespaces=True, kind="Kustomization", show_source=True)[:3] == [
+        "NAMESPACE",
+        "NAME",
+        "SOURCE",
+    ]
