@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 __all__ = ["LogFilter", "add_logs_command", "log_query", "pick_pods", "render_line"]
 
 POD_SELECTOR = "app.kubernetes.io/name=fluxd"
-CONTAINER = "fluxd"
 LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -96,7 +95,10 @@ def log_query(
     *, follow: bool, tail: int | None, since_seconds: float | None, containers: int
 ) -> dict[str, str]:
     """The query of the ``pods/{pod}/log`` request: the container by name when the pod
-    has more than one, since-durations rounded up to whole seconds."""
+    has more than one (``manager``, as in Flux's controllers, so that ``flux logs``
+    reads fluxd too), since-durations rounded up to whole seconds."""
+    from fluxd.api.install import CONTAINER
+
     query: dict[str, str] = {}
     if follow:
         query["follow"] = "true"

@@ -166,7 +166,7 @@ def test_pods_running_and_newest_first_and_log_query() -> None:
         "sinceSeconds": "300",
     }
     assert log_query(follow=False, tail=None, since_seconds=None, containers=2) == {
-        "container": "fluxd"
+        "container": "manager"
     }
 
 
