@@ -7,7 +7,9 @@ a HelmRelease into the objects of its current Helm release, read as Flux reads t
 from the release's storage Secret (``sh.helm.release.v1.<name>.v<version>`` in
 ``status.storageNamespace``; a base64, usually gzipped, JSON release whose manifest
 names the objects), plus the CRDs it installed. Objects that live in a remote cluster
-(``spec.kubeConfig``) are listed but not expanded. ``--compact`` keeps Flux objects only.
+(``spec.kubeConfig``) are listed but not expanded. ``--compact`` keeps Flux objects only;
+``-o json|yaml`` prints the tree as ``flux tree`` does (each object's ``Namespace``,
+``Name`` and ``GroupKind`` under ``resource``, what it reconciles under ``resources``).
 Building the tree and drawing it are pure and tested without a cluster.
 """
 
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
     from fluxd.apply import ObjectRef, RESTMapper
     from fluxd.kube.client import ApiClient
 
-__all__ = ["Node", "add_tree_command", "release_manifest", "render_tree"]
+__all__ = ["Node", "add_tree_command", "release_manifest", "render_tree", "tree_document"]
 
 FLUX_GROUP_SUFFIX = "toolkit.fluxcd.io"
 KUSTOMIZE_GROUP = "kustomize.toolkit.fluxcd.io"
@@ -42,13 +44,13 @@ _CRDS = ("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 class Node:
     """One object of the tree and what it reconciles."""
 
-    text: str
+    ref: ObjectRef
     children: list[Node] = field(default_factory=list)
 
 
 def render_tree(root: Node) -> str:
     """The tree drawn as Flux draws it: the root, then ``├──``/``└──`` branches."""
-    lines = [root.text]
+    lines = [str(root.ref)]
     _branches(root.children, "", lines)
     return "".join(f"{line}\n" for line in lines)
 
@@ -56,8 +58,33 @@ def render_tree(root: Node) -> str:
 def _branches(children: list[Node], indent: str, lines: list[str]) -> None:
     for index, child in enumerate(children):
         last = index == len(children) - 1
-        lines.append(f"{indent}{'└── ' if last else '├── '}{child.text}")
+        lines.append(f"{indent}{'└── ' if last else '├── '}{child.ref}")
         _branches(child.children, indent + ("    " if last else "│   "), lines)
+
+
+def tree_document(node: Node) -> dict[str, Any]:
+    """The tree as ``flux tree -o json|yaml`` prints it; ``resources`` is left out of a
+    node that reconciles nothing."""
+    ref = node.ref
+    resource = {
+        "Namespace": ref.namespace,
+        "Name": ref.name,
+        "GroupKind": {"Group": ref.group, "Kind": ref.kind},
+    }
+    document: dict[str, Any] = {"resource": resource}
+    if node.children:
+        document["resources"] = [tree_document(child) for child in node.children]
+    return document
+
+
+def _print_tree(root: Node, output: str | None) -> str:
+    if output == "json":
+        return json.dumps(tree_document(root), indent=2) + "\n"
+    if output == "yaml":
+        from fluxd.yaml import dump_documents
+
+        return dump_documents([tree_document(root)]) + "\n"
+    return render_tree(root)
 
 
 def release_manifest(secret: Mapping[str, Any]) -> str:
@@ -92,6 +119,9 @@ def add_tree_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
     command.add_argument("name", help="the Kustomization")
     command.add_argument("--compact", action="store_true", help="list Flux objects only")
     command.add_argument(
+        "-o", "--output", choices=("json", "yaml"), help="print the tree as JSON or YAML"
+    )
+    command.add_argument(
         "-n", "--namespace", default="flux-system", help="namespace (default flux-system)"
     )
     command.add_argument(
@@ -109,9 +139,9 @@ def _tree(args: argparse.Namespace) -> int:
             "Kustomization", KUSTOMIZE_GROUP, args.namespace, args.name
         )
         root = ObjectRef(KUSTOMIZE_GROUP, "Kustomization", args.namespace, args.name)
-        node = Node(str(root))
+        node = Node(root)
         await builder.expand_kustomization(node, kustomization)
-        sys.stdout.write(render_tree(node))
+        sys.stdout.write(_print_tree(node, args.output))
         return 0
 
     return run_session(args.kubeconfig, work)
@@ -158,7 +188,7 @@ class _TreeBuilder:
         for ref in refs:
             if not self._shown(ref) or ref.identity == myself.identity:
                 continue
-            child = Node(str(ref))
+            child = Node(ref)
             node.children.append(child)
             if ref.group == HELM_GROUP and ref.kind == "HelmRelease":
                 await self._expand_helmrelease(child, ref)
@@ -194,7 +224,7 @@ class _TreeBuilder:
         objects.extend(
             crd for crd in await self._release_crds(ref, spec) if crd.identity not in listed
         )
-        node.children.extend(Node(str(obj)) for obj in objects if self._shown(obj))
+        node.children.extend(Node(obj) for obj in objects if self._shown(obj))
 
     async def _release_objects(self, manifest: str, namespace: str, where: str) -> list[ObjectRef]:
         """The objects of a release manifest, namespaced ones without a namespace placed

@@ -9,6 +9,7 @@ session's kubeconfig.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import sys
 from pathlib import Path
@@ -194,6 +195,19 @@ async def test_tree_shows_nested_kustomizations(
     code, out, err = await run_fluxd(kubeconfig, "tree", "ks", "outer", "-n", ns, "--compact")
     assert code == 0, err
     assert out == f"Kustomization/{ns}/outer\n└── Kustomization/{ns}/inner\n"
+    code, out, err = await run_fluxd(
+        kubeconfig, "tree", "ks", "outer", "-n", ns, "--compact", "-o", "json"
+    )
+    assert code == 0, err
+    inner = {"GroupKind": {"Group": "kustomize.toolkit.fluxcd.io", "Kind": "Kustomization"}}
+    assert json.loads(out) == {
+        "resource": {**inner, "Namespace": ns, "Name": "outer"},
+        "resources": [{"resource": {**inner, "Namespace": ns, "Name": "inner"}}],
+    }
+    code, out, err = await run_fluxd(kubeconfig, "tree", "ks", "outer", "-n", ns, "-o", "yaml")
+    assert code == 0, err
+    assert out.startswith("resource:\n  GroupKind:\n    Group: kustomize.toolkit.fluxcd.io\n")
+    assert f"      Name: inner-values\n      Namespace: {ns}\n" in out
 
 
 HELM_RELEASE_MANIFEST = """\

@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
+from fluxd.apply import ObjectRef
 from fluxd.cli.events import event_row, event_time, human_duration, last_seen, referenced
 from fluxd.cli.export import clean_object, render_exports
 from fluxd.cli.stats import format_size, kind_row
-from fluxd.cli.tree import Node, release_manifest, render_tree
+from fluxd.cli.tree import Node, release_manifest, render_tree, tree_document
 from fluxd.yaml import load_documents
 
 NOW = datetime(2026, 1, 2, 12, 0, 0, tzinfo=UTC)
@@ -136,16 +137,26 @@ def test_stats_row_counts_running_failing_suspended_and_storage() -> None:
     assert kind_row("Alert", []) == ["Alert", "0", "0", "0", "-"]
 
 
+def _node(text: str, *children: Node) -> Node:
+    """A node from ``Kind/namespace/name`` (``Kind/name`` when cluster-scoped)."""
+    kind, *where = text.split("/")
+    namespace, name = where if len(where) == 2 else ("", where[0])
+    group = {
+        "Kustomization": "kustomize.toolkit.fluxcd.io",
+        "HelmRelease": "helm.toolkit.fluxcd.io",
+    }
+    return Node(ObjectRef(group.get(kind, ""), kind, namespace, name), list(children))
+
+
 def test_tree_is_drawn_with_flux_branches() -> None:
-    root = Node(
+    root = _node(
         "Kustomization/flux-system/apps",
-        [
-            Node(
-                "Kustomization/flux-system/infra",
-                [Node("Namespace/infra"), Node("HelmRelease/infra/db", [Node("Service/infra/db")])],
-            ),
-            Node("ConfigMap/flux-system/settings"),
-        ],
+        _node(
+            "Kustomization/flux-system/infra",
+            _node("Namespace/infra"),
+            _node("HelmRelease/infra/db", _node("Service/infra/db")),
+        ),
+        _node("ConfigMap/flux-system/settings"),
     )
     assert render_tree(root) == (
         "Kustomization/flux-system/apps\n"
@@ -155,7 +166,27 @@ def test_tree_is_drawn_with_flux_branches() -> None:
         "│       └── Service/infra/db\n"
         "└── ConfigMap/flux-system/settings\n"
     )
-    assert render_tree(Node("Kustomization/ns/empty")) == "Kustomization/ns/empty\n"
+    assert render_tree(_node("Kustomization/ns/empty")) == "Kustomization/ns/empty\n"
+
+
+def test_tree_as_data_has_flux_tree_keys() -> None:
+    root = _node("Kustomization/flux-system/apps", _node("Namespace/infra"))
+    assert tree_document(root) == {
+        "resource": {
+            "Namespace": "flux-system",
+            "Name": "apps",
+            "GroupKind": {"Group": "kustomize.toolkit.fluxcd.io", "Kind": "Kustomization"},
+        },
+        "resources": [
+            {
+                "resource": {
+                    "Namespace": "",
+                    "Name": "infra",
+                    "GroupKind": {"Group": "", "Kind": "Namespace"},
+                }
+            }
+        ],
+    }
 
 
 def _storage(release: bytes) -> dict[str, Any]:
