@@ -6,7 +6,9 @@ no status, no server-set metadata (uid, resourceVersion, generation, managedFiel
 timestamps, finalizers), so applying the output to another cluster creates the same
 objects. Each document starts with ``---``. The nouns are Flux's: ``source git|oci|
 helm|chart|bucket|external``, ``kustomization`` (``ks``), ``helmrelease`` (``hr``),
-``alert``, ``alert-provider``, ``receiver``, ``image repository|policy|update``.
+``alert``, ``alert-provider``, ``receiver``, ``image repository|policy|update``. A source
+exported ``--with-credentials`` is followed by the Secret of its ``spec.secretRef`` (name,
+namespace, ``type`` and ``data``), so the pair applies as is elsewhere.
 """
 
 from __future__ import annotations
@@ -91,13 +93,19 @@ def _noun_command(
     )
     command.add_argument("name", nargs="?", help="the object to export")
     command.add_argument("--all", action="store_true", help="every object of the namespace")
+    if noun.group == "source":
+        command.add_argument(
+            "--with-credentials",
+            action="store_true",
+            help="follow each source with the Secret its spec.secretRef names",
+        )
     command.add_argument(
         "-n", "--namespace", default="flux-system", help="namespace (default flux-system)"
     )
     command.add_argument(
         "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)"
     )
-    command.set_defaults(handler=_export, kind=noun.kind)
+    command.set_defaults(handler=_export, kind=noun.kind, with_credentials=False)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -107,6 +115,10 @@ def _export(args: argparse.Namespace) -> int:
 
     async def work(api: ApiClient) -> int:
         objects = await _read(api, args.kind, args.namespace, None if args.all else args.name)
+        if args.with_credentials:
+            objects = [
+                exported for obj in objects for exported in [obj, *await _credentials(api, obj)]
+            ]
         sys.stdout.write(render_exports(objects))
         return 0
 
@@ -141,3 +153,26 @@ async def _read(
     if not found:
         raise CommandError(f"no {kind} objects found in {namespace} namespace")
     return found
+
+
+async def _credentials(api: ApiClient, source: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The Secret ``source``'s ``spec.secretRef`` names, cleaned; none without one."""
+    from fluxd.kube.client import get
+    from fluxd.kube.resources import SECRETS
+
+    name = ((source.get("spec") or {}).get("secretRef") or {}).get("name")
+    if not name:
+        return []
+    namespace = source["metadata"]["namespace"]
+    secret = await get(api, SECRETS, namespace, name, missing_ok=True)
+    if secret is None:
+        raise CommandError(f"failed to retrieve secret {name}: not found in {namespace}")
+    exported: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+    }
+    if secret.get("data"):
+        exported["data"] = secret["data"]
+    exported["type"] = secret.get("type") or "Opaque"
+    return [exported]

@@ -9,6 +9,7 @@ session's kubeconfig.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import socket
 import sys
@@ -306,6 +307,42 @@ async def test_export_round_trips_through_server_side_apply(
             assert written["spec"] == live["spec"] == doc["spec"]
     for kind, name in ((KUSTOMIZATION, "apps"), (GIT_REPOSITORY, "source")):
         await client.delete(api_client, resource_of(kind), other_namespace, name)
+
+
+async def test_export_with_credentials_follows_each_source_with_its_secret(
+    fluxd: Fluxd, kubeconfig: Path
+) -> None:
+    ns = fluxd.namespace
+    await fluxd.secret("git-auth", {"username": "git", "password": "s3cret"})
+    dead = "http://127.0.0.1:9/private.git"
+    spec = {"interval": "1h", "url": dead, "secretRef": {"name": "git-auth"}}
+    await fluxd.create(GIT_REPOSITORY, "private", spec)
+    await fluxd.create(GIT_REPOSITORY, "public", {"interval": "1h", "url": dead})
+
+    code, out, err = await run_fluxd(
+        kubeconfig, "export", "source", "git", "--all", "-n", ns, "--with-credentials"
+    )
+    assert code == 0, err
+    documents = load_documents(out.encode(), source="export")
+    assert [(doc["kind"], doc["metadata"]["name"]) for doc in documents] == [
+        ("GitRepository", "private"),
+        ("Secret", "git-auth"),
+        ("GitRepository", "public"),
+    ]
+    secret = documents[1]
+    assert secret["metadata"] == {"name": "git-auth", "namespace": ns}
+    assert base64.b64decode(secret["data"]["password"]) == b"s3cret"
+    assert secret["type"] == "Opaque"
+
+    # Without the flag no Secret is printed; a secretRef to nothing is an error.
+    code, out, _ = await run_fluxd(kubeconfig, "export", "source", "git", "private", "-n", ns)
+    assert "kind: Secret" not in out
+    await fluxd.patch(GIT_REPOSITORY, "public", {"spec": {"secretRef": {"name": "absent"}}})
+    code, out, err = await run_fluxd(
+        kubeconfig, "export", "source", "git", "public", "-n", ns, "--with-credentials"
+    )
+    assert (code, out) == (1, "")
+    assert err == f"✗ failed to retrieve secret absent: not found in {ns}\n"
 
 
 async def test_missing_objects_and_no_cluster_exit_1_naming_the_problem(
