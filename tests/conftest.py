@@ -26,6 +26,7 @@ from fluxd.kube.client import connect
 pytest_plugins = [
     "tests.gitservers",
     "tests.githubapi",
+    "tests.gitproviders",
     "tests.proxyserver",
     "tests.chartservers",
     "tests.s3servers",

@@ -565,6 +565,7 @@ class SSHServer:
     port: int
     user: str
     keys: SSHKeys
+    authorized_keys: Path  # read on every login: a line added here is accepted at once
 
     def url(self, remote: GitRemote, root: RepoRoot) -> str:
         return f"ssh://{self.user}@127.0.0.1:{self.port}{root.path / remote.name}"
@@ -643,7 +644,7 @@ def git_sshd(git_root: RepoRoot) -> Iterator[SSHServer]:
     )
     try:
         _wait_for_port(port, proc, f"sshd (log: {base / 'sshd.log'})")
-        yield SSHServer(port, getpass.getuser(), keys)
+        yield SSHServer(port, getpass.getuser(), keys, base / "authorized_keys")
     finally:
         _stop(proc)
         log.close()

@@ -13,13 +13,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fluxd.sources import oci
 
-__all__ = ["add_pull_command", "add_push_command"]
+__all__ = [
+    "PULL_LIMIT",
+    "add_pull_command",
+    "add_push_command",
+    "artifact_command",
+    "local_files",
+    "registry_auth",
+    "run_registry_command",
+]
 
 #: Bytes a pulled layer, and the files it unpacks to, may each reach.
 PULL_LIMIT = 1024 * 2**20
@@ -28,8 +37,8 @@ PULL_LIMIT = 1024 * 2**20
 def add_push_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``push artifact`` to the command line."""
     push = commands.add_parser("push", help="publish to an OCI registry")
-    artifact = _artifact_command(
-        push,
+    artifact = artifact_command(
+        push.add_subparsers(dest="kind", required=True),
         summary="push a directory as a Flux OCI artifact",
         description="Package --path (a directory, or one file) as a Flux artifact and push "
         "it to URL (oci://<registry>/<repository>:<tag>), annotated with --source and "
@@ -56,8 +65,8 @@ def add_push_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
 def add_pull_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``pull artifact`` to the command line."""
     pull = commands.add_parser("pull", help="download from an OCI registry")
-    artifact = _artifact_command(
-        pull,
+    artifact = artifact_command(
+        pull.add_subparsers(dest="kind", required=True),
         summary="pull a Flux OCI artifact and unpack it",
         description="Pull URL (oci://<registry>/<repository>:<tag> or @sha256:<digest>) and "
         "unpack its first layer into --output, refusing entries outside it.",
@@ -66,12 +75,16 @@ def add_pull_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
     artifact.set_defaults(handler=_pull)
 
 
-def _artifact_command(
-    verb: argparse.ArgumentParser, *, summary: str, description: str
+def artifact_command(
+    kinds: argparse._SubParsersAction[argparse.ArgumentParser],
+    *,
+    summary: str,
+    description: str,
+    noun: str = "artifact",
 ) -> argparse.ArgumentParser:
-    """``<verb> artifact URL`` with the registry flags every such command takes."""
-    kinds = verb.add_subparsers(dest="kind", required=True)
-    artifact = kinds.add_parser("artifact", help=summary, description=description)
+    """``<verb> artifact URL`` among a verb's ``kinds``, with the registry flags every such
+    command takes."""
+    artifact = kinds.add_parser(noun, help=summary, description=description)
     artifact.add_argument("url", help="oci://<registry>/<repository>[:<tag>|@<digest>]")
     artifact.add_argument("--creds", help="registry credentials as <username>:<password>")
     artifact.add_argument(
@@ -84,67 +97,77 @@ def _artifact_command(
     return artifact
 
 
-def _push(args: argparse.Namespace) -> int:
+def run_registry_command(
+    args: argparse.Namespace,
+    work: Callable[[oci.Reference, oci.RegistryAuth], Coroutine[Any, Any, None]],
+    start: Callable[[oci.Reference], None] | None = None,
+) -> int:
+    """Parse ``args.url``, tell ``start`` (the first progress line), run ``work``: exit 0,
+    or 1 with one ``✗`` line naming what failed."""
     from fluxd.sources import oci
 
     try:
         reference = oci.parse_reference(args.url, insecure=args.insecure_registry)
-        annotations = dict(_key_value(item) for item in args.annotations)
-        files, executables = _files(args.path)
-        print(f"► pushing artifact to {reference}", file=sys.stderr)
-        pushed = asyncio.run(
-            oci.push_files(
-                reference,
-                files,
-                source=args.source,
-                revision=args.revision,
-                auth=_auth(args),
-                executables=executables,
-                annotations=annotations,
-                time_limit=args.timeout,
-            )
-        )
+        auth = registry_auth(args)
+        if start is not None:
+            start(reference)
+        asyncio.run(work(reference, auth))
     except (oci.RegistryError, OSError, ValueError) as error:
         print(f"✗ {error}", file=sys.stderr)
         return 1
-    print(
-        f"✔ artifact successfully pushed to {reference.repository}@{pushed.digest}",
-        file=sys.stderr,
-    )
     return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    from fluxd.sources import oci
+
+    async def work(reference: oci.Reference, auth: oci.RegistryAuth) -> None:
+        annotations = dict(_key_value(item) for item in args.annotations)
+        files, executables = local_files(args.path)
+        pushed = await oci.push_files(
+            reference,
+            files,
+            source=args.source,
+            revision=args.revision,
+            auth=auth,
+            executables=executables,
+            annotations=annotations,
+            time_limit=args.timeout,
+        )
+        print(
+            f"✔ artifact successfully pushed to {reference.repository}@{pushed.digest}",
+            file=sys.stderr,
+        )
+
+    def start(reference: oci.Reference) -> None:
+        print(f"► pushing artifact to {reference}", file=sys.stderr)
+
+    return run_registry_command(args, work, start)
 
 
 def _pull(args: argparse.Namespace) -> int:
     from fluxd.sources import oci
 
-    try:
-        reference = oci.parse_reference(args.url, insecure=args.insecure_registry)
-        print(f"► pulling artifact from {reference}", file=sys.stderr)
-        resolved, pulled = asyncio.run(_pull_layer(reference, _auth(args), args.timeout))
+    async def work(reference: oci.Reference, auth: oci.RegistryAuth) -> None:
+        async with oci.RegistryClient(reference.repository, auth, timeout=args.timeout) as client:
+            resolved = await oci.resolve(client, digest=reference.digest, tag=reference.tag)
+            pulled = await oci.pull(client, resolved.digest, media_type=None, limit=PULL_LIMIT)
         extracted = oci.extract_tarball(pulled.content, limit=PULL_LIMIT)
         _write(args.output, extracted)
-    except (oci.RegistryError, OSError, ValueError) as error:
-        print(f"✗ {error}", file=sys.stderr)
-        return 1
-    source = pulled.annotations.get(oci.SOURCE_ANNOTATION)
-    revision = pulled.annotations.get(oci.REVISION_ANNOTATION)
-    if source and revision:
-        print(f"✔ source {source}, revision {revision}", file=sys.stderr)
-    print(f"✔ artifact {resolved.revision} content extracted to {args.output}", file=sys.stderr)
-    return 0
+        source = pulled.annotations.get(oci.SOURCE_ANNOTATION)
+        revision = pulled.annotations.get(oci.REVISION_ANNOTATION)
+        if source and revision:
+            print(f"✔ source {source}, revision {revision}", file=sys.stderr)
+        print(f"✔ artifact {resolved.revision} content extracted to {args.output}", file=sys.stderr)
+
+    def start(reference: oci.Reference) -> None:
+        print(f"► pulling artifact from {reference}", file=sys.stderr)
+
+    return run_registry_command(args, work, start)
 
 
-async def _pull_layer(
-    reference: oci.Reference, auth: oci.RegistryAuth, time_limit: float
-) -> tuple[oci.Resolved, oci.Pulled]:
-    from fluxd.sources import oci
-
-    async with oci.RegistryClient(reference.repository, auth, timeout=time_limit) as client:
-        resolved = await oci.resolve(client, digest=reference.digest, tag=reference.tag)
-        return resolved, await oci.pull(client, resolved.digest, media_type=None, limit=PULL_LIMIT)
-
-
-def _auth(args: argparse.Namespace) -> oci.RegistryAuth:
+def registry_auth(args: argparse.Namespace) -> oci.RegistryAuth:
+    """The ``--creds`` and ``--ca-file`` of a registry command."""
     from fluxd.sources import oci
 
     username = password = None
@@ -163,7 +186,7 @@ def _key_value(item: str) -> tuple[str, str]:
     return key, value
 
 
-def _files(path: Path) -> tuple[dict[str, bytes], frozenset[str]]:
+def local_files(path: Path) -> tuple[dict[str, bytes], frozenset[str]]:
     """The files to push: those under a directory, or one file under its own name."""
     from fluxd.sources import oci
 

@@ -21,8 +21,9 @@ __all__ = ["add_build_command", "add_diff_command"]
 
 def add_build_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``build kustomization`` to the command line."""
+    build = commands.add_parser("build", help="build objects as fluxd would apply them")
     kustomization = _kustomization_command(
-        commands.add_parser("build", help="build objects as fluxd would apply them"),
+        build.add_subparsers(dest="kind", required=True),
         summary="print the objects a Kustomization applies (or the build of a local directory)",
         description="With NAME: read Kustomization NAME from the cluster, fetch its "
         "GitRepository at the revision it serves, and print the objects exactly as fluxd "
@@ -36,10 +37,15 @@ def add_build_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     kustomization.set_defaults(handler=_build_kustomization)
 
 
-def add_diff_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``diff kustomization`` to the command line."""
+def add_diff_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """Add ``diff kustomization`` to the command line; returns the nouns of ``diff``, to
+    which ``diff artifact`` is added."""
+    diff = commands.add_parser("diff", help="show what applying would change in the cluster")
+    kinds = diff.add_subparsers(dest="kind", required=True)
     kustomization = _kustomization_command(
-        commands.add_parser("diff", help="show what applying would change in the cluster"),
+        kinds,
         summary="server-side dry-run of a Kustomization's objects, as a diff",
         description="Build Kustomization NAME as 'fluxd build kustomization NAME' does (from "
         "its source, or from --path), dry-run every object against the cluster and print "
@@ -52,13 +58,13 @@ def add_diff_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
         "--path", type=Path, help="local directory to build instead of the source"
     )
     kustomization.set_defaults(handler=_diff_kustomization)
+    return kinds
 
 
 def _kustomization_command(
-    verb: argparse.ArgumentParser, *, summary: str, description: str
+    kinds: argparse._SubParsersAction[argparse.ArgumentParser], *, summary: str, description: str
 ) -> argparse.ArgumentParser:
     """``<verb> kustomization`` (alias ``ks``) with the flags every such command takes."""
-    kinds = verb.add_subparsers(dest="kind", required=True)
     kustomization = kinds.add_parser(
         "kustomization", aliases=["ks"], help=summary, description=description
     )

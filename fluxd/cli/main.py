@@ -6,7 +6,8 @@ does ``get`` (:mod:`~fluxd.cli.get`), the status table of Flux objects, the
 inspection commands ``events``, ``tree``, ``stats`` and ``export`` (one module each), and
 ``reconcile``, ``suspend``, ``resume`` and ``delete`` (:mod:`~fluxd.cli.operate`),
 ``check``, ``logs``, ``trace`` and ``create`` (one module each), and ``install`` and
-``uninstall`` (:mod:`~fluxd.cli.install`).
+``uninstall`` (:mod:`~fluxd.cli.install`), and ``bootstrap git``
+(:mod:`~fluxd.cli.bootstrap`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Sequence
 
 from fluxd import __version__
 from fluxd.cli.artifact import add_pull_command, add_push_command
+from fluxd.cli.artifact_tags import add_artifact_tag_commands
+from fluxd.cli.bootstrap import add_bootstrap_command
 from fluxd.cli.check import add_check_command
 from fluxd.cli.create import add_create_command
 from fluxd.cli.events import add_events_command
@@ -42,9 +45,10 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True)
     add_run_command(commands)
     add_build_command(commands)
-    add_diff_command(commands)
+    diff_kinds = add_diff_command(commands)
     add_push_command(commands)
     add_pull_command(commands)
+    add_artifact_tag_commands(commands, diff_kinds)
     add_get_command(commands)
     add_operate_commands(commands)
     add_events_command(commands)
@@ -56,6 +60,7 @@ def parser() -> argparse.ArgumentParser:
     add_trace_command(commands)
     add_create_command(commands)
     add_install_commands(commands)
+    add_bootstrap_command(commands)
     return root
 
 

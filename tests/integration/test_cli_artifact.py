@@ -108,3 +108,62 @@ def test_bad_input_exits_1_naming_the_problem(
 
     assert main(["pull", "artifact", "https://r.io/x", "-o", str(tmp_path / "o")]) == 1
     assert "URL must be in format" in capsys.readouterr().err
+
+
+def test_tag_list_and_diff_artifacts(
+    oci_registry: OCIRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "app.yaml").write_text("kind: ConfigMap\n")
+    repository = oci_registry.fresh_url("cli-tags")
+    flags = ["--insecure-registry"]
+    for version in ("1.0.0", "1.1.0", "2.0.0"):
+        push = ["push", "artifact", f"{repository}:{version}", "--path", str(source)]
+        assert main([*push, "--source", "git@x", "--revision", f"{version}@sha1:1", *flags]) == 0
+    capsys.readouterr()
+
+    # tag: the same manifest under another tag, so the same digest.
+    tag = ["tag", "artifact", f"{repository}:2.0.0", "--tag", "latest", "--tag", "stable"]
+    assert main([*tag, *flags]) == 0
+    err = capsys.readouterr().err.splitlines()
+    bare = repository.removeprefix("oci://")
+    assert err == [
+        "► tagging artifact",
+        f"✔ artifact tagged as {bare}:latest",
+        f"✔ artifact tagged as {bare}:stable",
+    ]
+
+    # list: every tag with its digest, source and revision; filters by regex and semver.
+    assert main(["list", "artifacts", repository, *flags]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert rows[0] == ["ARTIFACT", "DIGEST", "SOURCE", "REVISION"]
+    by_tag = {row[0].rpartition(":")[2]: row for row in rows[1:]}
+    assert sorted(by_tag) == ["1.0.0", "1.1.0", "2.0.0", "latest", "stable"]
+    assert by_tag["latest"][1] == by_tag["2.0.0"][1] != by_tag["1.0.0"][1]
+    assert by_tag["1.1.0"][2:] == ["git@x", "1.1.0@sha1:1"]
+    assert main(["list", "artifacts", repository, "--filter-semver", ">=1.1.0", *flags]) == 0
+    shown = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert shown == [f"{bare}:2.0.0", f"{bare}:1.1.0"], "highest version first"
+    assert main(["list", "artifacts", repository, "--filter-regex", "^st", *flags]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]] == [
+        f"{bare}:stable"
+    ]
+
+    # diff: nothing against what was pushed; a change names the file and exits 1.
+    diff = ["diff", "artifact", f"{repository}:latest", "--path", str(source), *flags]
+    assert main(diff) == 0
+    assert capsys.readouterr().err == "✔ no changes detected\n"
+    (source / "app.yaml").write_text("kind: Secret\n")
+    (source / "new.yaml").write_text("a: 1\n")
+    assert main(diff) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "~ app.yaml\n+ new.yaml\n"
+    assert "differs from" in captured.err
+    assert "(2 file(s))" in captured.err
+
+    # A tag that does not exist, and a bad filter, exit 1 naming them.
+    assert main(["tag", "artifact", f"{repository}:9.9.9", "--tag", "x", *flags]) == 1
+    assert "9.9.9" in capsys.readouterr().err
+    assert main(["list", "artifacts", repository, "--filter-regex", "(", *flags]) == 1
+    assert "--filter-regex '(' is not valid" in capsys.readouterr().err

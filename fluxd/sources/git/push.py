@@ -9,6 +9,11 @@ start again from a fresh checkout, so a concurrent commit is never overwritten.
 
 Refspecs (``spec.git.push.refspec``) push the same commit to more refs: their source must
 be the pushed commit (``HEAD``, the branch, or ``refs/heads/<branch>``), a ``+`` forces.
+
+A branch the remote does not have yet (an empty repository has none) is started by
+:func:`unborn_checkout`: its first commit has no parent, and the push creates the branch
+only if nobody created it meanwhile. :func:`branch_checkout` picks one or the other, as
+``fluxd bootstrap`` needs.
 """
 
 from __future__ import annotations
@@ -27,11 +32,21 @@ from dulwich.objects import Blob, ObjectID, Tree
 from dulwich.objects import Commit as DulwichCommit
 from dulwich.pack import UnpackedObject
 from dulwich.refs import Ref
+from dulwich.repo import MemoryRepo
 
-from fluxd.sources.git.remote import Checkout, explain_failure
+from fluxd.api import GitRepositoryRef
+from fluxd.sources.git.remote import Checkout, Commit, checkout, explain_failure
 from fluxd.sources.git.transport import GitAuth, GitError, open_client, redact_url
 
-__all__ = ["Author", "PushConflict", "Refspec", "commit_and_push", "parse_refspec"]
+__all__ = [
+    "Author",
+    "PushConflict",
+    "Refspec",
+    "branch_checkout",
+    "commit_and_push",
+    "parse_refspec",
+    "unborn_checkout",
+]
 
 #: What a git server says of a ref that moved under the push (a race with another push).
 _MOVED = ("non-fast-forward", "fetch first", "failed to update ref", "failed to lock")
@@ -73,6 +88,54 @@ def parse_refspec(text: str, branch: str) -> Refspec:
             f" ('HEAD' or the branch '{branch}')"
         )
     return Refspec(destination, bool(force))
+
+
+def unborn_checkout(branch: str) -> Checkout:
+    """A checkout of ``branch`` where the remote has no such branch: no files, no commit;
+    :func:`commit_and_push` on it makes a root commit and creates the branch."""
+    nothing = Commit(
+        sha="", revision="", message="", author="", signed_payload=None, signature=None
+    )
+    return Checkout(nothing, {}, MemoryRepo(), branch, None)
+
+
+async def branch_checkout(
+    url: str,
+    auth: GitAuth,
+    timeout: float,  # noqa: ASYNC109 - the caller's deadline for each git connection
+    *,
+    branch: str,
+) -> Checkout:
+    """The tip of ``branch`` to commit on (depth 1), or :func:`unborn_checkout` when the
+    remote has no such branch; GitError when the remote cannot be listed."""
+    work = functools.partial(_has_branch_sync, url, auth, timeout, branch)
+    try:
+        with anyio.fail_after(timeout):
+            exists = await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+    except TimeoutError:
+        raise GitError(
+            f"unable to list the branches of '{redact_url(url)}': timed out after {timeout:g}s"
+        ) from None
+    if not exists:
+        return unborn_checkout(branch)
+    return await checkout(url, GitRepositoryRef(branch=branch), auth, timeout, branch=branch)
+
+
+def _has_branch_sync(url: str, auth: GitAuth, timeout: float, branch: str) -> bool:
+    wanted = f"refs/heads/{branch}".encode()
+    try:
+        client, path = open_client(url, auth, timeout)
+        try:
+            refs = client.get_refs(path.encode(), ref_prefix=[wanted]).refs
+        finally:
+            client.close()
+    except GitError:
+        raise
+    except Exception as error:
+        cause, reason = explain_failure(error)
+        message = f"unable to list the branches of '{redact_url(url)}': {cause}"
+        raise GitError(_redacted(message, auth), reason=reason) from error
+    return any(bytes(name) == wanted for name in refs)
 
 
 async def commit_and_push(
@@ -130,11 +193,15 @@ def _commit_and_push_sync(
     sign: Callable[[bytes], bytes] | None,
 ) -> str:
     store = checkout.repo.object_store
-    base = store[ObjectID(checkout.commit.sha.encode("ascii"))]
-    assert isinstance(base, DulwichCommit)
     commit = DulwichCommit()
-    commit.tree = _replace_files(store, base.tree, _split(files))
-    commit.parents = [base.id]
+    if checkout.commit.sha:
+        base = store[ObjectID(checkout.commit.sha.encode("ascii"))]
+        assert isinstance(base, DulwichCommit)
+        commit.tree = _replace_files(store, base.tree, _split(files))
+        commit.parents = [base.id]
+    else:  # an unborn branch: the root commit
+        commit.tree = _replace_files(store, b"", _split(files))
+        commit.parents = []
     commit.author = commit.committer = author.line()
     commit.author_time = commit.commit_time = int(time.time())
     commit.author_timezone = commit.commit_timezone = 0

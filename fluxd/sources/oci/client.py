@@ -126,11 +126,12 @@ class RegistryClient:
             raise self._status_error("HEAD", url, status, b"", what=f"tag '{tag}'")
         return (await self.manifest(tag)).digest
 
-    async def manifest(self, name: str) -> Manifest:
+    async def manifest(self, name: str, *, keep_index: bool = False) -> Manifest:
         """The manifest of a tag or digest; one of an image index is the ``linux/amd64``
-        (or else the first) entry's, as go-containerregistry picks it."""
+        (or else the first) entry's, as go-containerregistry picks it, unless
+        ``keep_index`` asks for the index itself (to tag it as it is)."""
         found = await self._manifest(name)
-        if found.media_type in (OCI_INDEX, DOCKER_MANIFEST_LIST):
+        if not keep_index and found.media_type in (OCI_INDEX, DOCKER_MANIFEST_LIST):
             found = await self._manifest(_platform_entry(found))
         return found
 
