@@ -75,6 +75,12 @@ def add_run_command(commands: argparse._SubParsersAction[argparse.ArgumentParser
         "impersonate, in their own namespace (multi-tenancy lockdown)",
     )
     run.add_argument(
+        "--no-cross-namespace-refs",
+        action="store_true",
+        default=_DEFAULTS.no_cross_namespace_refs,
+        help="refuse references to objects of another namespace (multi-tenancy lockdown)",
+    )
+    run.add_argument(
         "--watch-configs-label-selector",
         default=_DEFAULTS.watch_configs_label_selector,
         help="ConfigMaps and Secrets with these labels wake the Kustomizations that read "

@@ -63,6 +63,7 @@ from fluxd.reconcilers.receiver import ReceiverReconciler
 from fluxd.runtime.keys import ObjectKey
 from fluxd.runtime.metrics import Metrics
 from fluxd.runtime.scheduler import Outcome, Scheduler
+from fluxd.runtime.tenancy import Tenancy
 from fluxd.sources.artifact import Artifact
 from fluxd.sources.cache import ArtifactCache
 from fluxd.sources.external import ExternalArtifacts
@@ -104,6 +105,7 @@ class Daemon:
         )
         # What ImageRepositories scanned, read by the ImagePolicies.
         scans = ScanStore()
+        tenancy = Tenancy(no_cross_namespace_refs=options.no_cross_namespace_refs)
         self.reconcilers: list[Reconciler[Any]] = [
             GitRepositoryReconciler(
                 objects=self.objects,
@@ -147,6 +149,7 @@ class Daemon:
                 track_sources=self.scheduler.track_sources,
                 access=self.helm_access,
                 default_service_account=options.default_service_account,
+                tenancy=tenancy,
             ),
             KustomizationReconciler(
                 objects=self.objects,
@@ -154,6 +157,7 @@ class Daemon:
                 track_sources=self.scheduler.track_sources,
                 access=self.cluster_access,
                 external=ExternalArtifacts(self.cache.store),
+                tenancy=tenancy,
             ),
             ImageRepositoryReconciler(
                 objects=self.objects, scans=scans, wake=self.scheduler.wake_dependents
@@ -163,11 +167,13 @@ class Daemon:
                 scans=scans,
                 track_sources=self.scheduler.track_sources,
                 wake=self.scheduler.wake_dependents,
+                tenancy=tenancy,
             ),
             ImageUpdateAutomationReconciler(
                 objects=self.objects,
                 track_sources=self.scheduler.track_sources,
                 enqueue=self.scheduler.enqueue,
+                tenancy=tenancy,
             ),
             ProviderReconciler(objects=self.objects),
             AlertReconciler(objects=self.objects),

@@ -29,6 +29,9 @@ class Options:
     #: Flux's ``--default-service-account``: Kustomizations without
     #: ``spec.serviceAccountName`` impersonate this account of their own namespace.
     default_service_account: str | None = None
+    #: Flux's ``--no-cross-namespace-refs``: references to another namespace's objects
+    #: (sources, charts, image repositories, events for Alerts) are refused.
+    no_cross_namespace_refs: bool = False
     #: Flux's ``--watch-configs-label-selector``: ConfigMaps and Secrets with these labels
     #: wake the objects that read them (``postBuild.substituteFrom``) when they change;
     #: empty watches none.

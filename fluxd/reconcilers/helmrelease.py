@@ -79,6 +79,7 @@ from fluxd.reconcilers.driver import REQUESTED_AT_ANNOTATION, Context, Reconcile
 from fluxd.runtime import conditions
 from fluxd.runtime.errors import ReconcileError
 from fluxd.runtime.keys import ObjectKey
+from fluxd.runtime.tenancy import UNRESTRICTED, Tenancy
 from fluxd.sources.artifact import Artifact
 from fluxd.sources.cache import ArtifactCache
 
@@ -123,12 +124,14 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
         track_sources: Callable[[ObjectKey, Iterable[ObjectKey]], None],
         access: ClusterAccess,
         default_service_account: str | None = None,
+        tenancy: Tenancy = UNRESTRICTED,
     ) -> None:
         self.objects = objects
         self.cache = cache
         self.track_sources = track_sources
         self.access = access
         self.default_service_account = default_service_account
+        self.tenancy = tenancy
         self._releases: Releases | None = None
 
     @property
@@ -216,11 +219,14 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
                     "use a HelmChart, an OCIRepository or spec.chart",
                     stalled=True,
                 )
-            return ObjectKey(ref.kind, ref.namespace or ctx.key.namespace, ref.name)
+            key = ObjectKey(ref.kind, ref.namespace or ctx.key.namespace, ref.name)
+            self._check_access(ctx, key)
+            return key
         assert spec.chart is not None
         template = spec.chart.spec
         namespace = template.source_ref.namespace or ctx.key.namespace
         name = f"{ctx.key.namespace}-{ctx.key.name}"
+        self._check_access(ctx, ObjectKey(HELM_CHART.kind, namespace, name))
         meta = spec.chart.metadata
         labels = {
             **(dict(meta.labels) if meta and meta.labels else {}),
@@ -256,6 +262,14 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
             ctx.log.info("HelmChart applied", helm_chart=f"{namespace}/{name}")
         ctx.status["helmChart"] = f"{namespace}/{name}"
         return ObjectKey(HELM_CHART.kind, namespace, name)
+
+    def _check_access(self, ctx: Context[HelmReleaseSpec], chart: ObjectKey) -> None:
+        self.tenancy.check(
+            ctx.key.namespace,
+            chart.namespace,
+            "cross-namespace references are not allowed: cannot access "
+            f"{chart.kind} {chart.namespace}/{chart.name}",
+        )
 
     async def _check_dependencies(self, dependencies: list[ObjectKey]) -> None:
         for dependency in dependencies:

@@ -35,6 +35,7 @@ from fluxd.kube.objects import ObjectApi
 from fluxd.reconcilers.driver import Context, Reconciler
 from fluxd.runtime.errors import ReconcileError
 from fluxd.runtime.keys import ObjectKey
+from fluxd.runtime.tenancy import UNRESTRICTED, Tenancy
 from fluxd.sources import oci
 
 __all__ = ["ImagePolicyReconciler"]
@@ -57,8 +58,10 @@ class ImagePolicyReconciler(Reconciler[ImagePolicySpec]):
         scans: ScanStore,
         track_sources: Callable[[ObjectKey, Iterable[ObjectKey]], None],
         wake: Callable[[ObjectKey], object],
+        tenancy: Tenancy = UNRESTRICTED,
     ) -> None:
         self.objects = objects
+        self.tenancy = tenancy
         self.scans = scans
         self.track_sources = track_sources
         self.wake = wake
@@ -115,6 +118,12 @@ class ImagePolicyReconciler(Reconciler[ImagePolicySpec]):
         self, own_namespace: str, namespace: str, name: str
     ) -> ImageRepositorySpec:
         """The referenced ImageRepository's spec, when it exists and lets us read it."""
+        self.tenancy.check(
+            own_namespace,
+            namespace,
+            f"cannot access 'ImageRepository/{namespace}/{name}', cross-namespace "
+            "references have been blocked",
+        )
         obj = await self.objects.read(IMAGE_REPOSITORY, namespace, name)
         if obj is None:
             raise ReconcileError(

@@ -53,6 +53,7 @@ from fluxd.labels import LabelMatcher, parse_label_selector
 from fluxd.reconcilers.driver import Context, Reconciler
 from fluxd.runtime.errors import ReconcileError
 from fluxd.runtime.keys import ObjectKey
+from fluxd.runtime.tenancy import UNRESTRICTED, Tenancy
 from fluxd.sources import git
 
 __all__ = ["ImageUpdateAutomationReconciler"]
@@ -91,8 +92,10 @@ class ImageUpdateAutomationReconciler(Reconciler[ImageUpdateAutomationSpec]):
         objects: ObjectApi,
         track_sources: Callable[[ObjectKey, Iterable[ObjectKey]], None],
         enqueue: Callable[[ObjectKey], None],
+        tenancy: Tenancy = UNRESTRICTED,
     ) -> None:
         self.objects = objects
+        self.tenancy = tenancy
         self.track_sources = track_sources
         self.enqueue = enqueue
 
@@ -194,6 +197,12 @@ class ImageUpdateAutomationReconciler(Reconciler[ImageUpdateAutomationSpec]):
         self, namespace: str, spec: ImageUpdateAutomationSpec, git_spec: GitSpec
     ) -> _Source:
         source_namespace, name = _source_key(spec, namespace)
+        self.tenancy.check(
+            namespace,
+            source_namespace,
+            f"can't access 'GitRepository/{source_namespace}/{name}', cross-namespace "
+            "references have been blocked",
+        )
         where = f"GitRepository '{source_namespace}/{name}'"
         obj = await self.objects.read(GIT_REPOSITORY, source_namespace, name)
         if obj is None:

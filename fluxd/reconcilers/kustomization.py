@@ -95,6 +95,7 @@ from fluxd.runtime import conditions
 from fluxd.runtime.errors import ReconcileError
 from fluxd.runtime.history import manifests_digest, upsert
 from fluxd.runtime.keys import ObjectKey
+from fluxd.runtime.tenancy import UNRESTRICTED, Tenancy
 from fluxd.sources.artifact import Artifact
 from fluxd.sources.cache import ArtifactCache
 from fluxd.sources.external import ExternalArtifactError, ExternalArtifacts
@@ -131,8 +132,10 @@ class KustomizationReconciler(Reconciler[KustomizationSpec]):
         track_sources: Callable[[ObjectKey, Iterable[ObjectKey]], None],
         access: ClusterAccess,
         external: ExternalArtifacts,
+        tenancy: Tenancy = UNRESTRICTED,
     ) -> None:
         self.objects = objects
+        self.tenancy = tenancy
         self.cache = cache
         #: Verified downloads of ExternalArtifact sources, which no fluxd reconciler makes.
         self.external = external
@@ -382,7 +385,14 @@ class KustomizationReconciler(Reconciler[KustomizationSpec]):
 
     def _source_key(self, ctx: Context[KustomizationSpec]) -> ObjectKey:
         ref = ctx.spec.source_ref
-        return ObjectKey(ref.kind, ref.namespace or ctx.key.namespace, ref.name)
+        key = ObjectKey(ref.kind, ref.namespace or ctx.key.namespace, ref.name)
+        self.tenancy.check(
+            ctx.key.namespace,
+            key.namespace,
+            f"can't access '{key.kind}/{key.namespace}/{key.name}', cross-namespace "
+            "references have been blocked",
+        )
+        return key
 
     async def _check_dependencies(
         self,
