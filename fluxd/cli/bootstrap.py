@@ -37,12 +37,13 @@ if TYPE_CHECKING:
     from fluxd.kube.client import ApiClient
     from fluxd.sources.git.transport import GitAuth
 
-__all__ = ["add_bootstrap_command", "sync_url"]
+__all__ = ["add_bootstrap_command", "decoded_secret", "read_flag_file", "say", "sync_url"]
 
 PASSWORD_VARIABLE = "GIT_PASSWORD"
 
 
-def _say(line: str) -> None:
+def say(line: str) -> None:
+    """One progress line, on stderr as Flux prints them."""
     print(line, file=sys.stderr, flush=True)
 
 
@@ -78,7 +79,7 @@ class _Credentials:
 def _https_credentials(args: argparse.Namespace, password: str) -> _Credentials:
     from fluxd.sources.git.transport import GitAuth
 
-    ca = _read_file(args.ca_file, "--ca-file") if args.ca_file else None
+    ca = read_flag_file(args.ca_file, "--ca-file") if args.ca_file else None
     data: dict[str, bytes] = {}
     if args.with_bearer_token:
         auth = GitAuth(bearer_token=password, ca_file=ca)
@@ -114,14 +115,14 @@ async def _ssh_credentials(
         if args.private_key_file:
             source = f"--private-key-file {args.private_key_file}"
             key = load_deploy_key(
-                _read_file(args.private_key_file, "--private-key-file"), password, source=source
+                read_flag_file(args.private_key_file, "--private-key-file"), password, source=source
             )
             generated = False
         else:
             existing = await get(api, SECRETS, args.namespace, secret_name, missing_ok=True)
-            data = _decoded((existing or {}).get("data") or {})
+            data = decoded_secret((existing or {}).get("data") or {})
             if "identity" in data and "known_hosts" in data:
-                _say(f"✔ using the deploy key in Secret {args.namespace}/{secret_name}")
+                say(f"✔ using the deploy key in Secret {args.namespace}/{secret_name}")
                 passphrase = data.get("password")
                 auth = GitAuth(
                     identity=data["identity"],
@@ -131,7 +132,7 @@ async def _ssh_credentials(
                 return _Credentials(auth, None)
             key = generate_deploy_key()
             generated = True
-        _say(f"► scanning the host key of {host}:{port or 22}")
+        say(f"► scanning the host key of {host}:{port or 22}")
         known_hosts = await anyio.to_thread.run_sync(
             scan_host_key, host, port, scan_timeout, abandon_on_cancel=True
         )
@@ -147,8 +148,8 @@ async def _ssh_credentials(
     auth = GitAuth(identity=key.private, passphrase=password, known_hosts=known_hosts)
     if not generated:
         return _Credentials(auth, data)
-    _say(f"✚ deploy key: {key.public}")
-    _say("► please give the deploy key write access to the repository")
+    say(f"✚ deploy key: {key.public}")
+    say("► please give the deploy key write access to the repository")
     await _save_deploy_key(api, args.namespace, secret_name, data)
     return _Credentials(auth, None, generated=True)
 
@@ -175,16 +176,18 @@ async def _save_deploy_key(
         force=True,
     )
     await apply_secret(api, namespace, name, data)
-    _say(f"✔ saved the deploy key in Secret {namespace}/{name}")
+    say(f"✔ saved the deploy key in Secret {namespace}/{name}")
 
 
-def _decoded(data: Mapping[str, str]) -> dict[str, bytes]:
+def decoded_secret(data: Mapping[str, str]) -> dict[str, bytes]:
+    """A Secret's ``data`` as bytes."""
     import base64
 
     return {key: base64.b64decode(value) for key, value in data.items()}
 
 
-def _read_file(path: str, flag: str) -> bytes:
+def read_flag_file(path: str, flag: str) -> bytes:
+    """The file a flag names; :class:`CommandError` naming the flag when unreadable."""
     try:
         return Path(path).read_bytes()
     except OSError as error:
@@ -227,7 +230,7 @@ def _bootstrap_git(args: argparse.Namespace) -> int:
     try:
         url, path, timeout = _validate(args)
     except ValueError as error:
-        _say(f"✗ {error}")
+        say(f"✗ {error}")
         return 1
     password = _password(args)
     options = InstallOptions(
@@ -252,7 +255,7 @@ def _bootstrap_git(args: argparse.Namespace) -> int:
                 options=options,
                 interval=args.interval,
                 author=Author(args.author_name, args.author_email),
-                say=_say,
+                say=say,
                 timeout=timeout,
                 secret_data=credentials.secret_data,
                 secret_name=args.secret_name or args.namespace,
@@ -265,14 +268,17 @@ def _bootstrap_git(args: argparse.Namespace) -> int:
                     f" {redact_url(url)} and run bootstrap again (it keeps the key)"
                 ) from None
             raise
-        _say("✔ bootstrap finished")
+        say("✔ bootstrap finished")
         return 0
 
     return run_session(args.kubeconfig, work)
 
 
-def add_bootstrap_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``bootstrap git`` to the command line."""
+def add_bootstrap_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """Add ``bootstrap git`` to the command line; returns the targets of ``bootstrap``,
+    to which :mod:`~fluxd.cli.bootstrap_provider` adds ``github`` and ``gitlab``."""
     bootstrap = commands.add_parser(
         "bootstrap",
         help="deploy fluxd on a cluster synced from a Git repository",
@@ -344,3 +350,4 @@ def add_bootstrap_command(commands: argparse._SubParsersAction[argparse.Argument
     )
     git.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
     git.set_defaults(handler=_bootstrap_git)
+    return targets

@@ -141,16 +141,19 @@ async def bootstrap_repository(
     secret_data: Mapping[str, bytes] | None,
     secret_name: str | None = None,
     commit_message_appendix: str = "",
+    sync_url: str | None = None,
 ) -> str:
     """Bootstrap the cluster from ``branch`` of ``url`` (see the module text); the commit
     the cluster was synced to. ``secret_data`` is the source Secret's data (``None``
-    keeps the Secret already in the cluster); ``path`` is a :func:`repository_path`."""
+    keeps the Secret already in the cluster); ``path`` is a :func:`repository_path`;
+    ``sync_url`` is the URL the cluster fetches when it is not the one pushed to (a
+    provider's SSH URL, the CLI pushing over HTTPS with a token)."""
     deadline = time.monotonic() + timeout
     namespace = options.namespace
     secret = secret_name or namespace
     sync = sync_objects(
         namespace=namespace,
-        url=url,
+        url=sync_url or url,
         branch=branch,
         interval=interval,
         path=path,

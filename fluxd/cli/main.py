@@ -6,8 +6,9 @@ does ``get`` (:mod:`~fluxd.cli.get`), the status table of Flux objects, the
 inspection commands ``events``, ``tree``, ``stats`` and ``export`` (one module each), and
 ``reconcile``, ``suspend``, ``resume`` and ``delete`` (:mod:`~fluxd.cli.operate`),
 ``check``, ``logs``, ``trace`` and ``create`` (one module each), and ``install`` and
-``uninstall`` (:mod:`~fluxd.cli.install`), and ``bootstrap git``
-(:mod:`~fluxd.cli.bootstrap`).
+``uninstall`` (:mod:`~fluxd.cli.install`), ``bootstrap git`` (:mod:`~fluxd.cli.bootstrap`)
+and ``bootstrap github|gitlab`` (:mod:`~fluxd.cli.bootstrap_provider`), and ``tag``, ``list``
+and ``diff`` of artifacts (:mod:`~fluxd.cli.artifact_tags`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from fluxd import __version__
 from fluxd.cli.artifact import add_pull_command, add_push_command
 from fluxd.cli.artifact_tags import add_artifact_tag_commands
 from fluxd.cli.bootstrap import add_bootstrap_command
+from fluxd.cli.bootstrap_provider import add_bootstrap_provider_commands
 from fluxd.cli.check import add_check_command
 from fluxd.cli.create import add_create_command
 from fluxd.cli.events import add_events_command
@@ -60,7 +62,7 @@ def parser() -> argparse.ArgumentParser:
     add_trace_command(commands)
     add_create_command(commands)
     add_install_commands(commands)
-    add_bootstrap_command(commands)
+    add_bootstrap_provider_commands(add_bootstrap_command(commands))
     return root
 
 

@@ -5,7 +5,9 @@ in-process daemon's log."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 __all__ = ["REPO", "run_fluxd"]
@@ -14,10 +16,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 async def run_fluxd(
-    kubeconfig: Path, *args: str, answer: str | None = None
+    kubeconfig: Path,
+    *args: str,
+    answer: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> tuple[int, str, str]:
-    """``python -m fluxd ARGS --kubeconfig KUBECONFIG``, ``answer`` typed on its stdin:
-    (exit status, stdout, stderr)."""
+    """``python -m fluxd ARGS --kubeconfig KUBECONFIG``, ``answer`` typed on its stdin and
+    ``env`` added to its environment: (exit status, stdout, stderr)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -26,6 +31,7 @@ async def run_fluxd(
         "--kubeconfig",
         str(kubeconfig),
         cwd=REPO,
+        env={**os.environ, **(env or {})},
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
