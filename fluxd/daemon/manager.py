@@ -180,7 +180,11 @@ class Daemon:
             ReceiverReconciler(objects=self.objects),
         ]
         # Every recorded event is matched against the Alerts in the informers' stores.
-        self.dispatcher = Dispatcher(objects=self.objects, informers=self.informers)
+        self.dispatcher = Dispatcher(
+            objects=self.objects,
+            informers=self.informers,
+            no_cross_namespace_refs=options.no_cross_namespace_refs,
+        )
         self.events.add_listener(self.dispatcher.listen)
         self.receivers = ReceiverServer(objects=self.objects, informers=self.informers)
         # The status UI hears the events fluxd records and every row change.

@@ -51,8 +51,16 @@ META_REVISION = "revision"
 META_ORIGIN_REVISION = "originRevision"
 META_DIGEST = "digest"
 META_TOKEN = "token"
+EVENT_ANNOTATION_PREFIX = "event.toolkit.fluxcd.io/"
 
 log = structlog.stdlib.get_logger(__name__)
+
+
+def _event_annotations(obj: Mapping[str, Any]) -> dict[str, str]:
+    """The object's own ``event.toolkit.fluxcd.io/`` annotations, which Flux's recorder
+    adds to every event about it (``change_request`` names its pull request)."""
+    own = (obj.get("metadata") or {}).get("annotations") or {}
+    return {k: str(v) for k, v in own.items() if k.startswith(EVENT_ANNOTATION_PREFIX)}
 
 
 def meta_key(obj: Mapping[str, Any], key: str) -> str:
@@ -156,6 +164,7 @@ class EventRecorder:
         """
         ref = involved_object(obj)
         component = component or self._component
+        annotations = {**(annotations or {}), **_event_annotations(obj)}
         now = datetime.now(UTC)
         # client-go's aggregation key: everything but the object's resourceVersion.
         identity = tuple(sorted((k, v) for k, v in ref.items() if k != "resourceVersion"))

@@ -7,6 +7,9 @@
 - :mod:`~fluxd.notify.chat`: the chat and incident tools' requests;
 - :mod:`~fluxd.notify.pagerduty`: PagerDuty's incidents and change events;
 - :mod:`~fluxd.notify.commit_status`: git services' commit statuses, GitHub dispatch;
+- :mod:`~fluxd.notify.commit_status_expr`: the status id from ``spec.commitStatusExpr``;
+- :mod:`~fluxd.notify.pr_comment`: comments on pull and merge requests;
+- :mod:`~fluxd.notify.git_service`: git services' addresses, tokens and bodies;
 - :mod:`~fluxd.notify.settings`: a Provider's address, credentials, TLS and proxy;
 - :mod:`~fluxd.notify.delivery`: sending with Flux's retries and timeout;
 - :mod:`~fluxd.notify.dispatcher`: the EventRecorder listener and the bounded senders;

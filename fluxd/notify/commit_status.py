@@ -4,9 +4,11 @@ Bitbucket Server and Azure DevOps, plus GitHub's ``repository_dispatch``.
 Each builder turns one event into the status Flux's notification-controller posts
 (``internal/notifier``) for the commit in the event's ``revision`` metadata: the same
 endpoint, JSON fields in the same order, state mapping, description (the reason split
-into lower-case words) and status id. The id is Flux's default,
-``<kind>/<name>/<first part of the Provider's UID>`` lower-cased, so two clusters (two
-Provider UIDs) never overwrite each other's status. The repository comes from
+into lower-case words) and status id. The id is what the Provider's
+``spec.commitStatusExpr`` gave for the event (:attr:`ProviderSettings.commit_status`),
+or else Flux's default, ``<kind>/<name>/<first part of the Provider's UID>``
+lower-cased, so two clusters (two Provider UIDs) never overwrite each other's status.
+The repository comes from
 ``spec.address`` parsed as Flux parses git URLs (``https://host/owner/repo(.git)``,
 ``ssh://git@host/owner/repo``, ``git@host:owner/repo``); its host is the service's
 (GitHub Enterprise under ``/api/v3``, self-hosted GitLab, Gitea, Bitbucket Server and
@@ -18,7 +20,9 @@ id already has this state and description. Progressing events are skipped
 (:class:`~fluxd.notify.request.NothingToSend`), except on Gitea, which shows them as
 ``pending``; an event without a usable revision fails its delivery
 (:class:`~fluxd.notify.request.UnsendableEvent`), as it fails in Flux. Which events
-reach these types at all is Flux's event server rule, :func:`takes_event`.
+reach these types, and the pull request comment types, at all is Flux's event server
+rule, :func:`takes_event`. Addresses, tokens and bodies are read and encoded by
+:mod:`~fluxd.notify.git_service`, shared with :mod:`~fluxd.notify.pr_comment`.
 """
 
 from __future__ import annotations
@@ -32,6 +36,17 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from fluxd.notify.event import EVENT_GROUP, Notification, go_json
+from fluxd.notify.git_service import (
+    GITHUB_APP_HINT,
+    encode_body,
+    github_api,
+    github_headers,
+    json_list,
+    owner_and_repo,
+    parse_git_address,
+    service_token,
+)
+from fluxd.notify.pr_comment import CHANGE_REQUEST_TYPES, has_change_request
 from fluxd.notify.request import (
     InvalidProvider,
     Lookup,
@@ -62,13 +77,10 @@ COMMIT_STATUS_KEY = "commit_status"
 COMMIT_STATUS_UPDATE = "update"
 COMMIT_KEY = f"{EVENT_GROUP}/commit"
 PROGRESSING = "Progressing"
-GITHUB_API = "https://api.github.com/"
-GITHUB_APP_HINT = " (GitHub App credentials are not supported by fluxd yet)"
 BITBUCKET_API = "https://api.bitbucket.org/2.0"
 #: The link Flux attaches to a Bitbucket Cloud status.
 BITBUCKET_LINK = "https://bitbucket.org"
 AZURE_GENRE = "fluxcd"
-_SCP_ADDRESS = re.compile(r"^(?:(?P<user>[^@/]+)@)?(?P<host>[^:/]+):(?P<path>[^/].*)$")
 _HEX = re.compile(r"^[0-9a-f]+$")
 _DIGEST_LENGTHS = {"sha1": 40, "sha256": 64}
 _WORD_CLASSES = (str.islower, str.isupper, str.isdigit)
@@ -81,33 +93,14 @@ def takes_event(provider_type: str, event: Notification) -> bool:
 
     A commit status provider takes commit status updates (a Kustomization's closing
     ``ReconciliationSucceeded``), events naming a commit and every error; the other
-    types but the generic ones never see commit status updates."""
+    types but the generic ones never see commit status updates, and a pull request
+    comment type only sees events naming their change request."""
     update = event.metadata.get(f"{event.group}/{COMMIT_STATUS_KEY}") == COMMIT_STATUS_UPDATE
     if provider_type in COMMIT_STATUS_TYPES:
         return update or bool(event.metadata.get(COMMIT_KEY)) or event.severity == "error"
+    if provider_type in CHANGE_REQUEST_TYPES:
+        return not update and has_change_request(event)
     return not update or provider_type in GENERIC_TYPES
-
-
-def parse_git_address(address: str) -> tuple[str, str]:
-    """``(scheme://host, owner/repo)`` of a git URL; SSH addresses map to https."""
-    parts = urlsplit(address)
-    if parts.scheme and parts.netloc:
-        scheme = "https" if parts.scheme == "ssh" else parts.scheme
-        host = parts.netloc.rpartition("@")[2]
-        path = parts.path
-    elif (scp := _SCP_ADDRESS.match(address)) is not None:
-        scheme, host, path = "https", scp["host"], scp["path"]
-    else:
-        raise InvalidProvider(f"failed parsing URL {address!r}: not a git repository URL")
-    return f"{scheme}://{host}", path.lstrip("/").removesuffix(".git")
-
-
-def _owner_and_repo(address: str) -> tuple[str, str, str]:
-    host, repository = parse_git_address(address)
-    owner, _, repo = repository.partition("/")
-    if not owner or not repo or "/" in repo:
-        raise InvalidProvider(f"invalid repository id {repository!r}: expected <owner>/<repo>")
-    return host, owner, repo
 
 
 def commit_sha(revision: str) -> str:
@@ -155,6 +148,10 @@ def commit_status_id(provider_uid: str, event: Notification) -> str:
     return f"{event.kind}/{event.name}/{provider_uid.split('-')[0]}".lower()
 
 
+def _status_id(settings: ProviderSettings, event: Notification) -> str:
+    return settings.commit_status or commit_status_id(settings.uid, event)
+
+
 def _revision(event: Notification) -> str:
     revision = event.metadata.get("revision")
     if revision is None:
@@ -183,37 +180,11 @@ def _status(settings: ProviderSettings, event: Notification) -> _Status:
     _skip_progressing(event)
     sha = _revision(event)
     name, description = describe(event)
-    return _Status(sha, name, description, commit_status_id(settings.uid, event))
+    return _Status(sha, name, description, _status_id(settings, event))
 
 
 def _success_or_failure(event: Notification, success: str, failure: str) -> str:
     return failure if event.severity == "error" else success
-
-
-def _token(settings: ProviderSettings, service: str, hint: str = "") -> str:
-    token = settings.token or settings.password
-    if not token:
-        raise InvalidProvider(
-            f"{service} token cannot be empty: set 'token' in spec.secretRef{hint}"
-        )
-    return token
-
-
-def _encode(payload: Any, *, escape_html: bool) -> bytes:
-    """JSON as Go's ``json.Encoder`` writes a request body: a trailing newline, HTML
-    characters escaped unless the client turned that off (go-github, Gitea's SDK)."""
-    if escape_html:
-        return go_json(payload) + b"\n"
-    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode() + b"\n"
-
-
-def _json_list(body: bytes) -> list[Mapping[str, Any]]:
-    try:
-        answer = json.loads(body)
-    except ValueError:
-        return []
-    return [item for item in answer if isinstance(item, dict)] if isinstance(answer, list) else []
 
 
 def _newest_matches(
@@ -227,31 +198,19 @@ def _newest_matches(
     return False
 
 
-def _github_api(host: str) -> str:
-    return GITHUB_API if urlsplit(host).netloc == "github.com" else f"{host}/api/v3/"
-
-
-def _github_headers(token: str) -> dict[str, str]:
-    return {
-        "Accept": "application/vnd.github.v3+json",
-        "Authorization": f"Bearer {token}",
-        "X-GitHub-Api-Version": "2022-11-28",
-    }
-
-
 def _github(settings: ProviderSettings, event: Notification) -> Request:
-    host, owner, repo = _owner_and_repo(settings.address)
-    token = _token(settings, "github", GITHUB_APP_HINT)
+    host, owner, repo = owner_and_repo(settings.address)
+    token = service_token(settings, "github", GITHUB_APP_HINT)
     status = _status(settings, event)
     sha, description, context = status.sha, status.description, status.context
     state = _success_or_failure(event, "success", "failure")
-    base = f"{_github_api(host)}repos/{owner}/{repo}"
-    headers = _github_headers(token)
+    base = f"{github_api(host)}repos/{owner}/{repo}"
+    headers = github_headers(token)
     lookup = Lookup(
         url=f"{base}/commits/{sha}/statuses?per_page=50",
         headers=headers,
         already_done=lambda _, body: _newest_matches(
-            _json_list(body),
+            json_list(body),
             lambda s: s.get("context") == context,
             state=state,
             description=description,
@@ -261,7 +220,7 @@ def _github(settings: ProviderSettings, event: Notification) -> Request:
     payload = {"state": state, "description": description, "context": context}
     return Request(
         url=f"{base}/statuses/{sha}",
-        body=_encode(payload, escape_html=False),
+        body=encode_body(payload, escape_html=False),
         headers={**headers, "Content-Type": "application/json"},
         lookup=lookup,
         failure="could not create commit status",
@@ -269,26 +228,26 @@ def _github(settings: ProviderSettings, event: Notification) -> Request:
 
 
 def _github_dispatch(settings: ProviderSettings, event: Notification) -> Request:
-    host, owner, repo = _owner_and_repo(settings.address)
-    token = _token(settings, "github", GITHUB_APP_HINT)
+    host, owner, repo = owner_and_repo(settings.address)
+    token = service_token(settings, "github", GITHUB_APP_HINT)
     # The event is marshalled first (HTML escaped), then embedded as raw JSON.
     payload = (
         b'{"event_type":'
-        + _encode(f"{event.kind}/{event.name}.{event.namespace}", escape_html=False)[:-1]
+        + encode_body(f"{event.kind}/{event.name}.{event.namespace}", escape_html=False)[:-1]
         + b',"client_payload":'
         + go_json(event.to_dict())
         + b"}\n"
     )
     return Request(
-        url=f"{_github_api(host)}repos/{owner}/{repo}/dispatches",
+        url=f"{github_api(host)}repos/{owner}/{repo}/dispatches",
         body=payload,
-        headers={**_github_headers(token), "Content-Type": "application/json"},
+        headers={**github_headers(token), "Content-Type": "application/json"},
         failure="could not send github repository dispatch webhook",
     )
 
 
 def _gitlab(settings: ProviderSettings, event: Notification) -> Request:
-    token = _token(settings, "gitlab")
+    token = service_token(settings, "gitlab")
     host, project = parse_git_address(settings.address)
     status = _status(settings, event)
     sha, description, name = status.sha, status.description, status.context
@@ -303,14 +262,14 @@ def _gitlab(settings: ProviderSettings, event: Notification) -> Request:
             and s.get("status") == state
             and s.get("description") == description
             and s.get("name") == name
-            for s in _json_list(body)
+            for s in json_list(body)
         ),
         failure="unable to list commit status",
     )
     payload = {"state": state, "name": name, "description": description}
     return Request(
         url=f"{base}/statuses/{sha}",
-        body=_encode(payload, escape_html=True),
+        body=encode_body(payload, escape_html=True),
         headers={**headers, "Content-Type": "application/json"},
         lookup=lookup,
         failure="could not set commit status",
@@ -318,22 +277,22 @@ def _gitlab(settings: ProviderSettings, event: Notification) -> Request:
 
 
 def _gitea(settings: ProviderSettings, event: Notification) -> Request:
-    token = _token(settings, "gitea")
-    host, owner, repo = _owner_and_repo(settings.address)
+    token = service_token(settings, "gitea")
+    host, owner, repo = owner_and_repo(settings.address)
     sha = _revision(event)
     if event.reason == PROGRESSING:
         state = "pending"
     else:
         state = _success_or_failure(event, "success", "failure")
     _, description = describe(event)
-    context = commit_status_id(settings.uid, event)
+    context = _status_id(settings, event)
     base = f"{host}/api/v1/repos/{owner}/{repo}"
     headers = {"Authorization": f"token {token}"}
     lookup = Lookup(
         url=f"{base}/commits/{sha}/statuses?{urlencode({'limit': 50, 'page': 0})}",
         headers=headers,
         already_done=lambda _, body: _newest_matches(
-            _json_list(body),
+            json_list(body),
             lambda s: s.get("context") == context,
             status=state,
             description=description,
@@ -343,7 +302,7 @@ def _gitea(settings: ProviderSettings, event: Notification) -> Request:
     payload = {"state": state, "target_url": "", "description": description, "context": context}
     return Request(
         url=f"{base}/statuses/{sha}",
-        body=_encode(payload, escape_html=False),
+        body=encode_body(payload, escape_html=False),
         headers={**headers, "Content-Type": "application/json"},
         lookup=lookup,
         failure="could not create commit status",
@@ -365,7 +324,7 @@ def _same_state(body: bytes, **want: str) -> bool:
 def _bitbucket(settings: ProviderSettings, event: Notification) -> Request:
     if not settings.token:
         raise InvalidProvider("bitbucket token cannot be empty: set 'token' in spec.secretRef")
-    _, owner, repo = _owner_and_repo(settings.address)
+    _, owner, repo = owner_and_repo(settings.address)
     credentials = settings.token.split(":")
     if len(credentials) != 2:
         raise InvalidProvider("invalid token format, expected to be <user>:<password>")
@@ -463,7 +422,7 @@ def _bitbucket_server(settings: ProviderSettings, event: Notification) -> Reques
     }
     return Request(
         url=url,
-        body=_encode(payload, escape_html=True),
+        body=encode_body(payload, escape_html=True),
         headers={**headers, "Content-Type": "application/json"},
         lookup=lookup,
         failure="could not post build status",

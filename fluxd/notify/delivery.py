@@ -75,18 +75,20 @@ class _Unanswered(Exception):
 
 
 async def send(request: Request, transport: Transport) -> None:
-    """Send ``request`` (its lookup first, its follow-up after); :class:`DeliveryError`
-    once it failed for good."""
+    """Send ``request`` (its lookup first, then the request its answer leads to or its
+    follow-up); :class:`DeliveryError` once it failed for good."""
     step: Request | None = request
     try:
         with anyio.fail_after(transport.timeout):
             async with aiohttp.ClientSession() as session:
                 while step is not None:
-                    if step.lookup is None or not await _already_done(
+                    if step.lookup is not None and await _already_done(
                         session, step.lookup, transport
                     ):
-                        await _deliver(session, step, transport)
-                    step = step.follow_up
+                        step = step.follow_up
+                        continue
+                    answer = await _deliver(session, step, transport)
+                    step = step.then(answer) if step.then is not None else step.follow_up
     except TimeoutError:
         url = step.url if step is not None else request.url
         raise DeliveryError(
@@ -108,7 +110,8 @@ async def _already_done(
     raise DeliveryError(f"{lookup.failure}: {_refusal(status, body)}")
 
 
-async def _deliver(session: aiohttp.ClientSession, request: Request, transport: Transport) -> None:
+async def _deliver(session: aiohttp.ClientSession, request: Request, transport: Transport) -> bytes:
+    """The body of the request's 2xx answer; :class:`DeliveryError` for any other."""
     try:
         status, body = await _exchange(
             session, request.method, request.url, request.body, request.headers, transport
@@ -120,6 +123,7 @@ async def _deliver(session: aiohttp.ClientSession, request: Request, transport: 
     problem = request.check(body) if request.check else None
     if problem:
         raise DeliveryError(f"{request.failure}: request failed: {problem}")
+    return body
 
 
 def _refusal(status: int, body: bytes) -> str:

@@ -15,7 +15,9 @@ fails for good is reported as Flux reports it: a Warning Event
 ``NotificationDispatchFailed`` on the Alert, the token masked. As in Flux, commit
 status providers only get commit status updates, events naming a commit and errors,
 and only they and the generic types get commit status updates
-(:func:`~fluxd.notify.commit_status.takes_event`).
+(:func:`~fluxd.notify.commit_status.takes_event`). With ``no_cross_namespace_refs``
+(Flux's ``--no-cross-namespace-refs``) an Alert gets only the events of its own
+namespace's objects, whatever its ``eventSources`` say.
 """
 
 from __future__ import annotations
@@ -79,8 +81,10 @@ class Dispatcher:
         informers: Mapping[str, Informer],
         rate_limit_interval: float = RATE_LIMIT_INTERVAL,
         queue_size: int = QUEUE_SIZE,
+        no_cross_namespace_refs: bool = False,
     ) -> None:
         self._objects = objects
+        self._own_namespace_only = no_cross_namespace_refs
         self._informers = informers
         self._interval = rate_limit_interval
         self._seen: OrderedDict[str, float] = OrderedDict()
@@ -133,6 +137,15 @@ class Dispatcher:
         ):
             return
         namespace = alert["metadata"].get("namespace", "")
+        involved = notification.involved_object
+        if self._own_namespace_only and involved.get("namespace") != namespace:
+            log.warning(
+                "discarding event, access denied to cross-namespace sources: alert "
+                f"'{namespace}/{alert['metadata']['name']}' can't process event from "
+                f"'{involved.get('kind')}/{involved.get('namespace')}/{involved.get('name')}', "
+                "cross-namespace references have been blocked"
+            )
+            return
         providers = self._informers.get(PROVIDER.kind)
         provider = providers.get(namespace, spec.provider_ref.name) if providers else None
         if provider is None:
@@ -194,7 +207,10 @@ class Dispatcher:
             async with limiter:
                 resolved = await resolve(self._objects, delivery.provider, delivery.spec)
                 token = resolved.settings.token
-                await send(build_request(resolved.settings, event), resolved.transport)
+                request = build_request(
+                    resolved.settings, event, alert=delivery.alert, provider=delivery.provider
+                )
+                await send(request, resolved.transport)
         except NothingToSend as skipped:
             log.debug("nothing to send", provider="/".join(key), why=str(skipped))
         except (ProviderError, InvalidProvider, UnsendableEvent, DeliveryError) as error:

@@ -14,8 +14,12 @@ Flux's receiver does it with an OpenID Connect verifier:
    ``notification-controller``) among ``aud``, an ``exp`` not passed and an ``nbf`` (if
    any) at most five minutes ahead; then the signature must verify with one of the keys
    (:mod:`~fluxd.notify.jws`);
-4. every ``validations[].expression`` (CEL over ``claims`` and ``vars``) must be true;
-   the messages of those that are not are the answer.
+4. the ``variables`` are evaluated in order (CEL over ``claims`` and the ``vars`` named
+   before), each becoming ``vars.<name>``; then every ``validations[].expression``
+   (over ``claims`` and ``vars``) must be true; the messages of those that are not are
+   the answer.
+
+The verified claims are returned: a Receiver's resource filters see them as ``claims``.
 
 A refused token raises :class:`TokenRefused`, whose message says which step failed.
 """
@@ -30,7 +34,7 @@ from typing import Any
 import aiohttp
 
 from fluxd.api import OIDCProvider, ReceiverSpec
-from fluxd.cel import compile_predicate
+from fluxd.cel import compile_expression, compile_predicate
 from fluxd.notify import jws
 
 __all__ = ["DEFAULT_AUDIENCE", "TokenRefused", "invalid_expressions", "verify_bearer"]
@@ -40,6 +44,9 @@ DEFAULT_AUDIENCE = "notification-controller"
 NOT_BEFORE_LEEWAY_SECONDS = 5 * 60
 _FETCH_TIMEOUT = aiohttp.ClientTimeout(total=10)
 _BEARER = "Bearer "
+_SCOPE = ("claims", "vars")
+#: What evaluating a CEL expression raises on claims it does not fit.
+_EVALUATION_ERRORS = (ValueError, TypeError, RuntimeError, KeyError)
 
 
 class TokenRefused(Exception):
@@ -47,13 +54,21 @@ class TokenRefused(Exception):
 
 
 def invalid_expressions(spec: ReceiverSpec) -> list[str]:
-    """The ``oidcProviders[].validations`` that do not compile, each named with its
-    provider and the compiler's error."""
+    """The ``oidcProviders[]`` variables and validations that do not compile, each named
+    with its provider and the compiler's error."""
     problems = []
     for index, provider in enumerate(spec.oidc_providers):
+        for variable in provider.variables:
+            try:
+                compile_expression(variable.expression, variables=_SCOPE)
+            except ValueError as error:
+                problems.append(
+                    f"oidcProviders[{index}] (issuerURL={provider.issuer_url!r}): invalid "
+                    f"expression for variable {variable.name!r}: {error}"
+                )
         for validation in provider.validations:
             try:
-                compile_predicate(validation.expression)
+                compile_predicate(validation.expression, variables=_SCOPE)
             except ValueError as error:
                 problems.append(
                     f"oidcProviders[{index}] (issuerURL={provider.issuer_url!r}): invalid "
@@ -150,12 +165,22 @@ async def _verified_claims(provider: OIDCProvider, token: str) -> dict[str, Any]
 
 
 def _evaluate(provider: OIDCProvider, claims: dict[str, Any]) -> None:
-    scope = {"claims": claims, "vars": {}}
+    variables: dict[str, Any] = {}
+    scope = {"claims": claims, "vars": variables}
+    for variable in provider.variables:
+        try:
+            variables[variable.name] = compile_expression(variable.expression, variables=_SCOPE)(
+                scope
+            )
+        except _EVALUATION_ERRORS as error:
+            raise TokenRefused(
+                f"failed to evaluate variable {variable.name!r}: {type(error).__name__} {error}"
+            ) from error
     failures = []
     for validation in provider.validations:
         try:
-            holds = compile_predicate(validation.expression)(scope)
-        except (ValueError, TypeError, RuntimeError, KeyError) as error:
+            holds = compile_predicate(validation.expression, variables=_SCOPE)(scope)
+        except _EVALUATION_ERRORS as error:
             raise TokenRefused(
                 f"failed to evaluate validation {validation.message!r}: "
                 f"{type(error).__name__} {error}"

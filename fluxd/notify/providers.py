@@ -7,7 +7,9 @@ defaults. Flux iterates Go maps (metadata) in random order; here they are sorted
 is one of the orders Flux sends. The request model is :mod:`~fluxd.notify.request`'s;
 the further chat and incident types are built in :mod:`~fluxd.notify.chat`, PagerDuty
 in :mod:`~fluxd.notify.pagerduty`, the git services' commit statuses and GitHub's
-dispatch in :mod:`~fluxd.notify.commit_status`.
+dispatch in :mod:`~fluxd.notify.commit_status` (their id from ``spec.commitStatusExpr``
+in :mod:`~fluxd.notify.commit_status_expr`), pull and merge request comments in
+:mod:`~fluxd.notify.pr_comment`.
 
 Types not listed in :data:`SUPPORTED_TYPES` are refused by the Provider reconciler by
 name, never silently dropped.
@@ -18,14 +20,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from fluxd.notify.chat import CHAT_BUILDERS
-from fluxd.notify.commit_status import GIT_SERVICE_BUILDERS
+from fluxd.notify.commit_status import COMMIT_STATUS_TYPES, GIT_SERVICE_BUILDERS
+from fluxd.notify.commit_status_expr import with_commit_status
 from fluxd.notify.event import Notification, go_json, rfc3339
 from fluxd.notify.pagerduty import pagerduty_request
+from fluxd.notify.pr_comment import CHANGE_REQUEST_BUILDERS
 from fluxd.notify.request import (
     InvalidProvider,
     NothingToSend,
@@ -276,14 +280,25 @@ _BUILDERS: dict[str, Callable[[ProviderSettings, Notification], Request]] = {
     "pagerduty": pagerduty_request,
     **CHAT_BUILDERS,
     **GIT_SERVICE_BUILDERS,
+    **CHANGE_REQUEST_BUILDERS,
 }
 
 SUPPORTED_TYPES = frozenset(_BUILDERS)
 
 
-def build_request(settings: ProviderSettings, event: Notification) -> Request:
+def build_request(
+    settings: ProviderSettings,
+    event: Notification,
+    *,
+    alert: Mapping[str, Any] | None = None,
+    provider: Mapping[str, Any] | None = None,
+) -> Request:
     """The request ``settings.type`` sends for ``event``; :class:`InvalidProvider` when
     the settings cannot make one, :class:`UnsendableEvent` when this event cannot go
     to it, :class:`NothingToSend` when the type skips it. The type must be one of
-    :data:`SUPPORTED_TYPES`."""
+    :data:`SUPPORTED_TYPES`. ``alert`` and ``provider`` are the objects a commit status
+    type's ``spec.commitStatusExpr`` reads; without them (the Provider's own check)
+    the expression is compiled, not evaluated."""
+    if settings.type in COMMIT_STATUS_TYPES:
+        settings = with_commit_status(settings, event, alert, provider)
     return _BUILDERS[settings.type](settings, event)

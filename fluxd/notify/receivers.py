@@ -6,6 +6,9 @@ written by its reconciler) is the only way in: a request is matched against the
 Receivers in the informer's store by that path, so an unknown path is a 404 and
 nothing is read from the API server for it. Then, as Flux's receiver server:
 
+- a path called more often than its token bucket allows answers 429 with
+  ``Retry-After``, before anything else is done (:mod:`~fluxd.notify.ratelimit`; Flux
+  has no such limit);
 - a suspended Receiver, or one that is not Ready, answers 503;
 - bodies over 3 MiB answer 413 (Flux's limit);
 - the request is authenticated by ``spec.type`` with the Secret's ``token``:
@@ -14,6 +17,8 @@ nothing is read from the API server for it. Then, as Flux's receiver server:
   (``X-Hub-Signature-256``, else ``X-Hub-Signature``; ``spec.events`` filters
   ``X-GitHub-Event``), ``gitlab`` (``X-Gitlab-Token``; ``spec.events`` filters
   ``X-Gitlab-Event``), ``bitbucket`` (``X-Hub-Signature``; ``X-Event-Key``),
+  ``cdevents`` (the path is the credential; the body must be a CDEvent, see
+  :mod:`~fluxd.notify.cdevents`; ``spec.events`` filters ``Ce-Type``),
   ``harbor`` (``Authorization`` equals the token, verbatim), ``nexus``
   (``X-Nexus-Webhook-Signature``, the hex HMAC-SHA1 of the body, and a body that
   decodes), ``quay``, ``dockerhub``, ``acr`` (the path is the credential; the body must
@@ -23,9 +28,11 @@ nothing is read from the API server for it. Then, as Flux's receiver server:
   signature or token answers 401 (Flux answers 400), an event type not in
   ``spec.events`` or a payload that does not decode 400; nothing is triggered by a
   rejected request;
-- each ``spec.resources`` entry (``name: '*'`` with ``matchLabels``) gets
-  ``reconcile.fluxcd.io/requestedAt``, which wakes it at once; 200 when all were
-  annotated, 500 (naming the failures) otherwise.
+- each object of the ``spec.resources`` entries (``name: '*'`` with ``matchLabels``)
+  that ``resourceFilter`` and the entry's ``filter`` accept (see
+  :mod:`~fluxd.notify.resource_filter`) gets ``reconcile.fluxcd.io/requestedAt``, which
+  wakes it at once; 200 when all were annotated, 500 (naming the failures, such as a
+  filter that failed on an object, which is then left alone) otherwise.
 """
 
 from __future__ import annotations
@@ -51,7 +58,9 @@ from fluxd.api import (
 from fluxd.kube import client
 from fluxd.kube.informer import Informer
 from fluxd.kube.objects import ObjectApi, SecretNotFound, resource_of
-from fluxd.notify import oidc, payloads
+from fluxd.notify import cdevents, oidc, payloads
+from fluxd.notify.ratelimit import PathRateLimiter
+from fluxd.notify.resource_filter import FilterError, ResourceFilters, request_document
 from fluxd.runtime import conditions
 
 __all__ = [
@@ -72,6 +81,7 @@ SUPPORTED_RECEIVER_TYPES = frozenset(
         "github",
         "gitlab",
         "bitbucket",
+        "cdevents",
         "harbor",
         "nexus",
         "quay",
@@ -151,6 +161,14 @@ def authenticate(spec: ReceiverSpec, headers: Mapping[str, str], body: bytes, to
         event = headers.get("X-Gitlab-Event", "")
         _allowed(spec, event, "GitLab")
         return event
+    if spec.type == "cdevents":
+        try:
+            cdevents.event_type(body)
+        except cdevents.InvalidCDEvent as error:
+            raise Rejected(400, f"unable to validate CDEvent event: {error}") from error
+        event = headers.get("Ce-Type", "")
+        _allowed(spec, event, "CDEvent")
+        return event
     if spec.type == "harbor":
         if not hmac.compare_digest(headers.get("Authorization", "").encode(), key):
             raise Rejected(
@@ -206,6 +224,7 @@ class ReceiverServer:
     def __init__(self, *, objects: ObjectApi, informers: Mapping[str, Informer]) -> None:
         self._objects = objects
         self._informers = informers
+        self._limiter = PathRateLimiter()
 
     def app(self) -> web.Application:
         """The routes, to mount at ``/hook`` on an HTTP listener."""
@@ -229,6 +248,14 @@ class ReceiverServer:
             return web.Response(status=404, text=f"no receiver at {request.path}")
         meta = receiver["metadata"]
         where = f"Receiver {meta.get('namespace')}/{meta['name']}"
+        if not self._limiter.allow(request.path):
+            retry_after = self._limiter.retry_after(request.path)
+            log.warning("webhook rate limited", receiver=where, retry_after=retry_after)
+            return web.Response(
+                status=429,
+                headers={"Retry-After": str(retry_after)},
+                text=f"{where}: too many requests, retry in {retry_after}s",
+            )
         try:
             await self._accept(receiver, request)
         except Rejected as rejected:
@@ -266,9 +293,10 @@ class ReceiverServer:
                     "required field 'token'",
                 )
             token = data["token"].decode()
+        claims = None
         if spec.type == "generic-oidc":
             try:
-                await oidc.verify_bearer(
+                claims = await oidc.verify_bearer(
                     spec.oidc_providers, request.headers.get("Authorization", "")
                 )
             except oidc.TokenRefused as refused:
@@ -276,23 +304,30 @@ class ReceiverServer:
             event = ""
         else:
             event = authenticate(spec, request.headers, body, token)
+        filters = _filters(spec, request.headers.get("Content-Type", ""), body, claims)
         log.info(
             "handling webhook",
             receiver=f"{namespace}/{receiver['metadata']['name']}",
             webhook_event=event,
         )
         failures = []
-        for resource in spec.resources:
+        for index, resource in enumerate(spec.resources):
             try:
-                await self._request_reconciliation(resource, namespace)
+                failures += await self._request_reconciliation(resource, namespace, filters, index)
             except (LookupError, client.ApiError) as error:
                 failures.append(f"{resource.kind}/{resource.name}: {error}")
         if failures:
             raise Rejected(500, "unable to request reconciliation of " + "; ".join(failures))
 
     async def _request_reconciliation(
-        self, resource: ReceiverResource, default_namespace: str
-    ) -> None:
+        self,
+        resource: ReceiverResource,
+        default_namespace: str,
+        filters: ResourceFilters | None,
+        index: int,
+    ) -> list[str]:
+        """Annotate the objects of ``resource`` its filters accept; the failures of
+        filters that could not decide on an object."""
         namespace = resource.namespace or default_namespace
         kind = _kind_of(resource)
         collection = resource_of(kind)
@@ -302,13 +337,32 @@ class ReceiverServer:
                 raise LookupError("matchLabels field not set when using wildcard '*' as name")
             selector = ",".join(f"{k}={v}" for k, v in sorted(resource.match_labels.items()))
             listed = await client.list_page(api, collection, namespace, label_selector=selector)
-            names = [item["metadata"]["name"] for item in listed.get("items", [])]
-            if not names:
+            found = [
+                item | {"apiVersion": kind.api_version, "kind": kind.kind}
+                for item in listed.get("items", [])
+            ]
+            if not found:
                 log.warning(
                     "no resources match the receiver's labels", kind=kind.kind, selector=selector
                 )
+        elif filters is not None and filters.applies_to(index):
+            found = [await client.get(api, collection, namespace, resource.name)]
         else:
-            names = [resource.name]
+            found = [{"metadata": {"name": resource.name}}]
+        failures = []
+        names = []
+        for obj in found:
+            name = obj["metadata"]["name"]
+            try:
+                accepted = filters is None or filters.accepts(index, obj)
+            except FilterError as error:
+                log.error("resource filter failed", kind=kind.kind, name=name, error=str(error))
+                failures.append(f"{kind.kind}/{name}: {error}")
+                continue
+            if accepted:
+                names.append(name)
+            else:
+                log.info("resource not annotated: filtered out", kind=kind.kind, name=name)
         stamp = _requested_at()
         for name in names:
             await client.patch(
@@ -319,3 +373,16 @@ class ReceiverServer:
                 {"metadata": {"annotations": {REQUESTED_AT: stamp}}},
             )
             log.info("resource annotated", kind=kind.kind, namespace=namespace, name=name)
+        return failures
+
+
+def _filters(
+    spec: ReceiverSpec, content_type: str, body: bytes, claims: Mapping[str, Any] | None
+) -> ResourceFilters | None:
+    """The Receiver's compiled filters for this request; None when it has none."""
+    if not spec.resource_filter and not any(r.filter for r in spec.resources):
+        return None
+    try:
+        return ResourceFilters(spec, request=request_document(content_type, body), claims=claims)
+    except (FilterError, ValueError) as error:
+        raise Rejected(500, f"unable to create resource filters: {error}") from error

@@ -44,7 +44,9 @@ class NothingToSend(Exception):
 class ProviderSettings:
     """A Provider's spec and Secret, resolved: what a request is built from.
 
-    ``uid`` is the Provider object's UID; Opsgenie derives its alert alias from it."""
+    ``uid`` is the Provider object's UID; Opsgenie derives its alert alias from it.
+    ``commit_status_expr`` is ``spec.commitStatusExpr``; ``commit_status`` the id it
+    gave for the event being sent (empty: the default id)."""
 
     type: str
     address: str
@@ -54,6 +56,8 @@ class ProviderSettings:
     token: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)
     uid: str = ""
+    commit_status_expr: str = ""
+    commit_status: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,7 +79,10 @@ class Request:
     """One request (a POST unless ``method`` says otherwise); ``check`` reads a 2xx
     answer's body and returns an error, or None. ``lookup`` goes first and may make
     it unnecessary; ``follow_up`` is sent once this one succeeded (PagerDuty's change
-    event). ``failure`` prefixes the error a refused request is reported with."""
+    event). ``then``, when set, reads the 2xx answer's body and returns the request to
+    send next in place of ``follow_up``, for deliveries whose next call depends on the
+    answer (a pull request comment to update or create). ``failure`` prefixes the
+    error a refused request is reported with."""
 
     url: str
     body: bytes
@@ -84,6 +91,7 @@ class Request:
     method: str = "POST"
     lookup: Lookup | None = None
     follow_up: Request | None = None
+    then: Callable[[bytes], Request] | None = None
     failure: str = "postMessage failed"
 
 

@@ -5,8 +5,9 @@ Read the way Flux's notification-controller reads them: ``spec.address`` unless 
 ``secretRef`` Secret has an ``address``; from that Secret also ``token``, ``username``
 and ``password``, ``headers`` (a YAML map) and the deprecated ``proxy``;
 ``spec.proxy`` (deprecated) or ``proxySecretRef`` (``address``, ``username``,
-``password``); ``certSecretRef`` (``ca.crt``, ``tls.crt``/``tls.key``), or for the git
-services without one, the ``secretRef`` Secret's ``ca.crt``.
+``password``); ``certSecretRef`` (``ca.crt``, ``tls.crt``/``tls.key``), or for the
+commit status types without one, the ``secretRef`` Secret's ``ca.crt``; and
+``commitStatusExpr``, compiled when a request is built.
 """
 
 from __future__ import annotations
@@ -53,11 +54,6 @@ def refusal(spec: ProviderSpec) -> str | None:
         return f"spec.type '{spec.type}' is not supported by fluxd yet (supported: {supported})"
     if spec.service_account_name:
         return "spec.serviceAccountName (workload identity) is not supported; use spec.secretRef"
-    if spec.commit_status_expr is not None:
-        return (
-            "spec.commitStatusExpr is not supported by fluxd yet; remove it to use the "
-            "default commit status id <kind>/<name>/<provider UID prefix>"
-        )
     return None
 
 
@@ -152,6 +148,7 @@ async def resolve(objects: ObjectApi, provider: dict[str, Any], spec: ProviderSp
         token=token,
         headers=headers,
         uid=str(provider["metadata"].get("uid", "")),
+        commit_status_expr=spec.commit_status_expr or "",
     )
     transport = Transport(
         timeout=parse_duration(spec.timeout) if spec.timeout else DEFAULT_TIMEOUT,

@@ -2,11 +2,11 @@
 
 Steps, as Flux's receiver controller:
 
-1. fields fluxd does not serve stall the Receiver (``UnsupportedField``, naming them):
-   a type other than those :data:`~fluxd.notify.SUPPORTED_RECEIVER_TYPES` lists,
-   ``resourceFilter``, ``resources[].filter``, ``oidcProviders[].variables``; an
-   ``oidcProviders[].validations`` expression that does not compile stalls it too
-   (``InvalidCELExpression``);
+1. a type fluxd does not serve (not in :data:`~fluxd.notify.SUPPORTED_RECEIVER_TYPES`:
+   ``gcr``, whose Google-signed tokens fluxd cannot verify yet) stalls the Receiver
+   (``UnsupportedField``, naming it); a ``resourceFilter``, ``resources[].filter`` or
+   ``oidcProviders[]`` variable or validation expression that does not compile stalls
+   it too (``InvalidCELExpression``, naming the field);
 2. the ``token`` of ``spec.secretRef`` is read (``TokenNotFound``, retried: the Secret
    may appear later; ``status.webhookPath`` is cleared meanwhile, so the old path stops
    answering);
@@ -22,6 +22,7 @@ from fluxd.api import RECEIVER, ReceiverSpec
 from fluxd.kube.objects import ObjectApi, SecretNotFound
 from fluxd.notify import SUPPORTED_RECEIVER_TYPES, webhook_path
 from fluxd.notify.oidc import invalid_expressions
+from fluxd.notify.resource_filter import invalid_filters
 from fluxd.reconcilers.driver import Context, Reconciler
 from fluxd.runtime.errors import ReconcileError
 
@@ -29,19 +30,10 @@ __all__ = ["ReceiverReconciler"]
 
 
 def _unserved(spec: ReceiverSpec) -> list[str]:
-    fields = []
-    if spec.type not in SUPPORTED_RECEIVER_TYPES:
-        supported = ", ".join(sorted(SUPPORTED_RECEIVER_TYPES))
-        fields.append(f"spec.type '{spec.type}' (supported: {supported})")
-    if spec.resource_filter:
-        fields.append("spec.resourceFilter")
-    fields += [f"spec.resources[{i}].filter" for i, r in enumerate(spec.resources) if r.filter]
-    fields += [
-        f"spec.oidcProviders[{i}].variables"
-        for i, provider in enumerate(spec.oidc_providers)
-        if provider.variables
-    ]
-    return fields
+    if spec.type in SUPPORTED_RECEIVER_TYPES:
+        return []
+    supported = ", ".join(sorted(SUPPORTED_RECEIVER_TYPES))
+    return [f"spec.type '{spec.type}' (supported: {supported})"]
 
 
 class ReceiverReconciler(Reconciler[ReceiverSpec]):
@@ -61,7 +53,7 @@ class ReceiverReconciler(Reconciler[ReceiverSpec]):
                 "not supported by fluxd yet: " + ", ".join(unserved),
                 stalled=True,
             )
-        invalid = invalid_expressions(spec)
+        invalid = invalid_filters(spec) + invalid_expressions(spec)
         if invalid:
             raise ReconcileError("InvalidCELExpression", "; ".join(invalid), stalled=True)
         token = ""

@@ -241,11 +241,14 @@ async def other_namespace(api_client: ApiClient) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def labelled_fluxd(api: ApiClient, namespaces: list[str]) -> AsyncIterator[list[Fluxd]]:
-    """A daemon for Flux objects labelled ``fluxd.test/run=<first namespace>``; yields a
-    :class:`Fluxd` view per namespace. Objects are deleted while it still runs."""
+async def labelled_fluxd(
+    api: ApiClient, namespaces: list[str], **options: Any
+) -> AsyncIterator[list[Fluxd]]:
+    """A daemon (with ``options``) for Flux objects labelled ``fluxd.test/run=<first
+    namespace>``; yields a :class:`Fluxd` view per namespace. Objects are deleted while it
+    still runs."""
     selector = f"fluxd.test/run={namespaces[0]}"
-    async with running_daemon(api, watch_label_selector=selector) as daemon:
+    async with running_daemon(api, watch_label_selector=selector, **options) as daemon:
         try:
             yield [Fluxd(daemon, api, namespace) for namespace in namespaces]
         finally:

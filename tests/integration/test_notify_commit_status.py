@@ -239,10 +239,10 @@ async def test_commit_status_expression_stalls_naming_the_field(
             "type": "github",
             "address": f"{github.url}/org/app",
             "secretRef": {"name": "github-token"},
-            "commitStatusExpr": "event.involvedObject.name",
+            "commitStatusExpr": "event.involvedObject.name +",
         },
     )
-    obj = await fluxd.wait_not_ready(PROVIDER, "custom", "UnsupportedField")
+    obj = await fluxd.wait_not_ready(PROVIDER, "custom", "InvalidConfig")
     ready = conditions.get(obj["status"], "Ready")
     stalled = conditions.get(obj["status"], "Stalled")
     assert ready is not None

@@ -3,23 +3,27 @@
 A daemon started with the flag (Flux's multi-tenancy lockdown) serves a tenant namespace.
 Each kind that follows a reference tries to reach the other namespace: the object stalls
 with ``AccessDenied`` and its controller's words, nothing is read or created there, and
-the same objects pointing inside the namespace still work.
+the same objects pointing inside the namespace still work; an Alert gets the events of its
+own namespace only.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from fluxd.api import (
+    ALERT,
     GIT_REPOSITORY,
     HELM_CHART,
     HELM_RELEASE,
     IMAGE_POLICY,
     IMAGE_UPDATE_AUTOMATION,
     KUSTOMIZATION,
+    PROVIDER,
     KindInfo,
 )
 from fluxd.kube import client
@@ -27,8 +31,9 @@ from fluxd.kube.client import ApiClient
 from fluxd.kube.objects import resource_of
 from fluxd.runtime import conditions
 from tests.gitservers import GitHTTPServer, GitRemote
-from tests.integration.conftest import Fluxd, namespaced_fluxd
+from tests.integration.conftest import Fluxd, create_labelled, labelled_fluxd, namespaced_fluxd
 from tests.integration.kustomizations import applied, configmap, kustomization, setup_source
+from tests.webhooks import Recorded, WebhookServer, webhook_server  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -114,3 +119,34 @@ async def test_references_inside_the_namespace_still_work(
     await locked.create(KUSTOMIZATION, "apps", spec)
     await locked.wait_for(KUSTOMIZATION, "apps", lambda o: applied(o, sha), "applied")
     assert (await locked.get(GIT_REPOSITORY, "source"))["status"]["artifact"]
+
+
+async def test_alerts_get_only_their_own_namespace_events(
+    api_client: ApiClient,
+    namespace: str,
+    other_namespace: str,
+    webhook_server: WebhookServer,  # noqa: F811
+) -> None:
+    path = f"/{namespace}/tenancy"
+    views = labelled_fluxd(api_client, [namespace, other_namespace], no_cross_namespace_refs=True)
+    async with views as (tenant, other):
+        provider: dict[str, object] = {"type": "generic", "address": webhook_server.url + path}
+        await create_labelled(tenant, PROVIDER, "hook", provider)
+        sources = [
+            {"kind": "GitRepository", "name": "*"},
+            {"kind": "GitRepository", "name": "*", "namespace": other_namespace},
+        ]
+        alert: dict[str, object] = {"providerRef": {"name": "hook"}, "eventSources": sources}
+        await create_labelled(tenant, ALERT, "all", alert)
+        await tenant.wait_ready(ALERT, "all")
+        dead: dict[str, object] = {"interval": "1h", "url": "http://127.0.0.1:9/none.git"}
+        await create_labelled(other, GIT_REPOSITORY, "theirs", dead)
+        await other.wait_not_ready(GIT_REPOSITORY, "theirs", "GitOperationFailed")
+        await create_labelled(tenant, GIT_REPOSITORY, "mine", dead)
+
+        def from_mine(request: Recorded) -> bool:
+            return bool(json.loads(request.body)["involvedObject"]["name"] == "mine")
+
+        await webhook_server.wait_for(path, from_mine, "the tenant's own event")
+        names = {body["involvedObject"]["namespace"] for body in webhook_server.json(path)}
+        assert names == {namespace}, "no event of the other namespace was delivered"

@@ -7,8 +7,8 @@ from typing import Any
 
 from fluxd.api import KINDS, openapi_schema
 from fluxd.api._crd import crd_for
-from fluxd.api.install import InstallOptions, install_objects, namespace_object, workload_objects
 from fluxd.api.generate import CRD_DIRS, expected_paths, render
+from fluxd.api.install import InstallOptions, install_objects, namespace_object, workload_objects
 
 ROOT = Path(__file__).resolve().parents[2]
 FIX = "run `python -m fluxd.api.generate` and commit the result"
