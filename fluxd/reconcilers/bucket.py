@@ -3,9 +3,10 @@
 Steps, in order (each failure carries Flux's reason and the ``FetchFailed`` condition):
 
 1. **refuse** what fluxd does not serve (``provider: gcp|azure``, ``sts``,
-   ``proxySecretRef``, ``serviceAccountName``): Stalled, naming the field;
+   ``serviceAccountName``): Stalled, naming the field;
 2. **credentials**: endpoint, region, ``secretRef`` keys (or, for ``provider: aws``,
-   the AWS environment variables) and ``certSecretRef`` TLS (``AuthenticationFailed``);
+   the AWS environment variables), ``certSecretRef`` TLS and the ``proxySecretRef``
+   proxy every request goes through (``AuthenticationFailed``);
 3. **list**: one ``ListObjectsV2`` walk into the index of keys and ETags, after the root
    ``.sourceignore`` object and ``spec.ignore`` (``BucketOperationFailed``, naming the
    bucket); its digest is the revision, and when it is the revision already served the
@@ -106,6 +107,7 @@ class BucketReconciler(Reconciler[BucketSpec]):
             region=settings.region,
             credentials=settings.credentials,
             ssl_context=settings.ssl_context,
+            proxy=settings.proxy,
         ) as client:
             listing = await _bounded(
                 timeout,
@@ -232,8 +234,6 @@ def _refuse_unsupported(spec: BucketSpec) -> None:
         unsupported.append(f"spec.provider '{spec.provider}' (only 'generic' and 'aws')")
     if spec.sts is not None:
         unsupported.append("spec.sts (temporary credentials from a Security Token Service)")
-    if spec.proxy_secret_ref is not None:
-        unsupported.append("spec.proxySecretRef")
     if spec.service_account_name is not None:
         unsupported.append("spec.serviceAccountName (workload identity)")
     if unsupported:

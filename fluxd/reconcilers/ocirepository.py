@@ -2,12 +2,14 @@
 
 Steps, in order (each failure carries Flux's reason and sets ``FetchFailed``):
 
-1. **refuse** fields fluxd does not serve (``verify``, ``proxySecretRef``, a cloud
-   ``provider``): Stalled, naming the field;
+1. **refuse** fields fluxd does not serve (keyless cosign and notation ``verify``, a
+   cloud ``provider``): Stalled, naming the field;
 2. **url**: ``oci://<registry>/<repository>`` without a tag, else Stalled (``URLInvalid``);
 3. **credentials** from ``spec.secretRef`` (dockerconfigjson), else the
    ``imagePullSecrets`` of ``spec.serviceAccountName``, and ``spec.certSecretRef``
-   (``AuthenticationFailed``); ``spec.insecure`` talks plain HTTP;
+   (``AuthenticationFailed``); ``spec.insecure`` talks plain HTTP; ``spec.proxySecretRef``
+   sends every registry request through its proxy (``AuthenticationFailed`` when the
+   Secret cannot be used);
 4. **tag**: ``ref.digest`` wins; else the highest tag in ``ref.semver`` among those
    ``ref.semverFilter`` matches (one tag listing, ``ReadOperationFailed``), else
    ``ref.tag``, else ``latest``;
@@ -15,6 +17,10 @@ Steps, in order (each failure carries Flux's reason and sets ``FetchFailed``):
    ``<tag>@sha256:<hex>`` (``sha256:<hex>`` for a digest ref). When it and the settings
    that shape the artifact (``ignore``, ``layerSelector``) are those of the stored
    artifact, stop here: an unchanged repository costs one HEAD per interval;
+   **verify** comes first when ``spec.verify`` is set: the cosign signatures of the digest
+   checked with the ``*.pub`` keys of ``verify.secretRef`` (condition ``SourceVerified``;
+   ``VerificationError`` keeps the stored artifact and stores nothing new). A digest
+   verified under the current generation is not verified again;
 6. **pull**: the manifest, the layer ``layerSelector.mediaType`` names (the first one
    otherwise), downloaded and checked against its digest (``OCIArtifactPullFailed``;
    ``OCIArtifactLayerOperationFailed`` when no layer matches);
@@ -34,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 from fluxd.api import OCI_REPOSITORY, OCIRepositorySpec, parse_duration
-from fluxd.kube.objects import ObjectApi
+from fluxd.kube.objects import ObjectApi, SecretNotFound
 from fluxd.reconcilers.driver import Context, Reconciler
 from fluxd.runtime import conditions
 from fluxd.runtime.errors import ReconcileError
@@ -43,11 +49,13 @@ from fluxd.sources import oci
 from fluxd.sources.artifact import Artifact, artifact_url, make_artifact
 from fluxd.sources.cache import ArtifactCache
 from fluxd.sources.ignore import select_files
+from fluxd.sources.proxy import Proxy, ProxyConfigError, read_proxy
 
 __all__ = ["OCIRepositoryReconciler"]
 
 FETCH_FAILED: Final = "FetchFailed"
 ARTIFACT_IN_STORAGE: Final = "ArtifactInStorage"
+SOURCE_VERIFIED: Final = "SourceVerified"
 LATEST_ALIAS: Final = "latest.tar.gz"
 DEFAULT_TIMEOUT: Final = 60.0
 #: Bytes a layer (compressed) and its unpacked files may each reach when the daemon sets
@@ -86,11 +94,14 @@ class OCIRepositoryReconciler(Reconciler[OCIRepositorySpec]):
         self._recipes: dict[ObjectKey, _Recipe] = {}
         #: The manifest annotations of each stored artifact: ``status.artifact.metadata``.
         self._annotations: dict[ObjectKey, Mapping[str, str]] = {}
+        #: The digest and generation each object last verified the signature of.
+        self._verified: dict[ObjectKey, tuple[str, int]] = {}
 
     def forget(self, key: ObjectKey) -> None:
         self.cache.remove(key)
         self._recipes.pop(key, None)
         self._annotations.pop(key, None)
+        self._verified.pop(key, None)
 
     async def reconcile(self, ctx: Context[OCIRepositorySpec]) -> None:
         spec = ctx.spec
@@ -105,12 +116,14 @@ class OCIRepositoryReconciler(Reconciler[OCIRepositorySpec]):
                 stalled=True,
             ) from error
         auth = await self._auth(ctx.key.namespace, spec, repository.host)
+        proxy = await self._proxy(ctx.key.namespace, spec)
         selector = spec.layer_selector
         media_type = selector.media_type if selector else None
         operation = (selector.operation if selector else None) or "extract"
         timeout = parse_duration(spec.timeout) if spec.timeout else DEFAULT_TIMEOUT
-        async with oci.RegistryClient(repository, auth, timeout=timeout) as client:
+        async with oci.RegistryClient(repository, auth, timeout=timeout, proxy=proxy) as client:
             resolved = await self._resolve(client, spec, media_type)
+            await self._verify(ctx, client, repository, resolved)
             recipe = _Recipe(resolved.revision, spec.ignore, media_type, operation)
             current = self.cache.get(ctx.key)
             if current is not None and self._recipes.get(ctx.key) == recipe:
@@ -146,6 +159,73 @@ class OCIRepositoryReconciler(Reconciler[OCIRepositorySpec]):
             raise ReconcileError(
                 error.reason, f"failed to get credential: {error}", condition=FETCH_FAILED
             ) from error
+
+    async def _proxy(self, namespace: str, spec: OCIRepositorySpec) -> Proxy | None:
+        """The proxy of ``spec.proxySecretRef``, if any."""
+        if spec.proxy_secret_ref is None:
+            return None
+        try:
+            return await read_proxy(self.objects, namespace, spec.proxy_secret_ref.name)
+        except ProxyConfigError as error:
+            raise ReconcileError(
+                oci.AUTHENTICATION_FAILED,
+                f"failed to get proxy address: {error}",
+                condition=FETCH_FAILED,
+            ) from error
+
+    async def _verify(
+        self,
+        ctx: Context[OCIRepositorySpec],
+        client: oci.RegistryClient,
+        repository: oci.Repository,
+        resolved: oci.Resolved,
+    ) -> None:
+        """Check the cosign signature of the resolved digest when ``spec.verify`` asks;
+        ``SourceVerified`` says how it went."""
+        verify = ctx.spec.verify
+        if verify is None or verify.secret_ref is None:
+            conditions.delete(ctx.status, SOURCE_VERIFIED)
+            self._verified.pop(ctx.key, None)
+            return
+        verified = conditions.get(ctx.status, SOURCE_VERIFIED)
+        if (
+            self._verified.get(ctx.key) == (resolved.digest, ctx.generation)
+            and verified is not None
+            and verified["status"] == "True"
+        ):
+            return
+        self._verified.pop(ctx.key, None)
+        secret = f"{ctx.key.namespace}/{verify.secret_ref.name}"
+        try:
+            try:
+                data = await self.objects.secret_data(ctx.key.namespace, verify.secret_ref.name)
+            except SecretNotFound as error:
+                raise oci.RegistryError(
+                    f"{error}: create it or fix spec.verify.secretRef",
+                    reason=oci.VERIFICATION_ERROR,
+                ) from error
+            keys = oci.public_keys(data, secret)
+            await oci.verify_signatures(
+                client, resolved.digest, keys, reference=f"{repository}@{resolved.digest}"
+            )
+        except oci.RegistryError as error:
+            message = f"failed to verify the signature using provider '{verify.provider}': {error}"
+            conditions.mark_false(
+                ctx.status,
+                SOURCE_VERIFIED,
+                oci.VERIFICATION_ERROR,
+                message,
+                generation=ctx.generation,
+            )
+            raise ReconcileError(oci.VERIFICATION_ERROR, message) from error
+        conditions.mark_true(
+            ctx.status,
+            SOURCE_VERIFIED,
+            "Succeeded",
+            f"verified signature of revision {resolved.revision}",
+            generation=ctx.generation,
+        )
+        self._verified[ctx.key] = (resolved.digest, ctx.generation)
 
     async def _resolve(
         self, client: oci.RegistryClient, spec: OCIRepositorySpec, media_type: str | None
@@ -270,10 +350,16 @@ def _new_artifact_message(revision: str, url: str, annotations: Mapping[str, str
 def _refuse_unsupported(spec: OCIRepositorySpec) -> None:
     """Stall on fields fluxd does not serve yet, rather than ignoring them silently."""
     unsupported = []
-    if spec.verify is not None:
-        unsupported.append(f"spec.verify (provider '{spec.verify.provider}')")
-    if spec.proxy_secret_ref is not None:
-        unsupported.append("spec.proxySecretRef")
+    verify = spec.verify
+    if verify is not None and verify.provider == "notation":
+        unsupported.append("spec.verify provider 'notation' (notation signature verification)")
+    elif verify is not None:
+        if verify.secret_ref is None:
+            unsupported.append("spec.verify without secretRef (keyless cosign verification)")
+        if verify.match_oidc_identity:
+            unsupported.append("spec.verify.matchOIDCIdentity (keyless cosign verification)")
+        if verify.trusted_root_secret_ref is not None:
+            unsupported.append("spec.verify.trustedRootSecretRef (keyless cosign verification)")
     if spec.provider and spec.provider != "generic":
         unsupported.append(f"spec.provider '{spec.provider}' (cloud workload identity)")
     if unsupported:

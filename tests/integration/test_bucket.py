@@ -270,7 +270,6 @@ async def test_fields_fluxd_does_not_serve_stall_by_name(
             {"sts": {"provider": "ldap", "endpoint": "https://sts.example"}},
             "spec.sts",
         ),
-        "proxy": ({"proxySecretRef": {"name": "proxy"}}, "spec.proxySecretRef"),
         "identity": (
             {"provider": "aws", "secretRef": None, "serviceAccountName": "s3-reader"},
             "spec.serviceAccountName",

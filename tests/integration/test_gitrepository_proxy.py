@@ -10,7 +10,7 @@ import pytest
 from fluxd.api import GIT_REPOSITORY, GitRepositoryRef
 from fluxd.runtime import conditions
 from fluxd.sources.git import GitAuth, GitError, fetch
-from fluxd.sources.git.proxy import Proxy
+from fluxd.sources.proxy import Proxy
 from tests.gitservers import (
     HTTP_PASSWORD,
     HTTP_USERNAME,

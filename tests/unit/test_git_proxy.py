@@ -1,4 +1,4 @@
-"""The ``spec.proxySecretRef`` Secret read as Flux reads it (fluxd.sources.git.proxy), and
+"""The ``spec.proxySecretRef`` Secret read as Flux reads it (fluxd.sources.proxy), and
 the transports refusing a URL the proxy cannot carry."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import base64
 import pytest
 
 from fluxd.sources.git import GitAuth, GitError
-from fluxd.sources.git.proxy import Proxy, ProxyConfigError, proxy_from_secret
 from fluxd.sources.git.transport import open_client
+from fluxd.sources.proxy import Proxy, ProxyConfigError, proxy_from_secret
 
 SECRET = "ns/proxy"
 

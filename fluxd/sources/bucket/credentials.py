@@ -8,7 +8,9 @@
   ``AWS_REGION``/``AWS_DEFAULT_REGION``); the rest of the AWS chain (web identity,
   instance metadata) is not implemented and says so;
 - ``spec.certSecretRef`` holds ``ca.crt`` (added to the system trust store) and, for a
-  client certificate, ``tls.crt`` with ``tls.key``.
+  client certificate, ``tls.crt`` with ``tls.key``;
+- ``spec.proxySecretRef`` names the proxy every request goes through (its Secret read by
+  :mod:`fluxd.sources.proxy`, as for the other sources).
 
 Failures raise :class:`BucketConfigError` with Flux's ``AuthenticationFailed`` reason,
 except a malformed endpoint, which no retry can fix.
@@ -28,6 +30,7 @@ from urllib.parse import urlsplit
 from fluxd.api import BucketSpec
 from fluxd.kube.objects import SecretNotFound
 from fluxd.sources.bucket.sigv4 import Credentials
+from fluxd.sources.proxy import Proxy, ProxyConfigError, read_proxy
 
 __all__ = ["DEFAULT_REGION", "BucketConfigError", "StoreSettings", "store_settings"]
 
@@ -58,6 +61,7 @@ class StoreSettings:
     region: str
     credentials: Credentials | None
     ssl_context: ssl.SSLContext | None
+    proxy: Proxy | None = None
 
 
 async def store_settings(
@@ -87,12 +91,19 @@ async def store_settings(
     if spec.cert_secret_ref is not None and not spec.insecure:
         data = await _secret(secrets, namespace, spec.cert_secret_ref.name, "spec.certSecretRef")
         context = _tls_context(data, f"{namespace}/{spec.cert_secret_ref.name}")
+    proxy = None
+    if spec.proxy_secret_ref is not None:
+        try:
+            proxy = await read_proxy(secrets, namespace, spec.proxy_secret_ref.name)
+        except ProxyConfigError as error:
+            raise BucketConfigError(f"failed to get proxy URL: {error}") from error
     return StoreSettings(
         endpoint=endpoint,
         secure=not spec.insecure,
         region=region or DEFAULT_REGION,
         credentials=credentials,
         ssl_context=context,
+        proxy=proxy,
     )
 
 

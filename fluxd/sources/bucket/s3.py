@@ -8,7 +8,8 @@ when asked), addressed path-style
 minio-go sends requests without them).
 
 ETags are kept without their quotes, as minio-go hands them to Flux: the revision a
-Bucket computes from them is then the one Flux computes. Failures raise
+Bucket computes from them is then the one Flux computes. With a proxy every request goes
+through it, and a failure there is reported as the proxy's. Failures raise
 :class:`S3Error` with the HTTP status and S3's error code and message, so the reconciler
 can tell a missing object from a refused signature.
 """
@@ -32,6 +33,7 @@ from fluxd.sources.bucket.sigv4 import (
     encode_path,
     sign,
 )
+from fluxd.sources.proxy import Proxy
 
 __all__ = ["S3Client", "S3Error", "S3Object"]
 
@@ -68,6 +70,7 @@ class S3Client:
         credentials: Credentials | None,
         ssl_context: ssl.SSLContext | None = None,
         connections: int = 16,
+        proxy: Proxy | None = None,
     ) -> None:
         self.host = endpoint
         self.base = f"{'https' if secure else 'http'}://{endpoint}"
@@ -75,6 +78,7 @@ class S3Client:
         self.credentials = credentials
         self.ssl_context = ssl_context
         self.connections = connections
+        self.proxy = proxy
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Self:
@@ -154,16 +158,44 @@ class S3Client:
             if self.credentials is not None
             else {"Host": self.host, **(headers or {})}
         )
+        request = f"{method} {self.base}{path}"
+        if self.proxy is not None:
+            sent = {**sent, **self.proxy.forwarded_headers(self.base)}
         try:
             async with self._session.request(
-                method, url, headers=sent, ssl=self.ssl_context or True
+                method,
+                url,
+                headers=sent,
+                ssl=self.ssl_context or True,
+                proxy=self.proxy.url if self.proxy is not None else None,
+                proxy_headers=self.proxy.headers() if self.proxy is not None else None,
             ) as response:
                 body = await response.read()
+                if response.status == 407:
+                    raise self._proxy_error(request, "rejected the credentials (HTTP 407)")
                 if response.status >= 300 and response.status != 304:
                     raise _error(response.status, response.reason or "", body)
                 return response.status, body, response.headers.get("ETag", "")
+        except aiohttp.ClientHttpProxyError as error:
+            what = (
+                "rejected the credentials (HTTP 407)"
+                if error.status == 407
+                else f"refused the connection (HTTP {error.status})"
+            )
+            raise self._proxy_error(request, what) from error
+        except aiohttp.ClientProxyConnectionError as error:
+            raise self._proxy_error(request, f"cannot be reached ({error})") from error
         except aiohttp.ClientError as error:
-            raise S3Error(f"{method} {self.base}{path}: {error}") from error
+            raise S3Error(f"{request}: {error}") from error
+
+    def _proxy_error(self, request: str, what: str) -> S3Error:
+        assert self.proxy is not None
+        hint = (
+            "check username/password in the spec.proxySecretRef Secret"
+            if "407" in what
+            else "check 'address' in the spec.proxySecretRef Secret and that the proxy runs"
+        )
+        return S3Error(f"{request}: the proxy '{self.proxy.url}' {what}: {hint}", status=407)
 
 
 def _text(element: ElementTree.Element, name: str) -> str:

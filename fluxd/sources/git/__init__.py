@@ -9,7 +9,7 @@
 - :mod:`~fluxd.sources.git.transport`: http(s), ssh and git:// clients with credentials;
 - :mod:`~fluxd.sources.git.credentials`: those credentials from a GitRepository's
   Secrets and provider;
-- :mod:`~fluxd.sources.git.proxy`: the ``spec.proxySecretRef`` proxy;
+- :mod:`~fluxd.sources.git.proxy`: which git URLs the ``spec.proxySecretRef`` proxy carries;
 - :mod:`~fluxd.sources.git.github_app`: GitHub App installation tokens;
 - :mod:`~fluxd.sources.git.shared`: one fetch per commit for every GitRepository
   that wants it;

@@ -29,8 +29,9 @@ from fluxd.sources.git.github_app import (
     InstallationTokens,
     app_from_secret,
 )
-from fluxd.sources.git.proxy import Proxy, ProxyConfigError, proxy_from_secret, refuse_url
+from fluxd.sources.git.proxy import refuse_url
 from fluxd.sources.git.transport import GitAuth, GitError
+from fluxd.sources.proxy import Proxy, ProxyConfigError, proxy_from_secret
 
 __all__ = [
     "CredentialsError",

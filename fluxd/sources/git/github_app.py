@@ -34,8 +34,8 @@ import urllib3.exceptions
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from fluxd.sources.git.proxy import Proxy
 from fluxd.sources.git.transport import http_pool
+from fluxd.sources.proxy import Proxy
 
 __all__ = [
     "ACCESS_TOKEN_USERNAME",

@@ -42,7 +42,8 @@ from dulwich.client import (
 )
 from dulwich.errors import GitProtocolError
 
-from fluxd.sources.git.proxy import Proxy, ProxyConfigError, refuse_url
+from fluxd.sources.git.proxy import refuse_url
+from fluxd.sources.proxy import Proxy, ProxyConfigError
 
 __all__ = [
     "GitAuth",

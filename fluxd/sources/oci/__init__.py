@@ -6,11 +6,21 @@
 - :mod:`~fluxd.sources.oci.client`: the distribution API over aiohttp, with the basic and
   bearer-token auth handshake and size-bounded, digest-checked reads;
 - :mod:`~fluxd.sources.oci.pull`: a ref resolved to a manifest digest, then its layer;
+- :mod:`~fluxd.sources.oci.cosign`: an artifact's cosign signatures checked with public keys;
 - :mod:`~fluxd.sources.oci.layers`: layer selection and safe in-memory tar extraction;
 - :mod:`~fluxd.sources.oci.publish`: Flux's artifact format and pushing files in it.
 """
 
 from fluxd.sources.oci.client import Manifest, RegistryClient
+from fluxd.sources.oci.cosign import (
+    SIGNATURE_ANNOTATION,
+    SIMPLE_SIGNING_MEDIA_TYPE,
+    VERIFICATION_ERROR,
+    PublicKey,
+    public_keys,
+    signature_tag,
+    verify_signatures,
+)
 from fluxd.sources.oci.credentials import (
     RegistryAuth,
     docker_config_auth,
@@ -61,11 +71,15 @@ __all__ = [
     "PULL_FAILED",
     "READ_OPERATION_FAILED",
     "REVISION_ANNOTATION",
+    "SIGNATURE_ANNOTATION",
+    "SIMPLE_SIGNING_MEDIA_TYPE",
     "SOURCE_ANNOTATION",
     "URL_INVALID",
+    "VERIFICATION_ERROR",
     "Extracted",
     "Layer",
     "Manifest",
+    "PublicKey",
     "Pulled",
     "PushLayer",
     "Pushed",
@@ -81,12 +95,15 @@ __all__ = [
     "parse_image",
     "parse_reference",
     "parse_url",
+    "public_keys",
     "pull",
     "push_artifact",
     "push_files",
     "resolve",
     "select_layer",
     "select_semver_tag",
+    "signature_tag",
     "spec_registry_auth",
     "tls_context",
+    "verify_signatures",
 ]

@@ -7,7 +7,9 @@ registry answers with ``401`` is retried once with what its ``WWW-Authenticate``
 asks for: ``Basic`` credentials, or a ``Bearer`` token from the challenge's realm (the
 distribution token flow: ``GET realm?service=...&scope=repository:<name>:<actions>``, with
 the credentials as basic auth when there are any, anonymous otherwise). Tokens are kept
-per scope for the client's life, so a pull asks the token server once.
+per scope for the client's life, so a pull asks the token server once. With a proxy
+(``spec.proxySecretRef``) every request, token requests included, goes through it, and a
+failure there is reported as the proxy's, not the registry's.
 
 Every response body is read within a size limit, and blobs are checked against their
 digest: a registry that sends too much or the wrong bytes fails the pull, it never fills
@@ -31,6 +33,7 @@ import aiohttp
 from fluxd.sources.oci.credentials import RegistryAuth
 from fluxd.sources.oci.errors import PULL_FAILED, RegistryError
 from fluxd.sources.oci.reference import Repository
+from fluxd.sources.proxy import Proxy
 
 __all__ = [
     "DOCKER_MANIFEST",
@@ -87,10 +90,12 @@ class RegistryClient:
         *,
         timeout: float = 60.0,
         push: bool = False,
+        proxy: Proxy | None = None,
     ) -> None:
         self.repository = repository
         self.auth = auth or RegistryAuth()
         self.timeout = timeout
+        self.proxy = proxy
         self._actions = "pull,push" if push else "pull"
         self._session: aiohttp.ClientSession | None = None
         self._authorization: str | None = None
@@ -247,18 +252,53 @@ class RegistryClient:
         if self._session is None:
             raise RuntimeError("RegistryClient used outside 'async with'")
         sent = dict(headers)
+        if self.proxy is not None:
+            sent.update(self.proxy.forwarded_headers(url))
         if self._authorization:
             sent["Authorization"] = self._authorization
         try:
-            async with self._session.request(method, url, headers=sent, data=data) as response:
+            async with self._session.request(
+                method, url, headers=sent, data=data, **self._proxy_options()
+            ) as response:
                 body = b"" if method == "HEAD" else await _read(response, limit, url)
+                if response.status == 407:
+                    raise self._proxy_rejected(f"{method} {url}")
                 return response.status, dict(response.headers), body
         except TimeoutError as error:
             raise RegistryError(
                 f"{method} {url}: timed out after {self.timeout:g}s (spec.timeout)"
             ) from error
+        except aiohttp.ClientHttpProxyError as error:
+            raise self._proxy_rejected(f"{method} {url}", error.status) from error
+        except aiohttp.ClientProxyConnectionError as error:
+            raise self._proxy_unreachable(f"{method} {url}", error) from error
         except aiohttp.ClientError as error:
             raise RegistryError(f"{method} {url}: {error}") from error
+
+    def _proxy_options(self) -> dict[str, Any]:
+        """The ``proxy``/``proxy_headers`` arguments of every request, when there is one."""
+        if self.proxy is None:
+            return {}
+        return {"proxy": self.proxy.url, "proxy_headers": self.proxy.headers()}
+
+    def _proxy_rejected(self, request: str, status: int = 407) -> RegistryError:
+        assert self.proxy is not None
+        if status != 407:
+            return RegistryError(
+                f"{request}: the proxy '{self.proxy.url}' refused the connection (HTTP {status})"
+            )
+        return RegistryError(
+            f"{request}: the proxy '{self.proxy.url}' rejected the credentials (HTTP 407):"
+            " check username/password in the spec.proxySecretRef Secret",
+            status=407,
+        )
+
+    def _proxy_unreachable(self, request: str, error: aiohttp.ClientError) -> RegistryError:
+        assert self.proxy is not None
+        return RegistryError(
+            f"{request}: cannot reach the proxy '{self.proxy.url}' ({error}): check 'address'"
+            " in the spec.proxySecretRef Secret and that the proxy runs"
+        )
 
     async def _authenticate(self, challenge: str) -> bool:
         """Set the ``Authorization`` the challenge asks for; False when it cannot be met
@@ -286,14 +326,22 @@ class RegistryClient:
         query = {"scope": scope, **({"service": service} if service else {})}
         url = f"{realm}{'&' if '?' in realm else '?'}{urlencode(query)}"
         headers = {"Authorization": self.auth.basic} if self.auth.basic else {}
+        if self.proxy is not None:
+            headers.update(self.proxy.forwarded_headers(url))
         try:
-            async with self._session.get(url, headers=headers) as response:
+            async with self._session.get(url, headers=headers, **self._proxy_options()) as response:
                 body = await _read(response, _MAX_TOKEN_BYTES, url)
                 status = response.status
         except TimeoutError as error:
             raise RegistryError(f"token request to {realm}: timed out") from error
+        except aiohttp.ClientHttpProxyError as error:
+            raise self._proxy_rejected(f"token request to {realm}", error.status) from error
+        except aiohttp.ClientProxyConnectionError as error:
+            raise self._proxy_unreachable(f"token request to {realm}", error) from error
         except aiohttp.ClientError as error:
             raise RegistryError(f"token request to {realm}: {error}") from error
+        if status == 407:
+            raise self._proxy_rejected(f"token request to {realm}")
         if status != 200:
             raise RegistryError(
                 f"token request to {realm} for scope '{scope}': {status}"
