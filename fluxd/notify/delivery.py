@@ -4,6 +4,8 @@ Flux's notifiers post through go-retryablehttp: up to four retries, waits doubli
 2 s to at most 30 s, on connection errors, 429 and 5xx; any other 4xx fails at once.
 The whole delivery (retries included) is bounded by the Provider's ``spec.timeout``
 (15 s unless set), so a provider that hangs costs one slot for that long, never more.
+A request that carries its own ``publish`` (NATS speaks TCP, not HTTP) is awaited
+under the same bound instead.
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ import functools
 import os
 import ssl
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import aiohttp
 import anyio
 
 from fluxd.notify.providers import Request
-from fluxd.notify.request import Lookup
+from fluxd.notify.request import Lookup, PublishFailed
 
 __all__ = ["DeliveryError", "Transport", "send", "tls_context"]
 
@@ -82,6 +84,10 @@ async def send(request: Request, transport: Transport) -> None:
         with anyio.fail_after(transport.timeout):
             async with aiohttp.ClientSession() as session:
                 while step is not None:
+                    if step.publish is not None:
+                        await _publish(step.publish, step.failure)
+                        step = step.follow_up
+                        continue
                     if step.lookup is not None and await _already_done(
                         session, step.lookup, transport
                     ):
@@ -94,6 +100,14 @@ async def send(request: Request, transport: Transport) -> None:
         raise DeliveryError(
             f"{request.failure}: no answer from {url} within {transport.timeout:g}s"
         ) from None
+
+
+async def _publish(publish: Callable[[], Awaitable[None]], failure: str) -> None:
+    """A delivery over another protocol than HTTP: no retries, as Flux's NATS client."""
+    try:
+        await publish()
+    except PublishFailed as error:
+        raise DeliveryError(f"{failure}: {error}") from None
 
 
 async def _already_done(

@@ -9,7 +9,9 @@ the further chat and incident types are built in :mod:`~fluxd.notify.chat`, Page
 in :mod:`~fluxd.notify.pagerduty`, the git services' commit statuses and GitHub's
 dispatch in :mod:`~fluxd.notify.commit_status` (their id from ``spec.commitStatusExpr``
 in :mod:`~fluxd.notify.commit_status_expr`), pull and merge request comments in
-:mod:`~fluxd.notify.pr_comment`.
+:mod:`~fluxd.notify.pr_comment`, Sentry in :mod:`~fluxd.notify.sentry`, NATS (over its
+own TCP protocol) in :mod:`~fluxd.notify.nats`, Azure Event Hubs in
+:mod:`~fluxd.notify.eventhub` and Google Pub/Sub in :mod:`~fluxd.notify.pubsub`.
 
 Types not listed in :data:`SUPPORTED_TYPES` are refused by the Provider reconciler by
 name, never silently dropped.
@@ -28,8 +30,11 @@ from fluxd.notify.chat import CHAT_BUILDERS
 from fluxd.notify.commit_status import COMMIT_STATUS_TYPES, GIT_SERVICE_BUILDERS
 from fluxd.notify.commit_status_expr import with_commit_status
 from fluxd.notify.event import Notification, go_json, rfc3339
+from fluxd.notify.eventhub import eventhub_request
+from fluxd.notify.nats import nats_request
 from fluxd.notify.pagerduty import pagerduty_request
 from fluxd.notify.pr_comment import CHANGE_REQUEST_BUILDERS
+from fluxd.notify.pubsub import pubsub_request
 from fluxd.notify.request import (
     InvalidProvider,
     NothingToSend,
@@ -40,6 +45,7 @@ from fluxd.notify.request import (
 from fluxd.notify.request import basic_auth as _basic
 from fluxd.notify.request import json_request as _json_request
 from fluxd.notify.request import require_url as _require_url
+from fluxd.notify.sentry import sentry_request
 
 __all__ = [
     "SUPPORTED_TYPES",
@@ -278,6 +284,10 @@ _BUILDERS: dict[str, Callable[[ProviderSettings, Notification], Request]] = {
     "grafana": _grafana,
     "webex": _webex,
     "pagerduty": pagerduty_request,
+    "sentry": sentry_request,
+    "nats": nats_request,
+    "azureeventhub": eventhub_request,
+    "googlepubsub": pubsub_request,
     **CHAT_BUILDERS,
     **GIT_SERVICE_BUILDERS,
     **CHANGE_REQUEST_BUILDERS,

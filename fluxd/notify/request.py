@@ -8,7 +8,7 @@ Kept apart from the builders so the builder modules (:mod:`~fluxd.notify.provide
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +20,7 @@ __all__ = [
     "Lookup",
     "NothingToSend",
     "ProviderSettings",
+    "PublishFailed",
     "Request",
     "UnsendableEvent",
     "basic_auth",
@@ -38,6 +39,11 @@ class UnsendableEvent(ValueError):
 
 class NothingToSend(Exception):
     """The provider type skips this event by design (Flux's Progressing events)."""
+
+
+class PublishFailed(Exception):
+    """A delivery made over another protocol than HTTP (NATS) failed; the message says
+    why."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,7 +88,9 @@ class Request:
     event). ``then``, when set, reads the 2xx answer's body and returns the request to
     send next in place of ``follow_up``, for deliveries whose next call depends on the
     answer (a pull request comment to update or create). ``failure`` prefixes the
-    error a refused request is reported with."""
+    error a refused request is reported with. ``publish``, when set, is the whole
+    delivery over a protocol other than HTTP (NATS): it is awaited in place of the
+    HTTP exchange, under the same timeout, and raises :class:`PublishFailed`."""
 
     url: str
     body: bytes
@@ -93,6 +101,7 @@ class Request:
     follow_up: Request | None = None
     then: Callable[[bytes], Request] | None = None
     failure: str = "postMessage failed"
+    publish: Callable[[], Awaitable[None]] | None = None
 
 
 def require_url(address: str, what: str) -> None:

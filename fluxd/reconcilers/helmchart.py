@@ -8,10 +8,19 @@ Steps, in order (each failure carries Flux's reason and condition):
    spec did not change since its last artifact stops here;
 2. **chart**, from a HelmRepository: the version ``spec.version`` selects in its index
    (``InvalidChartReference``: no such chart or version, a malformed range), downloaded
-   with the repository's credentials (``ChartPullError``). From a GitRepository or
-   Bucket: the chart directory (or ``.tgz``) at ``spec.chart`` of its files, packaged;
-   with ``reconcileStrategy: Revision`` its version gains the source revision as build
-   metadata, as Flux writes it;
+   with the repository's credentials (``ChartPullError``). From a HelmRepository of
+   ``type: oci`` (which holds no artifact, as in Flux): the image ``<url>/<chart>`` of its
+   registry, the version an exact tag or the newest tag in range (Helm's ``_`` read as
+   ``+``), its Helm chart layer stored as pushed, with the repository's ``secretRef``
+   (dockerconfigjson or username/password), ``certSecretRef`` and ``insecure``; the tag
+   list is asked again each interval, the layer only when the version moved
+   (``ChartPullError``; ``AuthenticationFailed`` for a Secret or a login the registry
+   refuses). From a GitRepository or Bucket: the chart directory (or ``.tgz``) at
+   ``spec.chart`` of its files, its missing dependencies fetched as ``helm dependency
+   build`` would (from ``file://`` paths of the same source, or HTTP and OCI repositories
+   with the credentials of the namespace's HelmRepository serving that URL;
+   ``DependencyBuildError`` naming the dependency), packaged; with ``reconcileStrategy:
+   Revision`` its version gains the source revision as build metadata, as Flux writes it;
 3. **values files**: ``spec.valuesFiles`` merged into the chart's ``values.yaml`` in order
    (``ValuesFilesError`` for a missing file unless ``ignoreMissingValuesFiles``, or bad
    YAML), the version gaining the generation as build metadata so consumers notice;
@@ -19,15 +28,15 @@ Steps, in order (each failure carries Flux's reason and condition):
    ``status.url``), revision = the chart version, with the observations Flux records
    (``observedChartName``, ``observedSourceArtifactRevision``, ``observedValuesFiles``).
 
-fluxd does not yet pull charts from an OCI HelmRepository, download dependencies a chart
-directory declares but does not vendor, or verify signatures (``spec.verify``): each
-stalls with a message naming what is missing rather than building something else.
+fluxd does not yet verify chart signatures (``spec.verify``) or take registry credentials
+from a cloud ``provider`` of an OCI HelmRepository: each stalls (``UnsupportedField``)
+with a message naming the field rather than building something else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import anyio.to_thread
@@ -46,9 +55,11 @@ from fluxd.reconcilers.driver import Context, Reconciler
 from fluxd.runtime import conditions
 from fluxd.runtime.errors import ReconcileError
 from fluxd.runtime.keys import ObjectKey
-from fluxd.sources import helm
+from fluxd.sources import helm, oci
 from fluxd.sources.artifact import Artifact, artifact_url, make_artifact
 from fluxd.sources.cache import ArtifactCache
+from fluxd.sources.helm import oci as helm_oci
+from fluxd.sources.helm.dependencies import DependencyError, build_dependencies
 from fluxd.sources.helm.indexes import ParsedIndexes
 from fluxd.sources.helm.package import (
     ChartFiles,
@@ -57,6 +68,7 @@ from fluxd.sources.helm.package import (
     read_archive,
     read_directory,
 )
+from fluxd.sources.helm.remotes import NamespaceRepositories
 
 __all__ = ["HelmChartReconciler"]
 
@@ -88,6 +100,8 @@ class _Build:
     version: str
     packaged: bool
     values_files: tuple[str, ...]
+    #: The version an OCI registry was asked for, so an unchanged answer reuses the build.
+    selected: str = ""
 
     @property
     def reason(self) -> str:
@@ -142,15 +156,11 @@ class HelmChartReconciler(Reconciler[HelmChartSpec]):
         source_key = ObjectKey(ref.kind, ctx.key.namespace, ref.name)
         self.track_sources(ctx.key, [source_key])
         repository = self._repository_spec(source_key) if ref.kind == HELM_REPOSITORY.kind else None
-        source = self.cache.get(source_key)
-        if source is None:
-            raise ReconcileError(
-                "NoSourceArtifact",
-                f"no artifact available for {ref.kind} source '{ref.name}'",
-                condition=FETCH_FAILED,
-            )
+        registry = repository if repository is not None and repository.is_oci else None
+        # An OCI HelmRepository holds no artifact, as in Flux: its registry is asked directly.
+        source = None if registry is not None else self.cache.get(source_key)
         recipe = _Recipe(
-            source_revision=source.revision,
+            source_revision=source.revision if source is not None else "",
             chart=spec.chart,
             version=spec.version,
             values_files=spec.all_values_files,
@@ -159,12 +169,24 @@ class HelmChartReconciler(Reconciler[HelmChartSpec]):
             generation=ctx.generation,
         )
         current = self.cache.get(ctx.key)
-        build = self._builds.get(ctx.key)
-        if current is None or build is None or self._recipes.get(ctx.key) != recipe:
-            if repository is not None:
-                build = await self._from_repository(ctx, repository, source)
-            else:
-                build = await anyio.to_thread.run_sync(self._from_tree, ctx, source)
+        previous = self._builds.get(ctx.key)
+        if current is None or self._recipes.get(ctx.key) != recipe:
+            previous = None
+        if registry is not None:
+            build = await self._from_registry(ctx, registry, previous)
+        elif source is None:
+            raise ReconcileError(
+                "NoSourceArtifact",
+                f"no artifact available for {ref.kind} source '{ref.name}'",
+                condition=FETCH_FAILED,
+            )
+        elif previous is not None:
+            build = previous
+        elif repository is not None:
+            build = await self._from_repository(ctx, repository, source)
+        else:
+            build = await self._from_tree(ctx, source)
+        if current is None or build is not previous:
             current = self._store(ctx, build)
             self._recipes[ctx.key] = recipe
             self._builds[ctx.key] = build
@@ -184,14 +206,60 @@ class HelmChartReconciler(Reconciler[HelmChartSpec]):
             raise ReconcileError(
                 "SourceUnavailable", f"failed to get source: {error}", condition=FETCH_FAILED
             ) from error
-        if repository.is_oci:
+        if repository.is_oci and repository.provider != "generic":
             raise ReconcileError(
                 "UnsupportedField",
-                f"HelmRepository '{key.name}' is of type 'oci': pulling charts from OCI "
-                "registries is not supported by fluxd yet",
+                f"HelmRepository '{key.name}' spec.provider '{repository.provider}' (cloud "
+                "workload identity) is not supported by fluxd yet: use 'generic' with a "
+                "spec.secretRef",
                 stalled=True,
             )
         return repository
+
+    async def _from_registry(
+        self,
+        ctx: Context[HelmChartSpec],
+        repository: HelmRepositorySpec,
+        previous: _Build | None,
+    ) -> _Build:
+        """The chart from an OCI HelmRepository; ``previous`` when the version it selects
+        is the one built last (nothing downloaded then)."""
+        spec = ctx.spec
+        timeout = parse_timeout(repository.timeout)
+        try:
+            image = helm_oci.chart_image(repository.url, spec.chart, insecure=repository.insecure)
+        except oci.RegistryError as error:
+            raise ReconcileError(
+                "URLInvalid",
+                f"invalid Helm repository URL '{repository.url}' for chart '{spec.chart}': {error}",
+                condition=FETCH_FAILED,
+                stalled=True,
+            ) from error
+        try:
+            auth = await helm_oci.chart_registry_auth(
+                self.objects, ctx.key.namespace, repository, image.host
+            )
+        except oci.RegistryError as error:
+            raise _registry_error(
+                error, "failed to get chart version for remote reference"
+            ) from error
+        async with oci.RegistryClient(image, auth, timeout=timeout) as client:
+            try:
+                version = await helm_oci.select_chart_version(client, spec.version)
+            except oci.RegistryError as error:
+                raise _registry_error(
+                    error, "failed to get chart version for remote reference"
+                ) from error
+            if previous is not None and previous.selected == version:
+                return previous
+            try:
+                archive = await helm_oci.pull_chart(client, version)
+            except oci.RegistryError as error:
+                raise _registry_error(
+                    error, "failed to download chart for remote reference"
+                ) from error
+        build = await self._pulled(ctx, archive, spec.chart, version)
+        return replace(build, selected=version)
 
     async def _from_repository(
         self, ctx: Context[HelmChartSpec], repository: HelmRepositorySpec, source: Artifact
@@ -225,6 +293,12 @@ class HelmChartReconciler(Reconciler[HelmChartSpec]):
                 f"chart pull error: failed to download chart for remote reference: {error}",
                 condition=FETCH_FAILED,
             ) from error
+        return await self._pulled(ctx, archive, version.name, version.version)
+
+    async def _pulled(
+        self, ctx: Context[HelmChartSpec], archive: bytes, name: str, version: str
+    ) -> _Build:
+        """A downloaded chart: stored as it is, or repackaged with the values files."""
         try:
             chart = await anyio.to_thread.run_sync(read_archive, archive)
         except InvalidChart as error:
@@ -233,32 +307,42 @@ class HelmChartReconciler(Reconciler[HelmChartSpec]):
                 f"chart package error: failed to load downloaded chart: {error}",
                 condition=BUILD_FAILED,
             ) from error
-        if not spec.all_values_files:
-            return _Build(None, archive, version.name, version.version, False, ())
+        if not ctx.spec.all_values_files:
+            return _Build(None, archive, name, version, False, ())
         return await anyio.to_thread.run_sync(self._with_values, ctx, chart, "")
 
-    def _from_tree(self, ctx: Context[HelmChartSpec], source: Artifact) -> _Build:
+    async def _from_tree(self, ctx: Context[HelmChartSpec], source: Artifact) -> _Build:
+        """The chart at ``spec.chart`` of a source's files, its missing dependencies
+        fetched, packaged."""
         spec = ctx.spec
-        try:
-            if spec.chart.endswith(".tgz"):
-                path = spec.chart.removeprefix("./")
-                if path not in source.files:
-                    raise InvalidChart(f"no chart archive at '{spec.chart}' in the source")
-                chart = read_archive(source.files[path])
-            else:
-                chart = read_directory(source.files, spec.chart)
-        except InvalidChart as error:
-            raise ReconcileError(
-                "InvalidChartReference",
-                f"invalid chart reference: {error}",
-                condition=FETCH_FAILED,
-            ) from error
-        _refuse_undeclared_dependencies(chart)
+        chart = await anyio.to_thread.run_sync(_chart_in_tree, spec.chart, source.files)
+        if not spec.chart.endswith(".tgz"):  # a packaged chart carries its dependencies
+            chart = await self._with_dependencies(ctx, chart, source)
         metadata = ""
         if spec.reconcile_strategy == "Revision":
             revision = source.revision.rpartition(":")[2]
             metadata = revision[:12] if len(revision) > 12 else revision
-        return self._with_values(ctx, chart, metadata)
+        return await anyio.to_thread.run_sync(self._with_values, ctx, chart, metadata)
+
+    async def _with_dependencies(
+        self, ctx: Context[HelmChartSpec], chart: ChartFiles, source: Artifact
+    ) -> ChartFiles:
+        """``chart`` with the dependencies it declares but does not carry added."""
+        remotes = NamespaceRepositories(
+            objects=self.objects,
+            cache=self.cache,
+            indexes=self.indexes,
+            namespace=ctx.key.namespace,
+        )
+        try:
+            chart, resolved = await build_dependencies(chart, source.files, ctx.spec.chart, remotes)
+        except DependencyError as error:
+            raise ReconcileError(
+                "DependencyBuildError", f"dependency build error: {error}", condition=BUILD_FAILED
+            ) from error
+        if resolved:
+            ctx.event("Normal", "ResolvedDependencies", f"resolved {resolved} chart dependencies")
+        return chart
 
     def _with_values(self, ctx: Context[HelmChartSpec], chart: ChartFiles, metadata: str) -> _Build:
         """The chart packaged with its values files merged and its version's build metadata
@@ -307,13 +391,18 @@ class HelmChartReconciler(Reconciler[HelmChartSpec]):
         return self.cache.get(ctx.key) or artifact
 
     def _report(
-        self, ctx: Context[HelmChartSpec], artifact: Artifact, build: _Build, source: Artifact
+        self,
+        ctx: Context[HelmChartSpec],
+        artifact: Artifact,
+        build: _Build,
+        source: Artifact | None,
     ) -> None:
         status = ctx.status
         status["artifact"] = artifact.to_status()
         status["url"] = artifact_url(self.artifact_base_url, artifact.alias_path or artifact.path)
         status["observedChartName"] = build.name
-        status["observedSourceArtifactRevision"] = source.revision
+        if source is not None:
+            status["observedSourceArtifactRevision"] = source.revision
         if ctx.spec.ignore_missing_values_files and build.values_files:
             status["observedValuesFiles"] = list(build.values_files)
         else:
@@ -338,24 +427,40 @@ def _with_build_metadata(chart: ChartFiles, metadata: str) -> ChartFiles:
     return ChartFiles(chart.name, version, document, files)
 
 
-def _refuse_undeclared_dependencies(chart: ChartFiles) -> None:
-    """Stall when ``Chart.yaml`` declares a dependency the chart does not carry in
-    ``charts/``: fetching dependencies is not implemented yet, and a chart without them
-    would install something else than its author meant."""
-    declared = chart.metadata.get("dependencies") or []
-    vendored = {path.split("/")[1] for path in chart.files if path.startswith("charts/")}
-    for dependency in declared if isinstance(declared, list) else ():
-        if not isinstance(dependency, dict):
-            continue
-        name = str(dependency.get("name", ""))
-        present = any(item == name or item.startswith(f"{name}-") for item in vendored)
-        if not present:
-            raise ReconcileError(
-                "DependencyBuildError",
-                f"dependency build error: chart '{chart.name}' declares dependency '{name}' "
-                f"({dependency.get('repository') or 'no repository'}) which is not in its "
-                "charts/ directory; fluxd does not fetch chart dependencies yet: vendor it "
-                "(helm dependency build) into the source",
-                condition=BUILD_FAILED,
-                stalled=True,
-            )
+def _chart_in_tree(path: str, files: Mapping[str, bytes]) -> ChartFiles:
+    """The chart directory (or ``.tgz``) at ``path`` of a source's files."""
+    try:
+        if path.endswith(".tgz"):
+            clean = path.removeprefix("./")
+            if clean not in files:
+                raise InvalidChart(f"no chart archive at '{path}' in the source")
+            return read_archive(files[clean])
+        return read_directory(files, path)
+    except InvalidChart as error:
+        raise ReconcileError(
+            "InvalidChartReference",
+            f"invalid chart reference: {error}",
+            condition=FETCH_FAILED,
+        ) from error
+
+
+def _registry_error(error: oci.RegistryError, step: str) -> ReconcileError:
+    """A registry failure as Flux reports it: a Secret that cannot be used, or credentials
+    or a certificate the registry refuses, is ``AuthenticationFailed``; anything else is
+    ``ChartPullError``."""
+    text = str(error)
+    if error.reason == oci.AUTHENTICATION_FAILED:
+        return ReconcileError("AuthenticationFailed", text, condition=FETCH_FAILED)
+    refused = error.status in (401, 403) or any(
+        words in text.lower()
+        for words in ("unauthorized", "authentication required", "certificate verify failed")
+    )
+    if refused:
+        return ReconcileError(
+            "AuthenticationFailed",
+            f"failed to authenticate with the Helm repository: chart pull error: {step}: {text}",
+            condition=FETCH_FAILED,
+        )
+    return ReconcileError(
+        "ChartPullError", f"chart pull error: {step}: {text}", condition=FETCH_FAILED
+    )

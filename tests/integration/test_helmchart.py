@@ -234,13 +234,9 @@ async def test_a_chart_directory_in_git_is_packaged(
         "deps",
         {"interval": "1h", "chart": "charts/needs-deps", "sourceRef": git_source},
     )
-    deps = await fluxd.wait_for(
-        HELM_CHART,
-        "deps",
-        lambda o: (condition(o, "Stalled") or {}).get("reason") == "DependencyBuildError",
-        "Stalled/DependencyBuildError",
-    )
-    assert "'redis'" in message(deps)
+    deps = await fluxd.wait_not_ready(HELM_CHART, "deps", "DependencyBuildError")
+    assert "failed to add remote dependency 'redis'" in message(deps)
+    assert "https://charts.example.com/" in message(deps)
 
     await fluxd.create(
         HELM_CHART, "nowhere", {"interval": "1h", "chart": "charts/none", "sourceRef": git_source}

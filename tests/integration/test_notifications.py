@@ -179,12 +179,12 @@ async def test_unreachable_provider_is_reported_and_breaks_nothing(
 
 
 async def test_unsupported_provider_type_stalls_naming_it(fluxd: Fluxd) -> None:
-    await fluxd.create(PROVIDER, "nats", {"type": "nats", "channel": "x"})
-    obj = await fluxd.wait_not_ready(PROVIDER, "nats", "UnsupportedField")
+    await fluxd.create(PROVIDER, "zoom", {"type": "zoom", "channel": "x"})
+    obj = await fluxd.wait_not_ready(PROVIDER, "zoom", "UnsupportedField")
     ready = conditions.get(obj["status"], "Ready")
     stalled = conditions.get(obj["status"], "Stalled")
     assert ready is not None
-    assert "'nats'" in ready["message"]
+    assert "'zoom'" in ready["message"]
     assert stalled is not None
     assert stalled["status"] == "True"
 

@@ -7,6 +7,12 @@
 - :mod:`~fluxd.sources.helm.indexes`: parsed indexes shared by the charts that read them;
 - :mod:`~fluxd.sources.helm.package`: reading and repackaging a chart archive (its
   metadata, values files merged in), without the Helm SDK.
+- :mod:`~fluxd.sources.helm.oci`: charts in an OCI registry (a HelmRepository of
+  ``type: oci``): version selection among tags, credentials, the chart layer;
+- :mod:`~fluxd.sources.helm.dependencies`: a chart directory's missing dependencies
+  completed as ``helm dependency build`` does;
+- :mod:`~fluxd.sources.helm.remotes`: where those come from, the namespace's
+  HelmRepositories lending credentials and stored indexes.
 """
 
 from fluxd.sources.helm.index import ChartVersion, InvalidIndex, RepositoryIndex, parse_index
