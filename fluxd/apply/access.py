@@ -237,7 +237,7 @@ class ClusterAccess:
         account = self.service_account(spec)
         user = service_account_user(key.namespace, account) if account else None
         remote = (
-            await self._kubeconfig(key.namespace, spec.kube_config) if spec.kube_config else None
+            await self.kubeconfig(key.namespace, spec.kube_config) if spec.kube_config else None
         )
         digest = (
             hashlib.sha256(json.dumps(remote[1], sort_keys=True).encode()).hexdigest()
@@ -286,10 +286,12 @@ class ClusterAccess:
         applier = ApplyManager(api, mapper, field_manager=self.field_manager)
         return Cluster(identity, api, mapper, applier)
 
-    async def _kubeconfig(
+    async def kubeconfig(
         self, namespace: str, reference: KubeConfigReference
     ) -> tuple[str, dict[str, Any]]:
-        """``(namespace/name of the Secret, its self-contained kubeconfig)``."""
+        """``(namespace/name of the Secret, its self-contained kubeconfig)``, read with the
+        daemon's identity (the Helm SDK takes the kubeconfig itself, not a client).
+        Raises :class:`ClusterAccessError` naming the Secret when it cannot be used."""
         ref = reference.secret_ref
         if ref is None:
             raise ClusterAccessError(

@@ -6,7 +6,8 @@ does ``get`` (:mod:`~fluxd.cli.get`), the status table of Flux objects, the
 inspection commands ``events``, ``tree``, ``stats`` and ``export`` (one module each), and
 ``reconcile``, ``suspend``, ``resume`` and ``delete`` (:mod:`~fluxd.cli.operate`),
 ``check``, ``logs``, ``trace`` and ``create`` (one module each), and ``install`` and
-``uninstall`` (:mod:`~fluxd.cli.install`), ``bootstrap git`` (:mod:`~fluxd.cli.bootstrap`)
+``uninstall`` (:mod:`~fluxd.cli.install`), ``diff helmrelease`` (:mod:`~fluxd.cli.helmrelease_diff`),
+``bootstrap git`` (:mod:`~fluxd.cli.bootstrap`)
 and ``bootstrap github|gitlab`` (:mod:`~fluxd.cli.bootstrap_provider`), and ``tag``, ``list``
 and ``diff`` of artifacts (:mod:`~fluxd.cli.artifact_tags`).
 """
@@ -26,6 +27,7 @@ from fluxd.cli.create import add_create_command
 from fluxd.cli.events import add_events_command
 from fluxd.cli.export import add_export_command
 from fluxd.cli.get import add_get_command
+from fluxd.cli.helmrelease_diff import add_diff_helmrelease_command
 from fluxd.cli.install import add_install_commands
 from fluxd.cli.kustomization import add_build_command, add_diff_command
 from fluxd.cli.logs import add_logs_command
@@ -48,6 +50,7 @@ def parser() -> argparse.ArgumentParser:
     add_run_command(commands)
     add_build_command(commands)
     diff_kinds = add_diff_command(commands)
+    add_diff_helmrelease_command(diff_kinds)
     add_push_command(commands)
     add_pull_command(commands)
     add_artifact_tag_commands(commands, diff_kinds)

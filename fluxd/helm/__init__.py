@@ -4,6 +4,7 @@
 - :mod:`~fluxd.helm.charts`: charts loaded once per archive digest;
 - :mod:`~fluxd.helm.digest_version`: an OCI chart's version carrying its artifact digest;
 - :mod:`~fluxd.helm.values`: a HelmRelease's values from ``valuesFrom`` and ``values``;
+- :mod:`~fluxd.helm.manifest`: the objects of a release (inventory, health checks);
 - :mod:`~fluxd.helm.releases`: install, upgrade, rollback, uninstall, test, and a
   release's latest record, as the ``helm`` CLI stores them.
 
@@ -13,8 +14,15 @@ Importing this package does not load the SDK.
 from fluxd.helm.charts import LoadedChart, load_chart
 from fluxd.helm.digest_version import DigestVersionError, stamp_digest
 from fluxd.helm.errors import HelmActionError
+from fluxd.helm.manifest import inventory_entries, release_refs
 from fluxd.helm.releases import ActionOptions, Release, Releases, TestHook
-from fluxd.helm.values import ValuesError, merge_document, set_path, values_digest
+from fluxd.helm.values import (
+    ValuesError,
+    merge_document,
+    release_values,
+    set_path,
+    values_digest,
+)
 
 __all__ = [
     "ActionOptions",
@@ -25,8 +33,11 @@ __all__ = [
     "Releases",
     "TestHook",
     "ValuesError",
+    "inventory_entries",
     "load_chart",
     "merge_document",
+    "release_refs",
+    "release_values",
     "set_path",
     "stamp_digest",
     "values_digest",

@@ -45,6 +45,11 @@ class LoadedChart:
         """The chart's ``values.yaml``."""
         return dict(self.handle.values)
 
+    @property
+    def crds(self) -> list[str]:
+        """The YAML of each file in the chart's (and its subcharts') ``crds/``."""
+        return [str(crd.get("data") or "") for crd in self.handle.crds]
+
     async def render(
         self, values: dict[str, Any], *, name: str, namespace: str, upgrade: bool = False
     ) -> dict[str, str]:

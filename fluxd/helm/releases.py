@@ -110,6 +110,8 @@ class ActionOptions:
 
     timeout: float = 300.0
     wait: bool = True
+    #: Helm's waiter: ``watcher`` (kstatus, Flux's ``poller``) or ``legacy`` (Helm 3's).
+    wait_strategy: str = "watcher"
     wait_for_jobs: bool = True
     disable_hooks: bool = False
     disable_openapi_validation: bool = False
@@ -134,7 +136,7 @@ class ActionOptions:
         options: dict[str, Any] = {
             "namespace": namespace,
             "timeout_seconds": max(1, int(self.timeout)),
-            "wait": "watcher" if self.wait else None,
+            "wait": self.wait_strategy if self.wait else None,
             "wait_for_jobs": self.wait_for_jobs and self.wait,
             "disable_hooks": self.disable_hooks,
             "disable_openapi_validation": self.disable_openapi_validation,

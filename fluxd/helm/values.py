@@ -20,13 +20,47 @@ from typing import Any
 
 import yaml
 
+from fluxd.api import HelmReleaseSpec
+from fluxd.kube.objects import ConfigMapNotFound, ObjectApi, SecretNotFound
 from fluxd.sources.helm.package import merge_maps
 
-__all__ = ["ValuesError", "merge_document", "set_path", "values_digest"]
+__all__ = ["ValuesError", "merge_document", "release_values", "set_path", "values_digest"]
 
 
 class ValuesError(ValueError):
     """A values source is not usable; the message names it."""
+
+
+async def release_values(
+    objects: ObjectApi, namespace: str, spec: HelmReleaseSpec
+) -> dict[str, Any]:
+    """The values of a HelmRelease in ``namespace``: ``spec.valuesFrom`` read from the
+    cluster in order, then ``spec.values``. Raises :class:`ValuesError` naming the
+    source that is missing or does not parse."""
+    values: dict[str, Any] = {}
+    for ref in spec.values_from:
+        where = f"{ref.kind} '{namespace}/{ref.name}'"
+        try:
+            if ref.kind == "Secret":
+                data = await objects.secret_data(namespace, ref.name)
+                text = data[ref.key].decode() if ref.key in data else None
+            else:
+                text = (await objects.config_map_data(namespace, ref.name)).get(ref.key)
+        except (SecretNotFound, ConfigMapNotFound) as error:
+            if ref.optional:
+                continue
+            raise ValuesError(f"could not resolve {where}: {error}") from error
+        if text is None:
+            if ref.optional:
+                continue
+            raise ValuesError(f"missing key '{ref.key}' in {where}")
+        if ref.target_path:
+            values = set_path(values, ref.target_path, text, literal=ref.literal)
+        else:
+            values = merge_document(values, text, f"{where} key '{ref.key}'")
+    if spec.values:
+        values = merge_document(values, json.dumps(spec.values), "spec.values")
+    return values
 
 
 def merge_document(base: Mapping[str, Any], text: str, where: str) -> dict[str, Any]:

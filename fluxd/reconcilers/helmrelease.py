@@ -11,26 +11,38 @@ Steps, in order (each failure carries Flux's reason):
    (``6.5.4+0123456789ab``), as Flux does, so a re-pushed tag upgrades. The scheduler is
    told, so a new chart artifact, a dependency turning Ready or a watched values source
    wakes it;
-2. **dependencies** (``dependsOn``): each must be Ready at its current generation
-   (``DependencyNotReady``, looked at again every 30 s);
+2. **dependencies** (``dependsOn``): each must exist and be Ready at its current
+   generation, or, with a ``readyExpr``, make that CEL expression over ``self`` and
+   ``dep`` true (``DependencyNotReady``, looked at again every 30 s; an expression that
+   does not compile stalls with ``InvalidCELExpression``);
 3. **values** from ``valuesFrom`` then ``values`` (``ValuesError`` naming the source);
 4. **release state**, from the release's latest record in Helm storage (never cached):
    absent -> install; failed, pending, not made by this object, or chart/values changed
    -> upgrade; otherwise nothing to do, and no new Helm revision;
-5. **action** with the per-action options, then ``test`` when ``spec.test.enable``; a
-   failure counts against ``remediation.retries``: an install failure is remediated by
-   uninstalling, an upgrade failure by a rollback (or an uninstall), and once the retries
-   are spent the object stalls (``RetriesExceeded``) until its spec changes or a
+5. **action** with the per-action options, waiting with Helm's kstatus ``watcher``
+   (Flux's ``poller``) or, with ``waitStrategy: legacy``, Helm 3's waiter; then, with
+   ``healthCheckExprs``, fluxd's own wait on the release's objects of the kinds they
+   name (Helm's waiter knows no custom status), a failure there failing the action as a
+   failed wait does; then ``test`` when ``spec.test.enable``. With the action's
+   ``strategy`` ``RetryOnFailure`` a failure is left as Helm stored it and tried again
+   (as an upgrade) after ``retryInterval``, never stalling; with ``RemediateOnFailure``
+   (the default) a failure counts against ``remediation.retries``: an install failure is
+   remediated by uninstalling, an upgrade failure by a rollback (or an uninstall), and
+   once the retries are spent the object stalls (``RetriesExceeded``) until its spec changes or a
    ``reconcile.fluxcd.io/resetAt`` request clears the counts; a
    ``reconcile.fluxcd.io/forceAt`` request upgrades once even when nothing changed (both
    count when equal to ``requestedAt``, once each, as ``fluxd reconcile hr --reset|--force``
    set them);
 6. **status** as Flux writes it: ``Released``/``TestSuccess``/``Remediated`` conditions,
-   ``history`` snapshots of the releases it made, ``lastAttempted*``, failure counters,
+   ``history`` snapshots of the releases it made, ``inventory`` (the release's objects,
+   hooks left out, then the chart's CRDs), ``lastAttempted*``, failure counters,
    ``storageNamespace``, and Flux's event reasons.
 
-Deleting a HelmRelease uninstalls its release (``spec.uninstall``) and deletes the
-HelmChart it made. Fields fluxd does not serve yet stall the object by name.
+With ``spec.kubeConfig`` every Helm action, health check and drift check goes to the
+cluster the kubeconfig Secret names (``RESTClientError`` when it cannot be used), as the
+service account when one is named. Deleting a HelmRelease uninstalls its release
+(``spec.uninstall``; skipped when its kubeconfig Secret is gone, as in Flux) and
+deletes the HelmChart it made.
 """
 
 from __future__ import annotations
@@ -39,7 +51,7 @@ import dataclasses
 import hashlib
 import json
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -52,12 +64,21 @@ from fluxd.api import (
     HelmReleaseSpec,
     InstallRemediation,
     UpgradeRemediation,
+    format_duration,
     parse_duration,
     to_dict,
 )
 from fluxd.apply import ApplyError, drift
-from fluxd.apply.access import ClusterAccess, ClusterAccessError
+from fluxd.apply.access import Cluster, ClusterAccess, ClusterAccessError
+from fluxd.apply.health import (
+    HealthCheckError,
+    HealthRef,
+    StatusRule,
+    custom_rules,
+    wait_for_health,
+)
 from fluxd.apply.ignore import DriftIgnore
+from fluxd.apply.inventory import ObjectRef
 from fluxd.build.postrender import PostRendering
 from fluxd.helm import (
     ActionOptions,
@@ -67,30 +88,31 @@ from fluxd.helm import (
     Release,
     Releases,
     ValuesError,
+    inventory_entries,
     load_chart,
-    merge_document,
-    set_path,
+    release_refs,
+    release_values,
     stamp_digest,
     values_digest,
 )
 from fluxd.kube.client import kubeconfig_of
-from fluxd.kube.objects import ConfigMapNotFound, ObjectApi, SecretNotFound
+from fluxd.kube.objects import ObjectApi, SecretNotFound
 from fluxd.reconcilers.driver import REQUESTED_AT_ANNOTATION, Context, Reconciler
 from fluxd.runtime import conditions
+from fluxd.runtime.dependencies import TERMINAL, check_ready_expr, not_ready
 from fluxd.runtime.errors import ReconcileError
 from fluxd.runtime.keys import ObjectKey
 from fluxd.runtime.tenancy import UNRESTRICTED, Tenancy
 from fluxd.sources.artifact import Artifact
 from fluxd.sources.cache import ArtifactCache
 
-__all__ = ["HelmReleaseReconciler", "release_name"]
+__all__ = ["HelmReleaseReconciler", "post_rendering", "release_name"]
 
 RELEASED = "Released"
 TEST_SUCCESS = "TestSuccess"
 REMEDIATED = "Remediated"
 DRIFTED = "Drifted"
 FIELD_MANAGER = "helm-controller"
-DEPENDENCY_REQUEUE = 30.0
 MAX_SNAPSHOTS = 5
 #: Requests that ride with ``requestedAt``: upgrade once, and reset the failure counts.
 FORCE_AT = "reconcile.fluxcd.io/forceAt"
@@ -133,6 +155,10 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
         self.default_service_account = default_service_account
         self.tenancy = tenancy
         self._releases: Releases | None = None
+        #: Release actions on remote clusters (``spec.kubeConfig``), by kubeconfig digest,
+        #: and which one each HelmRelease uses: one is closed when none uses it any more.
+        self._remote: dict[str, Releases] = {}
+        self._remote_of: dict[ObjectKey, str] = {}
 
     @property
     def releases(self) -> Releases:
@@ -144,10 +170,46 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
 
     def forget(self, key: ObjectKey) -> None:
         self.track_sources(key, ())
+        self.access.forget(key)
+        if self._remote_of.pop(key, None) is not None:
+            self._close_unused_remotes()
+
+    async def _releases_for(self, key: ObjectKey, spec: HelmReleaseSpec) -> Releases:
+        """Release actions on the cluster the HelmRelease releases into: the daemon's, or
+        the one its ``spec.kubeConfig`` Secret names (read at every reconcile, so a
+        rotated kubeconfig is used at once). Raises ``RESTClientError`` as Flux does when
+        that Secret cannot be used."""
+        if spec.kube_config is None:
+            if self._remote_of.pop(key, None) is not None:
+                self._close_unused_remotes()
+            return self.releases
+        try:
+            _, document = await self.access.kubeconfig(key.namespace, spec.kube_config)
+        except ClusterAccessError as error:
+            raise ReconcileError("RESTClientError", str(error)) from error
+        text = json.dumps(document, sort_keys=True)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        releases = self._remote.get(digest)
+        if releases is None:
+            releases = self._remote[digest] = Releases(text)
+        if self._remote_of.get(key) != digest:
+            self._remote_of[key] = digest
+            self._close_unused_remotes()
+        return releases
+
+    def _close_unused_remotes(self) -> None:
+        used = set(self._remote_of.values())
+        for digest in [digest for digest in self._remote if digest not in used]:
+            self._remote.pop(digest).close()
 
     async def reconcile(self, ctx: Context[HelmReleaseSpec]) -> None:
         spec = ctx.spec
-        _refuse_unserved(spec)
+        try:
+            rules = custom_rules(spec.health_check_exprs)
+        except ValueError as error:
+            raise ReconcileError(
+                "InvalidCELExpression", f"{TERMINAL}: {error}", stalled=True
+            ) from error
         chart_key = await self._chart_source(ctx)
         dependencies = [
             ObjectKey(self.kind.kind, dep.namespace or ctx.key.namespace, dep.name)
@@ -155,7 +217,7 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
         ]
         configs = [ObjectKey(ref.kind, ctx.key.namespace, ref.name) for ref in spec.values_from]
         self.track_sources(ctx.key, [chart_key, *dependencies, *configs])
-        await self._check_dependencies(dependencies)
+        await self._check_dependencies(ctx, dependencies)
         artifact = self._chart_artifact(chart_key)
         values = await self._values(ctx)
         archive, archive_digest = artifact.content(), artifact.digest
@@ -172,7 +234,7 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
             chart = await anyio.to_thread.run_sync(load_chart, archive, archive_digest)
         except Exception as error:  # the SDK's HelmError, imported lazily
             raise ReconcileError("ArtifactFailed", f"Could not load chart: {error}") from error
-        await self._release(ctx, chart, artifact, values)
+        await self._release(ctx, chart, values, rules)
 
     async def finalize(self, obj: dict[str, Any]) -> None:
         spec = self.kind.parse_spec(obj)
@@ -182,9 +244,16 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
         release = release_name(namespace, name, spec)
         storage = spec.storage_namespace or namespace
         user = self._user(namespace, spec)
+        key = ObjectKey(self.kind.kind, namespace, name)
+        reference = spec.kube_config.secret_ref if spec.kube_config else None
+        if reference is not None and not await self._secret_exists(namespace, reference.name):
+            # As Flux: without its kubeconfig the remote release cannot be reached, and
+            # holding the HelmRelease would only block its namespace from going away.
+            return
+        releases = await self._releases_for(key, spec)
         try:
-            if await self.releases.latest(release, storage=storage, user=user):
-                await self.releases.uninstall(
+            if await releases.latest(release, storage=storage, user=user):
+                await releases.uninstall(
                     release,
                     storage=storage,
                     user=user,
@@ -205,6 +274,13 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
         if spec.chart is not None and chart:
             chart_namespace, _, chart_name = str(chart).partition("/")
             await self.objects.delete(HELM_CHART, chart_namespace, chart_name)
+
+    async def _secret_exists(self, namespace: str, name: str) -> bool:
+        try:
+            await self.objects.secret_data(namespace, name)
+        except SecretNotFound:
+            return False
+        return True
 
     # -- steps ------------------------------------------------------------------------------
 
@@ -271,23 +347,24 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
             f"{chart.kind} {chart.namespace}/{chart.name}",
         )
 
-    async def _check_dependencies(self, dependencies: list[ObjectKey]) -> None:
-        for dependency in dependencies:
+    async def _check_dependencies(
+        self, ctx: Context[HelmReleaseSpec], dependencies: list[ObjectKey]
+    ) -> None:
+        """Flux's readiness of each dependency: it exists; then its ``readyExpr`` decides
+        when it has one, else it must be Ready at its latest generation."""
+        for ref, dependency in zip(ctx.spec.depends_on, dependencies, strict=True):
+            where = f"'{dependency.namespace}/{dependency.name}'"
             obj = await self.objects.read(self.kind, dependency.namespace, dependency.name)
-            status = (obj or {}).get("status") or {}
-            ready = conditions.get(status, conditions.READY)
-            generation = (obj or {}).get("metadata", {}).get("generation")
-            if (
-                obj is None
-                or ready is None
-                or ready["status"] != "True"
-                or status.get("observedGeneration") != generation
-            ):
-                raise ReconcileError(
-                    "DependencyNotReady",
-                    f"dependency '{dependency.namespace}/{dependency.name}' is not ready",
-                    retry_after=DEPENDENCY_REQUEUE,
-                )
+            if obj is None:
+                raise not_ready(f"dependency {where} not found")
+            if ref.ready_expr:
+                check_ready_expr(ref.ready_expr, obj=ctx.obj, dep=obj, where=where)
+                continue
+            status = obj.get("status") or {}
+            if not conditions.is_ready(status) or status.get("observedGeneration") != obj[
+                "metadata"
+            ].get("generation"):
+                raise not_ready(f"dependency {where} is not ready")
 
     def _chart_artifact(self, key: ObjectKey) -> Artifact:
         artifact = self.cache.get(key)
@@ -303,43 +380,17 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
         )
 
     async def _values(self, ctx: Context[HelmReleaseSpec]) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        namespace = ctx.key.namespace
-        for ref in ctx.spec.values_from:
-            where = f"{ref.kind} '{namespace}/{ref.name}'"
-            try:
-                if ref.kind == "Secret":
-                    data = await self.objects.secret_data(namespace, ref.name)
-                    text = data[ref.key].decode() if ref.key in data else None
-                else:
-                    text = (await self.objects.config_map_data(namespace, ref.name)).get(ref.key)
-            except (SecretNotFound, ConfigMapNotFound) as error:
-                if ref.optional:
-                    continue
-                raise ReconcileError(
-                    "ValuesError", f"could not resolve {where}: {error}"
-                ) from error
-            if text is None:
-                if ref.optional:
-                    continue
-                raise ReconcileError("ValuesError", f"missing key '{ref.key}' in {where}")
-            try:
-                if ref.target_path:
-                    values = set_path(values, ref.target_path, text, literal=ref.literal)
-                else:
-                    values = merge_document(values, text, f"{where} key '{ref.key}'")
-            except ValuesError as error:
-                raise ReconcileError("ValuesError", str(error)) from error
-        if ctx.spec.values:
-            values = merge_document(values, json.dumps(ctx.spec.values), "spec.values")
-        return values
+        try:
+            return await release_values(self.objects, ctx.key.namespace, ctx.spec)
+        except ValuesError as error:
+            raise ReconcileError("ValuesError", str(error)) from error
 
     async def _release(
         self,
         ctx: Context[HelmReleaseSpec],
         chart: LoadedChart,
-        artifact: Artifact,
         values: dict[str, Any],
+        rules: Mapping[tuple[str, str], StatusRule],
     ) -> None:
         spec = ctx.spec
         status = ctx.status
@@ -359,8 +410,9 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
         status["lastAttemptedConfigDigest"] = digest
         status["lastAttemptedGeneration"] = ctx.generation
         status.pop("lastAttemptedValuesChecksum", None)
+        releases = await self._releases_for(ctx.key, spec)
         try:
-            current = await self.releases.latest(name, storage=storage, user=user)
+            current = await releases.latest(name, storage=storage, user=user)
         except HelmActionError as error:
             raise ReconcileError(
                 "GetLastReleaseFailed", f"failed to get last release revision: {error}"
@@ -394,6 +446,12 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
             )
             ctx.ready_reason = _reason(status)
             ctx.ready_message = message
+            if "inventory" not in status:
+                cluster = await self._cluster(ctx, "InventoryBuildFailed")
+                refs = await release_refs(
+                    current.manifest, namespace=namespace, crds=chart.crds, mapper=cluster.mapper
+                )
+                status["inventory"] = {"entries": inventory_entries(refs)}
             await self._drift(ctx, current)
             return
         status["lastAttemptedReleaseAction"] = action
@@ -402,11 +460,11 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
             options = dataclasses.replace(
                 _options(spec, action),
                 post_rendering=dataclasses.replace(
-                    _post_rendering(ctx.key, spec), error_path=str(error_path)
+                    post_rendering(ctx.key, spec), error_path=str(error_path)
                 ).encode(),
                 post_render_strategy=spec.post_render_strategy,
             )
-            deploy = self.releases.install if action == "install" else self.releases.upgrade
+            deploy = releases.install if action == "install" else releases.upgrade
             try:
                 release = await deploy(
                     chart,
@@ -421,9 +479,32 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
                 reason = str(error)
                 if error_path.is_file():
                     reason = f"{reason}: {error_path.read_text()}"
-                failure = await self._failed(ctx, action, name, storage, user, chart_ref, reason)
+                failure = await self._failed(
+                    ctx, releases, action, name, storage, user, chart_ref, reason
+                )
+                raise failure from error
+        cluster = await self._cluster(ctx, "InventoryBuildFailed")
+        refs = await release_refs(
+            release.manifest, namespace=namespace, crds=chart.crds, mapper=cluster.mapper
+        )
+        if rules and options.wait and options.wait_strategy == "watcher":
+            try:
+                await _wait_healthy(cluster, refs, rules, timeout=options.timeout)
+            except (HealthCheckError, ApplyError) as error:
+                failure = await self._failed(
+                    ctx,
+                    releases,
+                    action,
+                    name,
+                    storage,
+                    user,
+                    chart_ref,
+                    str(error),
+                    unhealthy=True,
+                )
                 raise failure from error
         _record(status, release, digest, action)
+        status["inventory"] = {"entries": inventory_entries(refs)}
         title = action.capitalize()
         message = (
             f"Helm {action} succeeded for {subject}.v{release.revision} with chart {chart_ref}"
@@ -437,11 +518,12 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
         for counter in ("failures", "installFailures", "upgradeFailures"):
             status.pop(counter, None)
         if spec.test is not None and spec.test.enable:
-            await self._test(ctx, name, storage, user, release, chart_ref)
+            await self._test(ctx, releases, name, storage, user, release, chart_ref)
 
     async def _test(
         self,
         ctx: Context[HelmReleaseSpec],
+        releases: Releases,
         name: str,
         storage: str,
         user: str | None,
@@ -452,7 +534,7 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
         assert spec.test is not None
         subject = f"release {storage}/{name}.v{release.revision} with chart {chart_ref}"
         try:
-            tested = await self.releases.test(
+            tested = await releases.test(
                 name, storage=storage, user=user, time_limit=_seconds(spec.test.timeout, spec)
             )
         except HelmActionError as error:
@@ -484,15 +566,19 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
     async def _failed(
         self,
         ctx: Context[HelmReleaseSpec],
+        releases: Releases,
         action: str,
         name: str,
         storage: str,
         user: str | None,
         chart_ref: str,
         error: str,
+        *,
+        unhealthy: bool = False,
     ) -> ReconcileError:
-        """Count the failure, remediate as configured (when Helm stored a failed release),
-        and return the failure to raise."""
+        """Count the failure, remediate as configured (when Helm stored a failed release,
+        or a deployed one whose objects failed ``healthCheckExprs``: ``unhealthy``), and
+        return the failure to raise."""
         spec = ctx.spec
         status = ctx.status
         title = action.capitalize()
@@ -506,6 +592,15 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
             status, RELEASED, f"{title}Failed", message, generation=ctx.generation
         )
         ctx.event("Warning", f"{title}Failed", message)
+        retry = _retry_interval(spec, action)
+        if retry is not None:
+            # RetryOnFailure: the failed release stays as Helm stored it, untouched, and the
+            # next attempt (an upgrade of it) comes after the interval; no retry limit.
+            return ReconcileError(
+                f"{title}Failed",
+                f"{message}; retrying after {format_duration(retry)}",
+                retry_after=retry,
+            )
         chosen: InstallRemediation | UpgradeRemediation | None = None
         if action == "install" and spec.install:
             chosen = spec.install.remediation
@@ -520,7 +615,7 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
             else retries > 0
         )
         if not exhausted or remediate_last:
-            await self._remediate(ctx, action, name, storage, user)
+            await self._remediate(ctx, releases, action, name, storage, user, unhealthy=unhealthy)
         if exhausted:
             return ReconcileError(
                 "RetriesExceeded",
@@ -530,14 +625,22 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
         return ReconcileError(f"{title}Failed", message)
 
     async def _remediate(
-        self, ctx: Context[HelmReleaseSpec], action: str, name: str, storage: str, user: str | None
+        self,
+        ctx: Context[HelmReleaseSpec],
+        releases: Releases,
+        action: str,
+        name: str,
+        storage: str,
+        user: str | None,
+        *,
+        unhealthy: bool,
     ) -> None:
         spec = ctx.spec
         try:
-            failed = await self.releases.latest(name, storage=storage, user=user)
+            failed = await releases.latest(name, storage=storage, user=user)
         except HelmActionError:
             failed = None
-        if failed is None or failed.status == "deployed":
+        if failed is None or (failed.status == "deployed" and not unhealthy):
             return  # the action failed before Helm stored a release: nothing to undo
         uninstall = action == "install" or bool(
             spec.upgrade
@@ -546,7 +649,7 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
         )
         try:
             if uninstall:
-                await self.releases.uninstall(
+                await releases.uninstall(
                     name, storage=storage, user=user, time_limit=spec.timeout_seconds
                 )
                 reason, message = (
@@ -554,7 +657,7 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
                     f"Helm uninstall succeeded for release {storage}/{name}",
                 )
             else:
-                rolled = await self.releases.rollback(
+                rolled = await releases.rollback(
                     name, storage=storage, user=user, time_limit=spec.timeout_seconds
                 )
                 reason = "RollbackSucceeded"
@@ -572,6 +675,13 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
         conditions.mark_true(ctx.status, REMEDIATED, reason, message, generation=ctx.generation)
         ctx.event("Normal", reason, message)
 
+    async def _cluster(self, ctx: Context[HelmReleaseSpec], reason: str) -> Cluster:
+        """The cluster the release's objects live in, as the HelmRelease's identity."""
+        try:
+            return await self.access.for_kustomization(ctx.key, ctx.spec)
+        except ClusterAccessError as error:
+            raise ReconcileError(reason, str(error)) from error
+
     async def _drift(self, ctx: Context[HelmReleaseSpec], current: Release) -> None:
         """Drift detection on a release in sync: report it, and with ``enabled`` correct it."""
         detection = ctx.spec.drift_detection
@@ -583,10 +693,7 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
             ignore = DriftIgnore(detection.ignore, field="spec.driftDetection.ignore")
         except ValueError as error:
             raise ReconcileError("InvalidSpec", str(error), stalled=True) from error
-        try:
-            cluster = await self.access.for_kustomization(ctx.key, ctx.spec)
-        except ClusterAccessError as error:
-            raise ReconcileError("DriftDetectionFailed", str(error)) from error
+        cluster = await self._cluster(ctx, "DriftDetectionFailed")
         objects = drift.release_objects(
             current.manifest, release=current.name, namespace=current.namespace
         )
@@ -632,6 +739,26 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
     def _user(self, namespace: str, spec: HelmReleaseSpec) -> str | None:
         account = spec.service_account_name or self.default_service_account
         return f"system:serviceaccount:{namespace}:{account}" if account else None
+
+
+async def _wait_healthy(
+    cluster: Cluster,
+    refs: list[ObjectRef],
+    rules: Mapping[tuple[str, str], StatusRule],
+    *,
+    timeout: float,  # noqa: ASYNC109 - the action's timeout, as Helm's own wait has it
+) -> None:
+    """Wait for the release's objects of the kinds ``healthCheckExprs`` name to be healthy
+    by those expressions (Helm's own wait saw them as kstatus does, which knows no custom
+    status). Raises :class:`HealthCheckError` as the wait does, :class:`ApplyError` for a
+    kind the cluster does not serve."""
+    targets = []
+    for ref in refs:
+        if (ref.group, ref.kind) not in rules and (ref.group, "") not in rules:
+            continue
+        resource = await cluster.mapper.resource_for(ref.api_version, ref.kind)
+        targets.append(HealthRef(resource, ref.namespace or None, ref.name, ref.kind))
+    await wait_for_health(cluster.api, targets, timeout=timeout, rules=rules)
 
 
 def _handle_request(ctx: Context[HelmReleaseSpec], annotation: str, handled: str) -> bool:
@@ -708,6 +835,7 @@ def _options(spec: HelmReleaseSpec, action: str) -> ActionOptions:
         return ActionOptions(
             timeout=_seconds(install.timeout if install else None, spec),
             wait=not (install and install.disable_wait),
+            wait_strategy=_waiter(spec),
             wait_for_jobs=not (install and install.disable_wait_for_jobs),
             disable_hooks=bool(install and install.disable_hooks),
             disable_openapi_validation=bool(install and install.disable_open_api_validation),
@@ -722,6 +850,7 @@ def _options(spec: HelmReleaseSpec, action: str) -> ActionOptions:
     return ActionOptions(
         timeout=_seconds(upgrade.timeout if upgrade else None, spec),
         wait=not (upgrade and upgrade.disable_wait),
+        wait_strategy=_waiter(spec),
         wait_for_jobs=not (upgrade and upgrade.disable_wait_for_jobs),
         disable_hooks=bool(upgrade and upgrade.disable_hooks),
         disable_openapi_validation=bool(upgrade and upgrade.disable_open_api_validation),
@@ -733,7 +862,7 @@ def _options(spec: HelmReleaseSpec, action: str) -> ActionOptions:
     )
 
 
-def _post_rendering(key: ObjectKey, spec: HelmReleaseSpec) -> PostRendering:
+def post_rendering(key: ObjectKey, spec: HelmReleaseSpec) -> PostRendering:
     """Flux's post-renderers: the user's kustomize steps, commonMetadata, origin labels."""
     steps = []
     for renderer in spec.post_renderers:
@@ -780,6 +909,23 @@ def _post_rendering_digests(spec: HelmReleaseSpec) -> dict[str, str]:
     }
 
 
+def _waiter(spec: HelmReleaseSpec) -> str:
+    """Helm's waiter for ``spec.waitStrategy``: Flux's ``poller`` is Helm's kstatus
+    ``watcher``; ``legacy`` is Helm 3's readiness polling, kept by Helm 4."""
+    legacy = spec.wait_strategy is not None and spec.wait_strategy.name == "legacy"
+    return "legacy" if legacy else "watcher"
+
+
+def _retry_interval(spec: HelmReleaseSpec, action: str) -> float | None:
+    """Seconds until a failed ``action`` is tried again when its strategy is
+    ``RetryOnFailure`` (5m unless ``retryInterval`` says), None when it is remediated."""
+    settings = spec.install if action == "install" else spec.upgrade
+    strategy = settings.strategy if settings else None
+    if strategy is None or strategy.name != "RetryOnFailure":
+        return None
+    return parse_duration(strategy.retry_interval) if strategy.retry_interval else 300.0
+
+
 def _seconds(timeout: str | None, spec: HelmReleaseSpec) -> float:
     return parse_duration(timeout) if timeout else spec.timeout_seconds
 
@@ -790,28 +936,3 @@ def _reason(status: dict[str, Any]) -> str:
 
 def _past(action: object) -> str:
     return str(action or "install")
-
-
-def _refuse_unserved(spec: HelmReleaseSpec) -> None:
-    """Stall on fields fluxd does not serve yet, rather than ignoring them."""
-    unserved = []
-    if spec.kube_config is not None:
-        unserved.append("spec.kubeConfig")
-    if spec.health_check_exprs:
-        unserved.append("spec.healthCheckExprs")
-    if spec.wait_strategy is not None and spec.wait_strategy.name != "poller":
-        unserved.append(f"spec.waitStrategy '{spec.wait_strategy.name}'")
-    if any(dep.ready_expr for dep in spec.depends_on):
-        unserved.append("spec.dependsOn[].readyExpr")
-    for action, strategy in (
-        ("install", spec.install.strategy if spec.install else None),
-        ("upgrade", spec.upgrade.strategy if spec.upgrade else None),
-    ):
-        if strategy is not None and strategy.name != "RemediateOnFailure":
-            unserved.append(f"spec.{action}.strategy '{strategy.name}'")
-    if unserved:
-        raise ReconcileError(
-            "UnsupportedField",
-            f"{', '.join(unserved)} not supported by fluxd yet; remove the field(s)",
-            stalled=True,
-        )

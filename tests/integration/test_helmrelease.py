@@ -278,28 +278,6 @@ async def test_reconcile_force_upgrades_once_without_a_change(
     assert len(helm_cli(kubeconfig, "history", "app", "-n", ns)) == 2
 
 
-async def test_unserved_fields_stall_by_name(fluxd: Fluxd, chart_repo: ChartRepository) -> None:
-    await publish_and_point(fluxd, chart_repo, "1.0.0")
-    await fluxd.create(
-        HELM_RELEASE,
-        "rendered",
-        release_spec(
-            healthCheckExprs=[
-                {"apiVersion": "example.com/v1", "kind": "Widget", "current": "true"}
-            ],
-            waitStrategy={"name": "legacy"},
-        ),
-    )
-    stalled = await fluxd.wait_for(
-        HELM_RELEASE,
-        "rendered",
-        lambda o: (condition(o, "Stalled") or {}).get("reason") == "UnsupportedField",
-        "Stalled/UnsupportedField",
-    )
-    assert "spec.healthCheckExprs" in message(stalled)
-    assert "spec.waitStrategy 'legacy'" in message(stalled)
-
-
 async def test_a_failing_upgrade_is_rolled_back_and_what_ran_keeps_running(
     fluxd: Fluxd, chart_repo: ChartRepository, kubeconfig: Path
 ) -> None:
