@@ -2,14 +2,14 @@
 
 ``run`` (:mod:`~fluxd.cli.run`) is the daemon; ``build`` and ``diff``
 (:mod:`~fluxd.cli.kustomization`) follow the Flux CLI's commands of the same names, as
-does ``get`` (:mod:`~fluxd.cli.get`), the status table of Flux objects, the
-inspection commands ``events``, ``tree``, ``stats`` and ``export`` (one module each), and
-``reconcile``, ``suspend``, ``resume`` and ``delete`` (:mod:`~fluxd.cli.operate`),
-``check``, ``logs``, ``trace`` and ``create`` (one module each), and ``install`` and
-``uninstall`` (:mod:`~fluxd.cli.install`), ``diff helmrelease`` (:mod:`~fluxd.cli.helmrelease_diff`),
-``bootstrap git`` (:mod:`~fluxd.cli.bootstrap`)
-and ``bootstrap github|gitlab`` (:mod:`~fluxd.cli.bootstrap_provider`), and ``tag``, ``list``
-and ``diff`` of artifacts (:mod:`~fluxd.cli.artifact_tags`).
+does ``get`` (:mod:`~fluxd.cli.get`), the status table of Flux objects, the inspection
+commands ``events``, ``tree``, ``stats`` and ``export`` (one module each), ``reconcile``,
+``suspend``, ``resume`` and ``delete`` (:mod:`~fluxd.cli.operate`), ``check``, ``logs``,
+``trace`` and ``create`` (one module each), ``install`` and ``uninstall``
+(:mod:`~fluxd.cli.install`), ``diff helmrelease`` (:mod:`~fluxd.cli.helmrelease_diff`),
+``bootstrap git`` (:mod:`~fluxd.cli.bootstrap`) and ``bootstrap github|gitlab``
+(:mod:`~fluxd.cli.bootstrap_provider`), and ``push``, ``pull``, ``tag``, ``list`` and
+``diff`` of artifacts (:mod:`~fluxd.cli.artifact`, :mod:`~fluxd.cli.artifact_tags`).
 """
 
 from __future__ import annotations
