@@ -28,6 +28,8 @@ __all__ = ["ProviderError", "Resolved", "refusal", "resolve"]
 
 DEFAULT_TIMEOUT = 15.0
 MAX_ADDRESS = 2048
+#: Flux's NATS Provider reads these Secret keys too; fluxd authenticates with a user only.
+NATS_UNSERVED_KEYS = ("creds", "nkey")
 #: Types whose service address is fixed, so a Provider needs none (as in Flux).
 ADDRESS_OPTIONAL = frozenset({"telegram"})
 
@@ -105,6 +107,13 @@ async def resolve(objects: ObjectApi, provider: dict[str, Any], spec: ProviderSp
         token = _text(data, "token")
         username = _text(data, "username")
         password = _text(data, "password")
+        unserved = [key for key in NATS_UNSERVED_KEYS if key in data]
+        if spec.type == "nats" and unserved:
+            raise ProviderError(
+                "InvalidConfig",
+                f"nats: secret key(s) {', '.join(repr(k) for k in unserved)} (credentials"
+                " file, nkey) not supported by fluxd; use 'username' and 'password'",
+            )
     if spec.proxy_secret_ref is not None:
         data = await _secret(objects, namespace, spec.proxy_secret_ref.name, "spec.proxySecretRef")
         proxy = _text(data, "address")

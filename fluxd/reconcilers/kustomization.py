@@ -65,7 +65,6 @@ from typing import Any, ClassVar
 
 import anyio
 
-from fluxd import cel
 from fluxd.api import (
     EXTERNAL_ARTIFACT,
     KUSTOMIZATION,
@@ -92,6 +91,7 @@ from fluxd.kube import client
 from fluxd.kube.objects import ObjectApi
 from fluxd.reconcilers.driver import Context, Reconciler
 from fluxd.runtime import conditions
+from fluxd.runtime.dependencies import DEPENDENCY_RETRY, TERMINAL, check_ready_expr, not_ready
 from fluxd.runtime.errors import ReconcileError
 from fluxd.runtime.history import manifests_digest, upsert
 from fluxd.runtime.keys import ObjectKey
@@ -105,10 +105,6 @@ __all__ = ["KustomizationReconciler"]
 HEALTHY = "Healthy"
 HEALTH_CHECK_CANCELED = "HealthCheckCanceled"
 COMMIT_STATUS_ANNOTATION = "kustomize.toolkit.fluxcd.io/commit_status"
-#: Flux's words for an error that retrying cannot fix (a bad expression in the spec).
-TERMINAL = "Reconciliation failed terminally due to configuration error"
-#: Flux's ``--requeue-dependency``: how soon to look again at an unready dependency.
-DEPENDENCY_RETRY = 30.0
 #: How often ``WaitForTermination`` looks whether the deleted objects are gone.
 TERMINATION_POLL = 0.5
 
@@ -408,34 +404,21 @@ class KustomizationReconciler(Reconciler[KustomizationSpec]):
             where = f"'{key.namespace}/{key.name}'"
             dep = await self.objects.read(self.kind, key.namespace, key.name)
             if dep is None:
-                raise _not_ready(f"dependency {where} not found")
+                raise not_ready(f"dependency {where} not found")
             if ref.ready_expr:
-                try:
-                    ready = cel.compile_predicate(ref.ready_expr)
-                except ValueError as error:
-                    raise ReconcileError(
-                        "InvalidCELExpression",
-                        f"{TERMINAL}: readyExpr of dependency {where}: {error}",
-                        stalled=True,
-                    ) from error
-                try:
-                    met = ready({"self": ctx.obj, "dep": dep})
-                except Exception as error:  # a user's expression: any failure is "not yet"
-                    raise _not_ready(f"dependency {where}: readyExpr failed: {error}") from error
-                if not met:
-                    raise _not_ready(f"dependency {where} is not ready according to readyExpr")
+                check_ready_expr(ref.ready_expr, obj=ctx.obj, dep=dep, where=where)
                 continue
             status = dep.get("status") or {}
             if not conditions.is_ready(status) or status.get("observedGeneration") != dep[
                 "metadata"
             ].get("generation"):
-                raise _not_ready(f"dependency {where} is not ready")
+                raise not_ready(f"dependency {where} is not ready")
             dep_ref = dep["spec"]["sourceRef"]
             dep_source = ObjectKey(
                 dep_ref["kind"], dep_ref.get("namespace") or key.namespace, dep_ref["name"]
             )
             if dep_source == source_key and status.get("lastAppliedRevision") != revision:
-                raise _not_ready(f"dependency {where} revision is not up to date")
+                raise not_ready(f"dependency {where} revision is not up to date")
 
     async def _check_health(
         self,
@@ -563,12 +546,6 @@ async def _exists(cluster: Cluster, ref: ObjectRef) -> bool:
     except (client.ApiError, ApplyError):
         return True  # unknown yet, so keep waiting
     return live is not None
-
-
-def _not_ready(message: str) -> ReconcileError:
-    """A dependency is not ready: look again at Flux's ``--requeue-dependency`` pace; a
-    dependency turning Ready wakes this object sooner."""
-    return ReconcileError("DependencyNotReady", message, retry_after=DEPENDENCY_RETRY)
 
 
 def _refuse_unserved_fields(spec: KustomizationSpec) -> None:

@@ -275,6 +275,52 @@ async def test_depends_on_waits_for_the_dependency_and_wakes_at_once(
     assert await live(fluxd, CONFIGMAPS, "app") is not None
 
 
+async def test_ready_expr_decides_when_a_dependency_is_ready(
+    fluxd: Fluxd, git_remote: GitRemote, git_http: GitHTTPServer
+) -> None:
+    ns = fluxd.namespace
+    sha = git_remote.commit({"apps/b.yaml": configmap(ns, "app")})
+    await setup_source(fluxd, git_remote, git_http)
+    source = {"kind": "GitRepository", "name": "source"}
+    # The dependency never gets Ready (its path is missing): only its labels count.
+    await fluxd.create(
+        KUSTOMIZATION,
+        "infra",
+        {"interval": "1h", "sourceRef": source, "path": "nope", "prune": True},
+    )
+    expression = (
+        "has(dep.metadata.labels) && 'tier' in dep.metadata.labels"
+        " && dep.metadata.labels.tier == 'base'"
+    )
+
+    def depending(name: str, ready_expr: str) -> dict[str, object]:
+        dependency = {"name": "infra", "readyExpr": ready_expr}
+        return {
+            "interval": "1h",
+            "sourceRef": source,
+            "path": "apps",
+            "prune": True,
+            "dependsOn": [dependency],
+        }
+
+    await fluxd.create(KUSTOMIZATION, "apps", depending("apps", expression))
+    waiting = await fluxd.wait_not_ready(KUSTOMIZATION, "apps", "DependencyNotReady")
+    ready = conditions.get(waiting["status"], "Ready") or {}
+    assert ready.get("message") == f"dependency '{ns}/infra' is not ready according to readyExpr"
+    await fluxd.patch(KUSTOMIZATION, "infra", {"metadata": {"labels": {"tier": "base"}}})
+    await fluxd.patch(
+        KUSTOMIZATION,
+        "apps",
+        {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "now"}}},
+    )
+    await fluxd.wait_for(KUSTOMIZATION, "apps", lambda o: applied(o, sha), "applied by readyExpr")
+
+    # An expression naming anything but self and dep does not compile: it stalls.
+    await fluxd.create(KUSTOMIZATION, "broken", depending("broken", "other.ready"))
+    stalled = await fluxd.wait_not_ready(KUSTOMIZATION, "broken", "InvalidCELExpression")
+    assert conditions.get(stalled["status"], "Stalled") is not None
+
+
 async def test_missing_source_and_invalid_object_fail_with_flux_reasons(
     fluxd: Fluxd, git_remote: GitRemote, git_http: GitHTTPServer
 ) -> None:

@@ -418,3 +418,10 @@ async def test_providers_fluxd_cannot_serve_stall_naming_why(
         found = {c["type"]: c for c in obj["status"]["conditions"]}
         assert problem in found["Ready"]["message"]
         assert found["Stalled"]["status"] == "True"
+    # Flux's NATS credentials file and nkey are named, not ignored.
+    await fluxd.secret("nats-nkey", {"nkey": "SUAEXAMPLE"})
+    nkey = {"type": "nats", "address": "nats://127.0.0.1:4222", "channel": "s"}
+    await fluxd.create(PROVIDER, "nats-nkey", {**nkey, "secretRef": {"name": "nats-nkey"}})
+    obj = await fluxd.wait_not_ready(PROVIDER, "nats-nkey", "InvalidConfig")
+    ready = {c["type"]: c for c in obj["status"]["conditions"]}["Ready"]
+    assert "'nkey'" in ready["message"]
