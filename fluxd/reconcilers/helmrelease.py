@@ -99,7 +99,7 @@ from fluxd.kube.client import kubeconfig_of
 from fluxd.kube.objects import ObjectApi, SecretNotFound
 from fluxd.reconcilers.driver import REQUESTED_AT_ANNOTATION, Context, Reconciler
 from fluxd.runtime import conditions
-from fluxd.runtime.dependencies import TERMINAL, check_ready_expr, not_ready
+from fluxd.runtime.dependencies import TERMINAL, check_dependency
 from fluxd.runtime.errors import ReconcileError
 from fluxd.runtime.keys import ObjectKey
 from fluxd.runtime.tenancy import UNRESTRICTED, Tenancy
@@ -355,16 +355,7 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
         for ref, dependency in zip(ctx.spec.depends_on, dependencies, strict=True):
             where = f"'{dependency.namespace}/{dependency.name}'"
             obj = await self.objects.read(self.kind, dependency.namespace, dependency.name)
-            if obj is None:
-                raise not_ready(f"dependency {where} not found")
-            if ref.ready_expr:
-                check_ready_expr(ref.ready_expr, obj=ctx.obj, dep=obj, where=where)
-                continue
-            status = obj.get("status") or {}
-            if not conditions.is_ready(status) or status.get("observedGeneration") != obj[
-                "metadata"
-            ].get("generation"):
-                raise not_ready(f"dependency {where} is not ready")
+            check_dependency(ctx.obj, obj, ref.ready_expr, where)
 
     def _chart_artifact(self, key: ObjectKey) -> Artifact:
         artifact = self.cache.get(key)

@@ -91,7 +91,7 @@ from fluxd.kube import client
 from fluxd.kube.objects import ObjectApi
 from fluxd.reconcilers.driver import Context, Reconciler
 from fluxd.runtime import conditions
-from fluxd.runtime.dependencies import DEPENDENCY_RETRY, TERMINAL, check_ready_expr, not_ready
+from fluxd.runtime.dependencies import DEPENDENCY_RETRY, TERMINAL, check_dependency, not_ready
 from fluxd.runtime.errors import ReconcileError
 from fluxd.runtime.history import manifests_digest, upsert
 from fluxd.runtime.keys import ObjectKey
@@ -403,16 +403,10 @@ class KustomizationReconciler(Reconciler[KustomizationSpec]):
         for ref, key in zip(ctx.spec.depends_on, dependencies, strict=True):
             where = f"'{key.namespace}/{key.name}'"
             dep = await self.objects.read(self.kind, key.namespace, key.name)
-            if dep is None:
-                raise not_ready(f"dependency {where} not found")
-            if ref.ready_expr:
-                check_ready_expr(ref.ready_expr, obj=ctx.obj, dep=dep, where=where)
+            if check_dependency(ctx.obj, dep, ref.ready_expr, where):
                 continue
+            assert dep is not None
             status = dep.get("status") or {}
-            if not conditions.is_ready(status) or status.get("observedGeneration") != dep[
-                "metadata"
-            ].get("generation"):
-                raise not_ready(f"dependency {where} is not ready")
             dep_ref = dep["spec"]["sourceRef"]
             dep_source = ObjectKey(
                 dep_ref["kind"], dep_ref.get("namespace") or key.namespace, dep_ref["name"]

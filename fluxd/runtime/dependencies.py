@@ -16,11 +16,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from fluxd import cel
+from fluxd.runtime import conditions
 from fluxd.runtime.errors import ReconcileError
 
 __all__ = [
     "DEPENDENCY_RETRY",
     "TERMINAL",
+    "check_dependency",
     "check_ready_expr",
     "not_ready",
 ]
@@ -59,3 +61,21 @@ def check_ready_expr(
         raise not_ready(f"dependency {where}: readyExpr failed: {error}") from error
     if not met:
         raise not_ready(f"dependency {where} is not ready according to readyExpr")
+
+
+def check_dependency(
+    obj: Mapping[str, Any], dep: Mapping[str, Any] | None, ready_expr: str | None, where: str
+) -> bool:
+    """Raise unless dependency ``dep`` (``None``: not found) is ready for ``obj``: its
+    ``readyExpr`` decides when it has one, else it must be Ready at its latest generation.
+    Returns whether a ``readyExpr`` decided, so the caller skips checks of its own kind."""
+    if dep is None:
+        raise not_ready(f"dependency {where} not found")
+    if ready_expr:
+        check_ready_expr(ready_expr, obj=obj, dep=dep, where=where)
+        return True
+    status = dep.get("status") or {}
+    generation = (dep.get("metadata") or {}).get("generation")
+    if not conditions.is_ready(status) or status.get("observedGeneration") != generation:
+        raise not_ready(f"dependency {where} is not ready")
+    return False
