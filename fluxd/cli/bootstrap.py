@@ -37,7 +37,14 @@ if TYPE_CHECKING:
     from fluxd.kube.client import ApiClient
     from fluxd.sources.git.transport import GitAuth
 
-__all__ = ["add_bootstrap_command", "decoded_secret", "read_flag_file", "say", "sync_url"]
+__all__ = [
+    "add_bootstrap_command",
+    "add_repository_flags",
+    "decoded_secret",
+    "read_flag_file",
+    "say",
+    "sync_url",
+]
 
 PASSWORD_VARIABLE = "GIT_PASSWORD"
 
@@ -274,6 +281,42 @@ def _bootstrap_git(args: argparse.Namespace) -> int:
     return run_session(args.kubeconfig, work)
 
 
+def add_repository_flags(command: argparse.ArgumentParser) -> None:
+    """The flags every ``bootstrap`` target takes: what to sync, how to commit, where
+    fluxd goes."""
+    command.add_argument("--branch", default="main", help="Git branch (default main)")
+    command.add_argument(
+        "--path", default="", help="path in the repository to sync, e.g. ./clusters/my-cluster"
+    )
+    command.add_argument(
+        "--interval", default="1m", help="GitRepository sync interval (default 1m)"
+    )
+    command.add_argument(
+        "--private-key-file",
+        help="SSH private key (default: the deploy key in the Secret, or a new ed25519 key)",
+    )
+    command.add_argument(
+        "--secret-name", help="the source Secret's name (default: the namespace's name)"
+    )
+    command.add_argument("--author-name", default="Flux", help="commit author name (default Flux)")
+    command.add_argument("--author-email", default="", help="commit author email")
+    command.add_argument(
+        "--commit-message-appendix", default="", help="text appended to the commit message"
+    )
+    command.add_argument(
+        "--components-image", "--image", help="the fluxd image (default: this release's)"
+    )
+    command.add_argument(
+        "-n", "--namespace", default="flux-system", help="fluxd's namespace (default flux-system)"
+    )
+    command.add_argument(
+        "--timeout", default="5m", help="how long the whole bootstrap may take (default 5m)"
+    )
+    command.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)"
+    )
+
+
 def add_bootstrap_command(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> argparse._SubParsersAction[argparse.ArgumentParser]:
@@ -297,11 +340,7 @@ def add_bootstrap_command(
         "the sync Kustomization applies fluxd's own CRDs and RBAC from git.",
     )
     git.add_argument("--url", default="", help="repository URL: ssh://, https:// or http://")
-    git.add_argument("--branch", default="main", help="Git branch (default main)")
-    git.add_argument(
-        "--path", default="", help="path in the repository to sync, e.g. ./clusters/my-cluster"
-    )
-    git.add_argument("--interval", default="1m", help="GitRepository sync interval (default 1m)")
+    add_repository_flags(git)
     git.add_argument(
         "-u", "--username", default="git", help="basic auth or SSH user name (default git)"
     )
@@ -322,32 +361,10 @@ def add_bootstrap_command(
     )
     git.add_argument("--ca-file", help="CA certificate (PEM) of an https:// server")
     git.add_argument(
-        "--private-key-file",
-        help="SSH private key (default: the deploy key in the Secret, or a new ed25519 key)",
-    )
-    git.add_argument(
-        "--secret-name", help="the source Secret's name (default: the namespace's name)"
-    )
-    git.add_argument("--author-name", default="Flux", help="commit author name (default Flux)")
-    git.add_argument("--author-email", default="", help="commit author email")
-    git.add_argument(
-        "--commit-message-appendix", default="", help="text appended to the commit message"
-    )
-    git.add_argument(
-        "--components-image", "--image", help="the fluxd image (default: this release's)"
-    )
-    git.add_argument(
         "-s",
         "--silent",
         action="store_true",
         help="accepted for Flux's scripts: fluxd bootstrap never asks for confirmation",
     )
-    git.add_argument(
-        "-n", "--namespace", default="flux-system", help="fluxd's namespace (default flux-system)"
-    )
-    git.add_argument(
-        "--timeout", default="5m", help="how long the whole bootstrap may take (default 5m)"
-    )
-    git.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
     git.set_defaults(handler=_bootstrap_git)
     return targets

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from fluxd.cli.bootstrap import decoded_secret, read_flag_file, say
+from fluxd.cli.bootstrap import add_repository_flags, decoded_secret, read_flag_file, say
 from fluxd.cli.session import CommandError, run_session
 
 if TYPE_CHECKING:
@@ -225,13 +225,7 @@ def add_bootstrap_provider_commands(
             "--hostname", help=f"a self-hosted {host.title} server (default {host.provider}.com)"
         )
         command.add_argument("--ca-file", help="CA certificate (PEM) of the server")
-        command.add_argument("--branch", default="main", help="Git branch (default main)")
-        command.add_argument(
-            "--path", default="", help="path in the repository to sync, e.g. ./clusters/dev"
-        )
-        command.add_argument(
-            "--interval", default="1m", help="GitRepository sync interval (default 1m)"
-        )
+        add_repository_flags(command)
         command.add_argument(
             "--token-auth",
             action="store_true",
@@ -240,25 +234,5 @@ def add_bootstrap_provider_commands(
         command.add_argument(
             "--read-write-key", action="store_true", help="give the deploy key write access"
         )
-        command.add_argument(
-            "--private-key-file",
-            help="SSH private key (default: the one in the Secret, or a new ed25519 key)",
-        )
         command.add_argument("-p", "--password", default="", help="the private key's passphrase")
-        command.add_argument(
-            "--secret-name", help="the source Secret's name (default: the namespace's name)"
-        )
-        command.add_argument("--author-name", default="Flux", help="commit author name")
-        command.add_argument("--author-email", default="", help="commit author email")
-        command.add_argument(
-            "--commit-message-appendix", default="", help="text appended to the commit message"
-        )
-        command.add_argument(
-            "--components-image", "--image", help="the fluxd image (default: this release's)"
-        )
-        command.add_argument("-n", "--namespace", default="flux-system", help="fluxd's namespace")
-        command.add_argument("--timeout", default="5m", help="how long it may take (default 5m)")
-        command.add_argument(
-            "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)"
-        )
         command.set_defaults(handler=_bootstrap, host=host)
