@@ -16,7 +16,9 @@
 - :mod:`~fluxd.notify.receivers`: ``POST /hook/<digest>`` to requested reconciles;
 - :mod:`~fluxd.notify.payloads`: registry webhook bodies checked as Go decodes them;
 - :mod:`~fluxd.notify.oidc`, :mod:`~fluxd.notify.jws`: ``generic-oidc`` tokens, checked
-  against the issuer's discovery document and keys.
+  against the issuer's discovery document and keys;
+- :mod:`~fluxd.notify.google_idtoken`: ``gcr`` Receivers' Google-signed Pub/Sub push
+  tokens, checked against Google's published keys (fetched through ``HTTPS_PROXY``).
 """
 
 from fluxd.notify.dispatcher import Dispatcher

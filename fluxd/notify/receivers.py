@@ -24,7 +24,11 @@ nothing is read from the API server for it. Then, as Flux's receiver server:
   decodes), ``quay``, ``dockerhub``, ``acr`` (the path is the credential; the body must
   decode as the registry's push payload, see :mod:`~fluxd.notify.payloads`),
   ``generic-oidc`` (an ``Authorization: Bearer`` JWT from one of ``spec.oidcProviders``,
-  see :mod:`~fluxd.notify.oidc`). A bad
+  see :mod:`~fluxd.notify.oidc`), ``gcr`` (a Google Pub/Sub push: an ``Authorization:
+  Bearer`` ID token Google signed for the Secret's ``email`` and ``audience``, see
+  :mod:`~fluxd.notify.google_idtoken`, then a body whose ``message.data`` is the base64
+  JSON of a registry event, which the filters see as ``req``; a Secret lacking either
+  key answers 503). A bad
   signature or token answers 401 (Flux answers 400), an event type not in
   ``spec.events`` or a payload that does not decode 400; nothing is triggered by a
   rejected request;
@@ -37,8 +41,12 @@ nothing is read from the API server for it. Then, as Flux's receiver server:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
+import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -58,7 +66,7 @@ from fluxd.api import (
 from fluxd.kube import client
 from fluxd.kube.informer import Informer
 from fluxd.kube.objects import ObjectApi, SecretNotFound, resource_of
-from fluxd.notify import cdevents, oidc, payloads
+from fluxd.notify import cdevents, google_idtoken, oidc, payloads
 from fluxd.notify.ratelimit import PathRateLimiter
 from fluxd.notify.resource_filter import FilterError, ResourceFilters, request_document
 from fluxd.runtime import conditions
@@ -88,6 +96,7 @@ SUPPORTED_RECEIVER_TYPES = frozenset(
         "dockerhub",
         "acr",
         "generic-oidc",
+        "gcr",
     }
 )
 #: The registries whose push payload must decode, the name Flux's messages give them,
@@ -98,6 +107,13 @@ _REGISTRY_PAYLOADS = {
     "acr": ("ACR", payloads.ACR, False),
     "nexus": ("Nexus", payloads.NEXUS, True),
 }
+#: A Pub/Sub push as Flux decodes it, and the registry event its ``message.data`` holds.
+_PUBSUB_PUSH: payloads.Shape = {
+    "message": {"data": str, "messageId": str, "publishTime": str, "subscription": str}
+}
+_GCR_EVENT: payloads.Shape = {"action": str, "digest": str, "tag": str}
+#: The form Go's ``time.Time`` reads from JSON (RFC 3339), for ``message.publishTime``.
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)")
 _DIGESTS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha512": hashlib.sha512}
 
 log = structlog.stdlib.get_logger(__name__)
@@ -201,6 +217,30 @@ def _registry_push(receiver_type: str, body: bytes) -> str:
     return " ".join(f"{name}={value}" for name, value in sorted(found.items()))
 
 
+def _gcr_push(body: bytes) -> dict[str, str]:
+    """The registry event inside a Pub/Sub push: its ``action``, ``digest`` and ``tag``."""
+    try:
+        push = payloads.decode(body, _PUBSUB_PUSH, whole=False)
+    except payloads.PayloadError as error:
+        raise Rejected(400, f"cannot decode GCR webhook payload: {error}") from error
+    published = push.get("message.publishTime")
+    if published is not None and not _RFC3339.fullmatch(published):
+        raise Rejected(
+            400,
+            f"cannot decode GCR webhook payload: message.publishTime {published!r} "
+            "is not an RFC 3339 time",
+        )
+    try:
+        event = base64.b64decode(push.get("message.data", ""), validate=True)
+    except (binascii.Error, ValueError):
+        event = b""  # Flux ignores a data field that is not base64; the event then fails
+    try:
+        found = payloads.decode(event, _GCR_EVENT, whole=True)
+    except payloads.PayloadError as error:
+        raise Rejected(400, f"cannot decode GCR webhook body: {error}") from error
+    return {name: found.get(name, "") for name in _GCR_EVENT}
+
+
 def _requested_at() -> str:
     """A fresh annotation value, in the form Go's ``metav1.Now().String()`` prints."""
     now = datetime.now(UTC)
@@ -225,6 +265,7 @@ class ReceiverServer:
         self._objects = objects
         self._informers = informers
         self._limiter = PathRateLimiter()
+        self._google_keys = google_idtoken.GoogleKeys()
 
     def app(self) -> web.Application:
         """The routes, to mount at ``/hook`` on an HTTP listener."""
@@ -281,6 +322,7 @@ class ReceiverServer:
             raise Rejected(413, f"request body exceeds the maximum size of {MAX_BODY_BYTES} bytes")
         namespace = receiver["metadata"].get("namespace", "")
         token = ""
+        data: dict[str, bytes] = {}
         if spec.secret_ref is not None:
             try:
                 data = await self._objects.secret_data(namespace, spec.secret_ref.name)
@@ -302,6 +344,12 @@ class ReceiverServer:
             except oidc.TokenRefused as refused:
                 raise Rejected(401, str(refused)) from refused
             event = ""
+        elif spec.type == "gcr":
+            secret = f"{namespace}/{spec.secret_ref.name}" if spec.secret_ref else namespace
+            gcr_event = await self._authenticate_gcr(request, secret, data, body)
+            event = " ".join(f"{name}={value}" for name, value in gcr_event.items())
+            # As in Flux, the filters' ``req`` is the unwrapped event, not the push.
+            body = json.dumps(gcr_event).encode()
         else:
             event = authenticate(spec, request.headers, body, token)
         filters = _filters(spec, request.headers.get("Content-Type", ""), body, claims)
@@ -318,6 +366,30 @@ class ReceiverServer:
                 failures.append(f"{resource.kind}/{resource.name}: {error}")
         if failures:
             raise Rejected(500, "unable to request reconciliation of " + "; ".join(failures))
+
+    async def _authenticate_gcr(
+        self, request: web.Request, secret: str, data: Mapping[str, bytes], body: bytes
+    ) -> dict[str, str]:
+        """Accept a Pub/Sub push whose ID token names the Secret's ``email`` and
+        ``audience``; the registry event it carries."""
+        settings = {}
+        for key in ("email", "audience"):
+            settings[key] = data.get(key, b"").decode(errors="replace")
+            if not settings[key]:
+                raise Rejected(
+                    503,
+                    f"invalid '{secret}' secret data: required field '{key}' for GCR receiver",
+                )
+        try:
+            await google_idtoken.verify(
+                request.headers.get("Authorization", ""),
+                email=settings["email"],
+                audience=settings["audience"],
+                keys=self._google_keys,
+            )
+        except google_idtoken.TokenRefused as refused:
+            raise Rejected(401, f"cannot authenticate GCR request: {refused}") from refused
+        return _gcr_push(body)
 
     async def _request_reconciliation(
         self,

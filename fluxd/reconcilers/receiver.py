@@ -2,11 +2,12 @@
 
 Steps, as Flux's receiver controller:
 
-1. a type fluxd does not serve (not in :data:`~fluxd.notify.SUPPORTED_RECEIVER_TYPES`:
-   ``gcr``, whose Google-signed tokens fluxd cannot verify yet) stalls the Receiver
-   (``UnsupportedField``, naming it); a ``resourceFilter``, ``resources[].filter`` or
-   ``oidcProviders[]`` variable or validation expression that does not compile stalls
-   it too (``InvalidCELExpression``, naming the field);
+1. a type fluxd does not serve (not in :data:`~fluxd.notify.SUPPORTED_RECEIVER_TYPES`,
+   which holds every type of Flux's Receiver API today, so only a type a newer API adds
+   can meet this) stalls the Receiver (``UnsupportedField``, naming it); a
+   ``resourceFilter``, ``resources[].filter`` or ``oidcProviders[]`` variable or
+   validation expression that does not compile stalls it too (``InvalidCELExpression``,
+   naming the field);
 2. the ``token`` of ``spec.secretRef`` is read (``TokenNotFound``, retried: the Secret
    may appear later; ``status.webhookPath`` is cleared meanwhile, so the old path stops
    answering);

@@ -6,9 +6,9 @@ become Ready; a wrong token or signature answers 401 and a payload the registry 
 never send answers 400, with nothing annotated; a valid request sets
 ``reconcile.fluxcd.io/requestedAt`` on the target. A ``generic-oidc`` Receiver accepts
 only tokens its (loopback) issuer signed for its audience that meet its validations.
-The ``gcr`` type, which fluxd does not serve yet, stalls with ``UnsupportedField``
-naming it, an expression that does not compile (a validation's or a variable's) with
-``InvalidCELExpression``, and the daemon goes on serving the others.
+An expression that does not compile (a validation's or a variable's) stalls with
+``InvalidCELExpression``, and the daemon goes on serving the others (``gcr`` is
+exercised in ``test_receiver_gcr.py``).
 """
 
 from __future__ import annotations
@@ -104,36 +104,6 @@ async def test_registry_receivers_trigger_only_on_valid_requests(fluxd: Fluxd) -
         assert stamp is not None
         assert stamp not in seen, f"{receiver_type} requested a fresh reconcile"
         seen.add(stamp)
-
-
-async def test_unserved_receiver_types_stall_naming_them(fluxd: Fluxd) -> None:
-    await fluxd.secret("hook-token", {"token": TOKEN})
-    resources = [{"kind": "GitRepository", "name": "target"}]
-    for receiver_type in ("gcr",):
-        await fluxd.create(
-            RECEIVER,
-            receiver_type,
-            {"type": receiver_type, "secretRef": {"name": "hook-token"}, "resources": resources},
-        )
-    for receiver_type in ("gcr",):
-        obj = await fluxd.wait_not_ready(RECEIVER, receiver_type, "UnsupportedField")
-        ready = conditions.get(obj["status"], "Ready")
-        stalled = conditions.get(obj["status"], "Stalled")
-        assert ready is not None
-        assert f"spec.type '{receiver_type}'" in ready["message"]
-        assert stalled is not None
-        assert stalled["status"] == "True"
-        assert "webhookPath" not in obj["status"], "no path answers for an unserved type"
-
-    await fluxd.create(
-        RECEIVER,
-        "harbor",
-        {"type": "harbor", "secretRef": {"name": "hook-token"}, "resources": resources},
-    )
-    await fluxd.create(GIT_REPOSITORY, "target", {"interval": "1h", "url": UNREACHABLE_GIT})
-    obj = await fluxd.wait_ready(RECEIVER, "harbor")
-    assert await post(fluxd, obj["status"]["webhookPath"], {"Authorization": TOKEN}, b"") == 200
-    assert await requested_at(fluxd) is not None
 
 
 async def test_generic_oidc_receiver_trusts_only_the_issuers_tokens(fluxd: Fluxd) -> None:

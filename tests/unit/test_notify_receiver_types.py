@@ -55,7 +55,7 @@ def test_the_registry_types_are_served() -> None:
     assert {"harbor", "nexus", "quay", "dockerhub", "acr"} <= SUPPORTED_RECEIVER_TYPES
     assert "generic-oidc" in SUPPORTED_RECEIVER_TYPES
     assert "cdevents" in SUPPORTED_RECEIVER_TYPES
-    assert "gcr" not in SUPPORTED_RECEIVER_TYPES
+    assert "gcr" in SUPPORTED_RECEIVER_TYPES
 
 
 def test_harbor_needs_the_token_verbatim_in_authorization() -> None:
