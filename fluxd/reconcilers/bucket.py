@@ -5,7 +5,8 @@ Steps, in order (each failure carries Flux's reason and the ``FetchFailed`` cond
 1. **refuse** what fluxd does not serve (``provider: gcp|azure``, ``sts``,
    ``serviceAccountName``): Stalled, naming the field;
 2. **credentials**: endpoint, region, ``secretRef`` keys (or, for ``provider: aws``,
-   the AWS environment variables), ``certSecretRef`` TLS and the ``proxySecretRef``
+   the AWS credential chain: environment, shared file, web identity, container agent,
+   instance metadata), ``certSecretRef`` TLS and the ``proxySecretRef``
    proxy every request goes through (``AuthenticationFailed``);
 3. **list**: one ``ListObjectsV2`` walk into the index of keys and ETags, after the root
    ``.sourceignore`` object and ``spec.ignore`` (``BucketOperationFailed``, naming the

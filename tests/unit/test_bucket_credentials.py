@@ -78,8 +78,10 @@ async def test_aws_provider_reads_the_environment() -> None:
 
 
 async def test_aws_provider_without_credentials_says_where_to_put_them() -> None:
+    # No link of the chain set up (instance metadata off: no network in unit tests).
+    environ = {"AWS_EC2_METADATA_DISABLED": "true", "HOME": "/nonexistent"}
     with pytest.raises(BucketConfigError, match="AWS_ACCESS_KEY_ID"):
-        await store_settings(Secrets(), "ns", spec(provider="aws"), {})
+        await store_settings(Secrets(), "ns", spec(provider="aws"), environ)
 
 
 async def test_generic_provider_ignores_the_aws_environment() -> None:

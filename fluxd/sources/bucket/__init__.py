@@ -4,6 +4,8 @@
 - :mod:`~fluxd.sources.bucket.s3`: the S3 calls (list, get) over aiohttp;
 - :mod:`~fluxd.sources.bucket.credentials`: endpoint, region, keys and TLS from a
   Bucket's spec and Secrets;
+- :mod:`~fluxd.sources.bucket.aws_chain`: the AWS default credential chain for
+  ``provider: aws`` without a Secret;
 - :mod:`~fluxd.sources.bucket.index`: the object index, its ignore rules and Flux's
   revision of it;
 - :mod:`~fluxd.sources.bucket.fetch`: listing into an index, downloading what changed.

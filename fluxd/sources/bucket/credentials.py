@@ -3,10 +3,10 @@
 - ``spec.endpoint`` is ``host[:port]``; ``spec.insecure`` picks plain HTTP;
 - ``spec.secretRef`` holds ``accesskey`` and ``secretkey`` (both keys must be present,
   as Flux's ``ValidateSecret`` demands; both empty means anonymous requests);
-- ``provider: aws`` without a Secret takes the standard environment variables
-  (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, region from
-  ``AWS_REGION``/``AWS_DEFAULT_REGION``); the rest of the AWS chain (web identity,
-  instance metadata) is not implemented and says so;
+- ``provider: aws`` without a Secret takes its keys from the AWS SDK's default chain
+  (:mod:`~fluxd.sources.bucket.aws_chain`: environment, shared credentials file, web
+  identity, container agent, instance metadata), region from
+  ``AWS_REGION``/``AWS_DEFAULT_REGION``;
 - ``spec.certSecretRef`` holds ``ca.crt`` (added to the system trust store) and, for a
   client certificate, ``tls.crt`` with ``tls.key``;
 - ``spec.proxySecretRef`` names the proxy every request goes through (its Secret read by
@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from fluxd.api import BucketSpec
 from fluxd.kube.objects import SecretNotFound
+from fluxd.sources.bucket.aws_chain import AwsChainError, aws_credentials
 from fluxd.sources.bucket.sigv4 import Credentials
 from fluxd.sources.proxy import Proxy, ProxyConfigError, read_proxy
 
@@ -85,7 +86,13 @@ async def store_settings(
         if access and secret:
             credentials = Credentials(access, secret)
     elif spec.provider == "aws":
-        credentials = _aws_environment(environ)
+        try:
+            credentials = await aws_credentials(environ)
+        except AwsChainError as error:
+            raise BucketConfigError(
+                f"AWS authentication failed: {error}: set spec.secretRef, or give fluxd "
+                "AWS credentials through one of these"
+            ) from error
         region = region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
     context = None
     if spec.cert_secret_ref is not None and not spec.insecure:
@@ -122,18 +129,6 @@ def _endpoint(endpoint: str) -> str:
             stalled=True,
         )
     return endpoint
-
-
-def _aws_environment(environ: Mapping[str, str]) -> Credentials:
-    access = environ.get("AWS_ACCESS_KEY_ID")
-    secret = environ.get("AWS_SECRET_ACCESS_KEY")
-    if not access or not secret:
-        raise BucketConfigError(
-            "AWS authentication failed: no credentials: set spec.secretRef, or "
-            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in fluxd's environment (web "
-            "identity and instance metadata credentials are not supported by fluxd)"
-        )
-    return Credentials(access, secret, environ.get("AWS_SESSION_TOKEN") or None)
 
 
 async def _secret(secrets: SecretReader, namespace: str, name: str, field: str) -> dict[str, bytes]:
