@@ -22,9 +22,13 @@ own identity, as in Flux: the source, the decryption Secret, the ``postBuild``
 ConfigMaps and Secrets, and the kubeconfig Secret itself.
 
 As in Flux, only self-contained kubeconfigs are used: embedded certificates, a token or
-basic auth. Files, ``exec`` plugins and auth providers would run or read things inside
-the daemon's pod on a tenant's say-so, and ``insecure-skip-tls-verify`` would talk to an
-unverified server; each is refused with a message that names the Secret.
+basic auth. Files and auth providers would read or run things inside the daemon's pod on
+a tenant's say-so; each is refused with a message that names the Secret. Two things Flux
+lets an operator allow with flags of the same names are refused unless the daemon was
+started with them: a user's ``exec`` plugin (``--insecure-kubeconfig-exec``: it runs a
+command in the daemon's pod) and a cluster's ``insecure-skip-tls-verify``
+(``--insecure-kubeconfig-tls``: it talks to an unverified server). Flux drops those
+fields quietly and the connection then fails for want of them; fluxd says why instead.
 
 Clients are cached per identity (cluster and user), not made per reconcile: an
 ``ApiClient`` owns a connection pool and a :class:`~fluxd.apply.mapper.RESTMapper` a
@@ -62,6 +66,7 @@ __all__ = [
     "ClusterAccess",
     "ClusterAccessError",
     "Identity",
+    "KubeconfigPolicy",
     "kubeconfig_from_secret",
     "service_account_user",
 ]
@@ -72,8 +77,13 @@ SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts")
 
 _CLUSTER_FIELDS = ("server", "certificate-authority-data", "tls-server-name")
 _USER_FIELDS = ("client-certificate-data", "client-key-data", "token", "username", "password")
+#: The fields an operator may allow, each with the ``fluxd run`` flag (Flux's) allowing it.
+_FLAG_ALLOWING = {
+    "insecure-skip-tls-verify": "--insecure-kubeconfig-tls",
+    "exec": "--insecure-kubeconfig-exec",
+}
 _USER_REFUSED = {
-    "exec": "runs a command (exec)",
+    "exec": "runs a command",
     "auth-provider": "needs an auth provider plugin",
     "client-certificate": "reads a client certificate file",
     "client-key": "reads a client key file",
@@ -115,14 +125,34 @@ def service_account_user(namespace: str, name: str) -> str:
     return f"system:serviceaccount:{namespace}:{name}"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KubeconfigPolicy:
+    """What a tenant's kubeconfig may use beyond self-contained credentials: Flux's
+    ``--insecure-kubeconfig-tls`` and ``--insecure-kubeconfig-exec``."""
+
+    insecure_tls: bool = False
+    exec_provider: bool = False
+
+    def allows(self, field: str) -> bool:
+        """Whether a kubeconfig's cluster or user field ``field`` may be used."""
+        return (field == "insecure-skip-tls-verify" and self.insecure_tls) or (
+            field == "exec" and self.exec_provider
+        )
+
+
 def kubeconfig_from_secret(
-    data: Mapping[str, bytes], *, secret: str, key: str | None
+    data: Mapping[str, bytes],
+    *,
+    secret: str,
+    key: str | None,
+    policy: KubeconfigPolicy = KubeconfigPolicy(),
 ) -> dict[str, Any]:
     """The kubeconfig stored in a Secret's ``data``, reduced to its current context.
 
     ``key`` is ``secretRef.key``; without it ``value`` then ``value.yaml`` are tried.
     Raises :class:`ClusterAccessError` naming ``secret`` (``namespace/name``) when the
-    key is missing, the YAML does not parse, or the kubeconfig is not self-contained.
+    key is missing, the YAML does not parse, or the kubeconfig is not self-contained
+    (``exec`` and ``insecure-skip-tls-verify`` count as such when ``policy`` allows them).
     """
     if key:
         if key not in data:
@@ -145,10 +175,12 @@ def kubeconfig_from_secret(
         raise ClusterAccessError(f"{where} is not valid YAML: {error}") from None
     if not isinstance(document, dict):
         raise ClusterAccessError(f"{where} is not a kubeconfig: expected a YAML mapping")
-    return _self_contained(document, where)
+    return _self_contained(document, where, policy)
 
 
-def _self_contained(document: Mapping[str, Any], where: str) -> dict[str, Any]:
+def _self_contained(
+    document: Mapping[str, Any], where: str, policy: KubeconfigPolicy
+) -> dict[str, Any]:
     """The current context of ``document`` with only the fields fluxd uses."""
     context_name = document.get("current-context")
     if not context_name:
@@ -163,22 +195,28 @@ def _self_contained(document: Mapping[str, Any], where: str) -> dict[str, Any]:
         (user, _USER_REFUSED, f"user '{user_name}'"),
     ):
         for field, doing in refused.items():
-            if fields.get(field):
-                raise ClusterAccessError(
-                    f"{where}: {what} {doing} ({field}); only self-contained kubeconfigs "
-                    "are used (embedded certificates, a token or basic auth)"
-                )
+            if not fields.get(field) or policy.allows(field):
+                continue
+            remedy = (
+                f"fluxd allows it only when run with {_FLAG_ALLOWING[field]}"
+                if field in _FLAG_ALLOWING
+                else "only self-contained kubeconfigs are used (embedded certificates, "
+                "a token or basic auth)"
+            )
+            raise ClusterAccessError(f"{where}: {what} {doing} ({field}); {remedy}")
     if not cluster.get("server"):
         raise ClusterAccessError(f"{where}: cluster '{cluster_name}' has no server")
+    cluster_fields = (*_CLUSTER_FIELDS, *filter(policy.allows, _CLUSTER_REFUSED))
+    user_fields = (*_USER_FIELDS, *filter(policy.allows, _USER_REFUSED))
     return {
         "apiVersion": "v1",
         "kind": "Config",
         "current-context": "remote",
         "contexts": [{"name": "remote", "context": {"cluster": "remote", "user": "remote"}}],
         "clusters": [
-            {"name": "remote", "cluster": {k: cluster[k] for k in _CLUSTER_FIELDS if k in cluster}}
+            {"name": "remote", "cluster": {k: cluster[k] for k in cluster_fields if k in cluster}}
         ],
-        "users": [{"name": "remote", "user": {k: user[k] for k in _USER_FIELDS if k in user}}],
+        "users": [{"name": "remote", "user": {k: user[k] for k in user_fields if k in user}}],
     }
 
 
@@ -211,10 +249,12 @@ class ClusterAccess:
         *,
         field_manager: str = FIELD_MANAGER,
         default_service_account: str | None = None,
+        kubeconfig_policy: KubeconfigPolicy = KubeconfigPolicy(),
     ) -> None:
         self.objects = objects
         self.field_manager = field_manager
         self.default_service_account = default_service_account or None
+        self.kubeconfig_policy = kubeconfig_policy
         self.local = self._cluster(Identity(None, None), objects.api)
         self._clusters: dict[Identity, Cluster] = {self.local.identity: self.local}
         self._users: dict[ObjectKey, Identity] = {}
@@ -306,7 +346,9 @@ class ClusterAccess:
             raise ClusterAccessError(
                 f"unable to read kubeconfig secret '{secret}': {error.message or error}"
             ) from error
-        return secret, kubeconfig_from_secret(data, secret=secret, key=ref.key)
+        return secret, kubeconfig_from_secret(
+            data, secret=secret, key=ref.key, policy=self.kubeconfig_policy
+        )
 
     async def _connect(
         self, remote: tuple[str, dict[str, Any]] | None, user: str | None

@@ -81,6 +81,24 @@ def add_run_command(commands: argparse._SubParsersAction[argparse.ArgumentParser
         help="refuse references to objects of another namespace (multi-tenancy lockdown)",
     )
     run.add_argument(
+        "--no-remote-bases",
+        action="store_true",
+        default=_DEFAULTS.no_remote_bases,
+        help="accepted as Flux has it: fluxd never fetches remote kustomize bases",
+    )
+    run.add_argument(
+        "--insecure-kubeconfig-tls",
+        action="store_true",
+        default=_DEFAULTS.insecure_kubeconfig_tls,
+        help="allow kubeConfig Secrets to disable TLS verification (insecure-skip-tls-verify)",
+    )
+    run.add_argument(
+        "--insecure-kubeconfig-exec",
+        action="store_true",
+        default=_DEFAULTS.insecure_kubeconfig_exec,
+        help="allow kubeConfig Secrets to run exec credential plugins in the daemon's pod",
+    )
+    run.add_argument(
         "--watch-configs-label-selector",
         default=_DEFAULTS.watch_configs_label_selector,
         help="ConfigMaps and Secrets with these labels wake the Kustomizations that read "

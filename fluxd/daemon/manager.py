@@ -34,7 +34,7 @@ import structlog
 from aiohttp import web
 
 from fluxd.api import EXTERNAL_ARTIFACT
-from fluxd.apply.access import ClusterAccess
+from fluxd.apply.access import ClusterAccess, KubeconfigPolicy
 from fluxd.daemon import http as webapp
 from fluxd.daemon.options import Options
 from fluxd.image.scans import ScanStore
@@ -93,15 +93,21 @@ class Daemon:
         self.events = EventRecorder(api, component="fluxd")
         self.informers: dict[str, Informer] = {}
         self.objects = ObjectApi(api, informers=self.informers, events=self.events)
+        kubeconfig_policy = KubeconfigPolicy(
+            insecure_tls=options.insecure_kubeconfig_tls,
+            exec_provider=options.insecure_kubeconfig_exec,
+        )
         self.cluster_access = ClusterAccess(
             self.objects,
             default_service_account=options.default_service_account,
+            kubeconfig_policy=kubeconfig_policy,
         )
         # HelmReleases correct drift as Flux's helm-controller, under its field manager.
         self.helm_access = ClusterAccess(
             self.objects,
             field_manager=HELM_FIELD_MANAGER,
             default_service_account=options.default_service_account,
+            kubeconfig_policy=kubeconfig_policy,
         )
         # What ImageRepositories scanned, read by the ImagePolicies.
         scans = ScanStore()

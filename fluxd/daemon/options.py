@@ -32,6 +32,15 @@ class Options:
     #: Flux's ``--no-cross-namespace-refs``: references to another namespace's objects
     #: (sources, charts, image repositories, events for Alerts) are refused.
     no_cross_namespace_refs: bool = False
+    #: Flux's ``--no-remote-bases``: accepted for Flux's Deployment args; fluxd never
+    #: fetches a remote kustomize base whatever it says (such a base fails the build).
+    no_remote_bases: bool = False
+    #: Flux's ``--insecure-kubeconfig-tls``: a ``kubeConfig`` Secret may turn off TLS
+    #: verification (``insecure-skip-tls-verify``); refused otherwise.
+    insecure_kubeconfig_tls: bool = False
+    #: Flux's ``--insecure-kubeconfig-exec``: a ``kubeConfig`` Secret's user may run an
+    #: ``exec`` credential plugin in the daemon's pod; refused otherwise.
+    insecure_kubeconfig_exec: bool = False
     #: Flux's ``--watch-configs-label-selector``: ConfigMaps and Secrets with these labels
     #: wake the objects that read them (``postBuild.substituteFrom``) when they change;
     #: empty watches none.

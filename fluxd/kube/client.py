@@ -10,11 +10,13 @@ the decoded ``Status`` (reason, message) the API server sent.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -50,6 +52,7 @@ __all__ = [
     "patch_status",
     "replace",
     "request",
+    "request_timeout_of",
     "watch",
 ]
 
@@ -65,6 +68,12 @@ IMPERSONATE_USER = "Impersonate-User"
 _SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 # A bounded default so that a hung API server cannot wedge a reconciler forever.
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=60, connect=10)
+# Where a client's own request timeout (connect's ``request_timeout``) is kept: on the
+# configuration, which the clients made by :func:`impersonating` share.
+_REQUEST_TIMEOUT_SETTING = "fluxd_request_timeout"
+# As client-go: a 429, or a 5xx carrying Retry-After, means "not processed, come back
+# then"; the request is sent again after that many seconds, at most this many times.
+MAX_RETRY_AFTER_ATTEMPTS = 10
 
 
 class KubeconfigError(Exception):
@@ -72,10 +81,13 @@ class KubeconfigError(Exception):
 
 
 class ApiError(ApiException):
-    """A non-2xx answer from the API server.
+    """A non-2xx answer from the API server, or none in time.
 
     ``status`` is the HTTP status, ``reason`` the ``Status.reason`` (``NotFound``,
     ``Conflict``, ``Expired``...) when the server sent one, ``message`` its human text.
+    A request the server did not answer within the client's timeout has ``status`` 0
+    and reason ``Timeout``: every caller that reports an API error then reports it too,
+    with what it was doing, instead of a bare ``TimeoutError`` that says nothing.
     """
 
     def __init__(
@@ -128,6 +140,8 @@ class ApiError(ApiException):
 
     def __str__(self) -> str:
         where = f"{self.method} {self.path}: " if self.path else ""
+        if self.status == 0:  # no answer at all: no HTTP status to show
+            return f"{where}{self.message}"
         reason = f" {self.reason}" if self.reason else ""
         return f"{where}HTTP {self.status}{reason}: {self.message}"
 
@@ -154,11 +168,18 @@ def kubeconfig_available(kubeconfig: str | None = None) -> bool:
     return any(p.is_file() for p in _kubeconfig_paths(kubeconfig)) or _in_cluster()
 
 
-async def connect(kubeconfig: str | None = None, *, context: str | None = None) -> ApiClient:
+async def connect(
+    kubeconfig: str | None = None,
+    *,
+    context: str | None = None,
+    request_timeout: float | None = None,
+) -> ApiClient:
     """An ``ApiClient`` for the cluster; the caller closes it (``async with`` or ``close()``).
 
     Uses ``kubeconfig`` when given, else ``$KUBECONFIG`` (``:``-separated files are
     merged) or ``~/.kube/config``, else the in-cluster service account.
+    ``request_timeout`` (seconds) bounds each request but watches, instead of
+    :data:`DEFAULT_TIMEOUT`'s minute, as kubectl's ``--request-timeout`` does.
     """
     config = Configuration()
     paths = [p for p in _kubeconfig_paths(kubeconfig) if p.is_file()]
@@ -181,6 +202,12 @@ async def connect(kubeconfig: str | None = None, *, context: str | None = None) 
             "no kubeconfig found (looked at $KUBECONFIG and ~/.kube/config) and not "
             "running in a pod: pass --kubeconfig or set KUBECONFIG"
         )
+    if request_timeout is not None:
+        setattr(
+            config,
+            _REQUEST_TIMEOUT_SETTING,
+            aiohttp.ClientTimeout(total=request_timeout, connect=min(request_timeout, 10)),
+        )
     return api_client(config)
 
 
@@ -194,14 +221,28 @@ async def connect_with(
     """
     config = Configuration()
     try:
-        await load_kube_config_from_dict(dict(kubeconfig), client_configuration=config)
+        loader = await load_kube_config_from_dict(dict(kubeconfig), client_configuration=config)
         # Building the client builds its TLS context: a bad certificate shows here.
         api = api_client(config)
     except (ConfigException, ValueError, OSError) as error:
         raise KubeconfigError(str(error)) from error
+    if getattr(loader, "exec_plugin_expiry", None) is not None:
+        config.refresh_api_key_hook = _exec_token_refresher(loader)
     if impersonate is not None:
         api.set_default_header(IMPERSONATE_USER, impersonate)
     return api
+
+
+def _exec_token_refresher(loader: Any) -> Callable[[Configuration], Awaitable[None]]:
+    """A hook run before each request that runs the exec plugin again once the token it
+    printed has expired, as client-go does: a client is cached far longer than tokens
+    such as ``aws eks get-token``'s live (one without an expiry gets no hook)."""
+
+    async def refresh(config: Configuration) -> None:
+        await loader.load_from_exec_plugin()
+        config.api_key["BearerToken"] = loader.token
+
+    return refresh
 
 
 def impersonating(api: ApiClient, user: str | None) -> ApiClient:
@@ -278,30 +319,67 @@ async def open_response(
     query: Mapping[str, str] | None = None,
     body: Any = None,
     content_type: str = "application/json",
-    http_timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+    http_timeout: aiohttp.ClientTimeout | None = None,
 ) -> aiohttp.ClientResponse:
     """Send a request and return the open 2xx response; the caller must close it.
 
-    Raises :class:`ApiError` for any other status (the error body is read and the
-    response closed here).
+    ``http_timeout`` defaults to the client's (see :func:`connect`). A 429, or a 5xx
+    with ``Retry-After``, is sent again after the seconds it asks for, as client-go
+    does. Raises :class:`ApiError` for any other status (the error body is read and the
+    response closed here) and for no answer within the timeout.
     """
-    resp: aiohttp.ClientResponse = await api.call_api(
-        path,
-        method,
-        query_params=list((query or {}).items()),
-        header_params={"Accept": "application/json", "Content-Type": content_type},
-        body=body,
-        auth_settings=["BearerToken"],
-        _preload_content=False,
-        _request_timeout=http_timeout,
-    )
-    if 200 <= resp.status < 300:
-        return resp
-    try:
-        payload = await resp.read()
-    finally:
-        resp.close()
+    timeout = http_timeout or request_timeout_of(api)
+    for attempt in range(1, MAX_RETRY_AFTER_ATTEMPTS + 1):
+        with _timeout_as_api_error(timeout, method, path):
+            resp: aiohttp.ClientResponse = await api.call_api(
+                path,
+                method,
+                query_params=list((query or {}).items()),
+                header_params={"Accept": "application/json", "Content-Type": content_type},
+                body=body,
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=timeout,
+            )
+        if 200 <= resp.status < 300:
+            return resp
+        try:
+            with _timeout_as_api_error(timeout, method, path):
+                payload = await resp.read()
+        finally:
+            resp.close()
+        wait = _retry_after(resp)
+        if wait is None or attempt == MAX_RETRY_AFTER_ATTEMPTS:
+            break
+        await asyncio.sleep(wait)
     raise ApiError.from_status(resp.status, payload, method=method, path=path)
+
+
+def request_timeout_of(api: ApiClient) -> aiohttp.ClientTimeout:
+    """The timeout of ``api``'s requests: its own (see :func:`connect`) or the default."""
+    timeout = getattr(api.configuration, _REQUEST_TIMEOUT_SETTING, None)
+    return timeout if isinstance(timeout, aiohttp.ClientTimeout) else DEFAULT_TIMEOUT
+
+
+def _retry_after(resp: aiohttp.ClientResponse) -> int | None:
+    """The seconds a 429 or 5xx answer asks the client to wait before sending it again."""
+    if resp.status != 429 and not 500 <= resp.status < 600:
+        return None
+    header = resp.headers.get("Retry-After", "").strip()
+    return int(header) if header.isdigit() else None
+
+
+@contextlib.contextmanager
+def _timeout_as_api_error(timeout: aiohttp.ClientTimeout, method: str, path: str) -> Iterator[None]:
+    """Turn aiohttp's bare ``TimeoutError`` into an :class:`ApiError` naming the limit, so
+    that callers report it as a failed API call."""
+    try:
+        yield
+    except TimeoutError as error:
+        limit = f" within {timeout.total:g}s" if timeout.total else ""
+        raise ApiError(
+            0, "Timeout", f"no answer from the API server{limit}", method=method, path=path
+        ) from error
 
 
 async def watch(
@@ -343,7 +421,7 @@ async def request(
     query: Mapping[str, str] | None = None,
     body: Any = None,
     content_type: str = "application/json",
-    http_timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+    http_timeout: aiohttp.ClientTimeout | None = None,
 ) -> dict[str, Any]:
     """One request, its JSON answer decoded (``{}`` for an empty body)."""
     resp = await open_response(
@@ -356,7 +434,8 @@ async def request(
         http_timeout=http_timeout,
     )
     try:
-        payload = await resp.read()
+        with _timeout_as_api_error(http_timeout or request_timeout_of(api), method, path):
+            payload = await resp.read()
     finally:
         resp.release()
     if not payload:

@@ -14,6 +14,7 @@ import functools
 import os
 import ssl
 import tempfile
+import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -68,6 +69,14 @@ def tls_context(ca: bytes | None, cert: bytes | None, key: bytes | None) -> ssl.
     return context
 
 
+def _redacted(text: str, url: str) -> str:
+    """``text`` without the password of ``url``'s userinfo (``xxxxx`` instead, as Go's
+    ``URL.Redacted`` writes it): a Provider's address may come from its Secret with
+    credentials in it, and failure messages go to logs and Events."""
+    password = urllib.parse.urlsplit(url).password
+    return text.replace(password, "xxxxx") if password else text
+
+
 def _retryable(status: int) -> bool:
     return status == 429 or status >= 500
 
@@ -98,7 +107,7 @@ async def send(request: Request, transport: Transport) -> None:
     except TimeoutError:
         url = step.url if step is not None else request.url
         raise DeliveryError(
-            f"{request.failure}: no answer from {url} within {transport.timeout:g}s"
+            f"{request.failure}: no answer from {_redacted(url, url)} within {transport.timeout:g}s"
         ) from None
 
 
@@ -173,7 +182,7 @@ async def _exchange(
                 answer = (response.status, await response.read())
         except aiohttp.ClientError as error:
             answer = None
-            last_error = f"failed to execute request: {error}"
+            last_error = _redacted(f"failed to execute request: {error}", url)
             continue
         if not _retryable(answer[0]):
             return answer

@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, Generic, Protocol, TypeVar
 
+import aiohttp
 import anyio
 import structlog
 
@@ -297,6 +298,10 @@ class ReconcileDriver(Generic[SpecT]):
                 ctx.event("Warning", error.reason, error.message, ctx.failure_annotations)
             else:
                 await self.objects.record_event(obj, "Warning", error.reason, error.message)
+        except (aiohttp.ClientError, ConnectionError) as error:  # e.g. the API server restarted
+            bound.warning("reconciliation failed: a connection failed", error=str(error))
+            message = f"a connection failed mid-reconcile, retrying: {error!r}"
+            self._mark_failed(status, ReconcileError("ReconciliationFailed", message), generation)
         except Exception as error:  # a bug must not leave a stale Ready=True behind
             bound.exception("reconciliation crashed")
             self._mark_failed(
@@ -337,6 +342,7 @@ class ReconcileDriver(Generic[SpecT]):
         """
         written = original
         failure: ReconcileError | None = None
+        crash: Exception | None = None
         reporting = False
 
         async def report_progress(status: dict[str, Any]) -> None:
@@ -357,9 +363,13 @@ class ReconcileDriver(Generic[SpecT]):
                 await self.reconciler.reconcile(ctx)
             except ReconcileError as error:
                 failure = error
+            except Exception as error:  # re-raised as itself, not as an exception group
+                crash = error
             finally:
                 if not reporting:
                     tg.cancel_scope.cancel()
+        if crash is not None:
+            raise crash
         return copy.deepcopy(written), failure
 
     @staticmethod
