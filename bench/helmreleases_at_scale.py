@@ -10,9 +10,17 @@ API requests are counted). One HelmRepository, N HelmReleases in namespace ``ben
 created as fast as the API server takes them; the run ends when every HelmRelease is
 ``Ready=True`` for its generation.
 
+Two request counts are printed: fluxd's own (its Python client, counted in the daemon),
+and the API server's ``apiserver_request_total`` over the run, by verb and resource. The
+second includes the Helm SDK's requests (its Go client is invisible to the first: release
+storage, discovery, OpenAPI, the waits' watches) and the control plane's own controllers
+(ReplicaSets, Pods, Endpoints, their Events). ``--profile DIR`` writes a cProfile of the
+daemon's event loop over the run to ``DIR/n<N>-c<concurrent>.prof``.
+
 Usage::
 
     python bench/helmreleases_at_scale.py --n 100 --n 500 [--runs 3] [--concurrent 16]
+        [--profile DIR]
 """
 
 from __future__ import annotations
@@ -23,6 +31,8 @@ import gzip
 import hashlib
 import io
 import json
+import shutil
+import signal
 import statistics
 import sys
 import tarfile
@@ -34,6 +44,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -46,6 +57,7 @@ from bench.kustomizations_at_scale import (
     cpu_seconds,
     proc_status,
     run_daemon,
+    samples,
     until_daemon_ready,
 )
 from fluxd.api import HELM_RELEASE, HELM_REPOSITORY
@@ -142,7 +154,23 @@ def serve_chart() -> Iterator[str]:
         server.server_close()
 
 
-async def measure(kubeconfig: Path, daemon: Daemon, url: str, n: int) -> dict[str, float]:
+async def server_requests(api: Any) -> Counter[str]:
+    """``apiserver_request_total`` by ``VERB resource[/subresource]`` (every client's)."""
+    response = await client.open_response(api, "GET", "/metrics")
+    try:
+        text = (await response.read()).decode()
+    finally:
+        response.release()
+    totals: Counter[str] = Counter()
+    for _, labels, value in samples(text, ["apiserver_request_total{"]):
+        resource = "/".join(filter(None, (labels.get("resource"), labels.get("subresource"))))
+        totals[f"{labels.get('verb', '')} {resource}"] += int(value)
+    return totals
+
+
+async def measure(
+    kubeconfig: Path, daemon: Daemon, url: str, n: int, *, profile: bool
+) -> tuple[dict[str, float], Counter[str]]:
     api = await client.connect(str(kubeconfig))
     releases = ReadyTracker(api, HELM_RELEASE)
     pid = daemon.process.pid
@@ -152,6 +180,9 @@ async def measure(kubeconfig: Path, daemon: Daemon, url: str, n: int) -> dict[st
             await until_daemon_ready(session, daemon)
             watcher = asyncio.create_task(releases.informer.run())
             await releases.informer.synced.wait()
+            requests_before = await server_requests(api)
+            if profile:
+                daemon.process.send_signal(signal.SIGUSR1)
             cpu_before = cpu_seconds(pid)
             started = time.perf_counter()
             await client.create(
@@ -200,17 +231,23 @@ async def measure(kubeconfig: Path, daemon: Daemon, url: str, n: int) -> dict[st
                     flush=True,
                 )
             watcher.cancel()
+            cpu = cpu_seconds(pid) - cpu_before
+            if profile:
+                daemon.process.send_signal(signal.SIGUSR1)
+            server = await server_requests(api)
+            server.subtract(requests_before)
             done = max(releases.ready_at.values()) - started if releases.ready_at else float("nan")
-            return {
+            figures = {
                 "seconds": done if len(releases.ready_at) == n else float("nan"),
                 "peak_rss_mib": proc_status(pid, "VmHWM") / MIB,
-                "cpu": cpu_seconds(pid) - cpu_before,
+                "cpu": cpu,
             }
+            return figures, +server
     finally:
         await api.close()
 
 
-def one_run(n: int, concurrent: int) -> dict[str, float]:
+def one_run(n: int, concurrent: int, profile_dir: Path | None) -> dict[str, float]:
     print(f"N={n} concurrent={concurrent}: preparing", flush=True)
     with (
         tempfile.TemporaryDirectory(prefix="fluxd-helm-bench-") as tmp,
@@ -219,13 +256,24 @@ def one_run(n: int, concurrent: int) -> dict[str, float]:
     ):
         install_crds(plane.kubeconfig)
         with run_daemon(plane.kubeconfig, Path(tmp), concurrent) as daemon:
-            figures = asyncio.run(measure(plane.kubeconfig, daemon, url, n))
+            figures, server = asyncio.run(
+                measure(plane.kubeconfig, daemon, url, n, profile=profile_dir is not None)
+            )
         counts = Counter(json.loads(daemon.counts_file.read_text())["counts"])
+        profile = Path(f"{daemon.counts_file}.phase0.prof")
+        if profile_dir is not None and profile.exists():
+            profile_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copy(profile, profile_dir / f"n{n}-c{concurrent}.prof")
     figures["requests"] = float(sum(counts.values()))
     print(
         f"  all Ready: {figures['seconds']:.1f}s; fluxd peak RSS {figures['peak_rss_mib']:.1f} MiB;"
         f" fluxd CPU {figures['cpu']:.1f}s; fluxd API requests {figures['requests']:.0f} "
         f"({figures['requests'] / n:.1f}/release): {counts.most_common(8)}",
+        flush=True,
+    )
+    print(
+        f"  API server requests {server.total()} ({server.total() / n:.1f}/release, every "
+        f"client): {server.most_common(16)}",
         flush=True,
     )
     return figures
@@ -236,10 +284,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, action="append", help="HelmReleases (repeatable; 100)")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--concurrent", type=int, default=16)
+    parser.add_argument("--profile", type=Path, help="write the daemon's cProfile here")
     args = parser.parse_args()
     logs.configure("warning", json=False)
     for n in args.n or [100]:
-        runs = [one_run(n, args.concurrent) for _ in range(args.runs)]
+        runs = [one_run(n, args.concurrent, args.profile) for _ in range(args.runs)]
         print(
             f"N={n}: median all Ready {statistics.median(r['seconds'] for r in runs):.1f}s, "
             f"peak RSS {statistics.median(r['peak_rss_mib'] for r in runs):.1f} MiB, "

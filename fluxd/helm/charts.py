@@ -2,7 +2,9 @@
 
 A HelmChart artifact is the packaged chart; the SDK loads it into Go memory. Five hundred
 HelmReleases of one chart load it once: a chart stays loaded while any reconcile holds
-it (a weak reference), and is freed with its last holder.
+it (a weak reference), and is freed with its last holder. Its CRD files are read from
+the SDK once, when it loads (in the caller's worker thread): every call into the SDK can
+wait for the Go runtime, which the event loop must never do.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ class LoadedChart:
     digest: str
     handle: Any = field(repr=False)
     metadata: dict[str, Any]
+    #: The YAML of each file in the chart's (and its subcharts') ``crds/``.
+    crds: tuple[str, ...] = field(repr=False)
 
     @property
     def name(self) -> str:
@@ -44,11 +48,6 @@ class LoadedChart:
     def default_values(self) -> dict[str, Any]:
         """The chart's ``values.yaml``."""
         return dict(self.handle.values)
-
-    @property
-    def crds(self) -> list[str]:
-        """The YAML of each file in the chart's (and its subcharts') ``crds/``."""
-        return [str(crd.get("data") or "") for crd in self.handle.crds]
 
     async def render(
         self, values: dict[str, Any], *, name: str, namespace: str, upgrade: bool = False
@@ -88,6 +87,7 @@ def load_chart(archive: bytes, digest: str) -> LoadedChart:
         if found is not None:
             return found
         handle = sdk().Chart.load_archive(archive)
-        chart = LoadedChart(digest, handle, handle.metadata)
+        crds = tuple(str(crd.get("data") or "") for crd in handle.crds)
+        chart = LoadedChart(digest, handle, handle.metadata, crds)
         _loaded[digest] = chart
         return chart

@@ -9,7 +9,19 @@ Secrets: a release's latest record is read when its HelmRelease reconciles.
 One SDK configuration serves each (cluster, impersonated user, storage namespace), reused
 across reconciles. Actions on one release are serialised (concurrent writes would corrupt
 its history); different releases run in parallel. A reconcile cancelled mid-action
-cancels the action in Go rather than leaving it running.
+cancels the action in Go rather than leaving it running. Every other call into the SDK,
+even making or freeing a cancellation token, runs in a worker thread: a call can wait for
+the Go runtime (its garbage collector, a free OS thread), and the event loop must not.
+Those threads are the SDK's own, not anyio's shared pool (40 threads): an action holds its
+thread for as long as Helm waits for the release's objects to be ready, and a few dozen
+waiting releases would otherwise leave no thread to the rest of the daemon (chart
+archives, git, builds). Their number is bounded by the releases acting at once (one
+action per release, and the scheduler's concurrency per kind).
+
+The SDK's Kubernetes client is rate limited on the client side as Flux's controllers are
+(50 requests per second, bursts of 300). One configuration, so one rate limiter, serves
+every release of a storage namespace: with client-go's own default (5 per second) their
+requests queued behind one another, and a hundred HelmReleases took twice as long.
 
 The public SDK methods lack options Flux's HelmRelease exposes (skip CRDs, disable
 hooks, max history, wait for jobs...): the actions pass them in the options document the
@@ -19,6 +31,7 @@ C ABI reads, next to the ones the SDK names.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -34,6 +47,11 @@ from fluxd.helm.sdk import sdk
 __all__ = ["ActionOptions", "HelmActionError", "Release", "Releases", "TestHook"]
 
 T = TypeVar("T")
+
+#: Client-side rate limits of the SDK's Kubernetes client: Flux's defaults
+#: (``--kube-api-qps``, ``--kube-api-burst``).
+KUBE_API_QPS = 50.0
+KUBE_API_BURST = 300
 
 
 @dataclass(frozen=True)
@@ -168,6 +186,7 @@ class Releases:
         self._kubeconfig = kubeconfig
         self._configs: dict[tuple[str | None, str], Any] = {}
         self._locks: dict[tuple[str, str], anyio.Lock] = {}
+        self._threads = anyio.CapacityLimiter(math.inf)
 
     def close(self) -> None:
         for config in self._configs.values():
@@ -309,7 +328,7 @@ class Releases:
         options: ActionOptions,
     ) -> Release:
         helm = sdk()
-        context = helm.HelmContext()
+        context = await anyio.to_thread.run_sync(helm.HelmContext, limiter=self._threads)
 
         def act() -> Release:
             config = self._config(storage, user)
@@ -331,14 +350,19 @@ class Releases:
         try:
             return await self._run(name, storage, act, cancel=context.cancel)
         finally:
-            context.close()
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(context.close, limiter=self._threads)
 
     def _config(self, storage: str, user: str | None) -> Any:
         key = (user, storage)
         config = self._configs.get(key)
         if config is None:
             config = sdk().Config(
-                kubeconfig_content=self._kubeconfig, namespace=storage, kube_as_user=user
+                kubeconfig_content=self._kubeconfig,
+                namespace=storage,
+                kube_as_user=user,
+                qps=KUBE_API_QPS,
+                burst_limit=KUBE_API_BURST,
             )
             self._configs[key] = config
         return config
@@ -362,7 +386,9 @@ class Releases:
         lock = self._locks.setdefault((storage, name), anyio.Lock())
         async with lock:
             try:
-                return await anyio.to_thread.run_sync(work, abandon_on_cancel=cancel is not None)
+                return await anyio.to_thread.run_sync(
+                    work, abandon_on_cancel=cancel is not None, limiter=self._threads
+                )
             except anyio.get_cancelled_exc_class():
                 if cancel is not None:
                     cancel()
