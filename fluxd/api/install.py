@@ -56,6 +56,8 @@ ARTIFACT_PORT = 9090
 #: Flux's notification-controller receiver port, behind the ``webhook-receiver`` Service.
 RECEIVER_PORT = 9292
 
+#: The Go runtime's soft memory limit for the in-process Helm SDK (``GOMEMLIMIT``).
+GO_MEMORY_LIMIT = "96MiB"
 #: The container's name: ``flux logs`` reads the logs of the container called so.
 CONTAINER = "manager"
 
@@ -144,6 +146,9 @@ def _container(options: InstallOptions) -> dict[str, Any]:
                 "name": "RUNTIME_NAMESPACE",
                 "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
             },
+            # The Helm SDK's Go runtime reads its soft memory limit at process start only:
+            # it keeps the Go heap of concurrent Helm actions from growing past need.
+            {"name": "GOMEMLIMIT", "value": GO_MEMORY_LIMIT},
         ],
         "image": options.image,
         "imagePullPolicy": "IfNotPresent",
