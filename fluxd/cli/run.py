@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 
 from fluxd.daemon.options import Options
 
@@ -51,6 +52,25 @@ def add_run_command(commands: argparse._SubParsersAction[argparse.ArgumentParser
         "--leader-election-namespace",
         default=_DEFAULTS.leader_election_namespace,
         help="namespace of the Lease",
+    )
+    run.add_argument(
+        "--leader-election-lease-duration",
+        type=_duration,
+        default=_DEFAULTS.leader_election_lease_duration,
+        help="how long a standby waits before taking over a Lease that is no longer "
+        "renewed (seconds or a Go duration such as 15s)",
+    )
+    run.add_argument(
+        "--leader-election-renew-deadline",
+        type=_duration,
+        default=_DEFAULTS.leader_election_renew_deadline,
+        help="how long the leader retries renewing the Lease before it steps down",
+    )
+    run.add_argument(
+        "--leader-election-retry-period",
+        type=_duration,
+        default=_DEFAULTS.leader_election_retry_period,
+        help="pause between attempts to acquire or renew the Lease",
     )
     run.add_argument(
         "--watch-namespace",
@@ -160,6 +180,20 @@ def add_run_command(commands: argparse._SubParsersAction[argparse.ArgumentParser
     run.set_defaults(handler=_run)
 
 
+def _duration(text: str) -> float:
+    """Seconds from a flag given as a number (``15``) or a Go duration (``15s``, ``1m``)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    from fluxd.api import parse_duration  # only when a flag is given as a duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
 def options_from(args: argparse.Namespace) -> Options:
     """The daemon's Options from parsed ``run`` flags: every field that has a flag."""
     given = vars(args)
@@ -172,8 +206,26 @@ def options_from(args: argparse.Namespace) -> Options:
     )
 
 
+def _leader_timing_error(options: Options) -> str | None:
+    """Why the Lease timings cannot work, as client-go refuses them; None if they can."""
+    lease = options.leader_election_lease_duration
+    renew = options.leader_election_renew_deadline
+    retry = options.leader_election_retry_period
+    if lease > renew > retry > 0:
+        return None
+    return (
+        "fluxd run: error: need --leader-election-lease-duration > "
+        f"--leader-election-renew-deadline > --leader-election-retry-period > 0, got "
+        f"{lease:g}s, {renew:g}s, {retry:g}s"
+    )
+
+
 def _run(args: argparse.Namespace) -> int:
     # The daemon, its Kubernetes client and the demo are imported by this command only.
+    timing_error = _leader_timing_error(options_from(args))
+    if timing_error is not None:
+        print(timing_error, file=sys.stderr)
+        return 2
     import anyio
 
     from fluxd.daemon.manager import serve

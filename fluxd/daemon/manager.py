@@ -64,6 +64,7 @@ from fluxd.runtime.keys import ObjectKey
 from fluxd.runtime.metrics import Metrics
 from fluxd.runtime.scheduler import Outcome, Scheduler
 from fluxd.runtime.tenancy import Tenancy
+from fluxd.runtime.watchdog import reconcile_timeout
 from fluxd.sources.artifact import Artifact
 from fluxd.sources.cache import ArtifactCache
 from fluxd.sources.external import ExternalArtifacts
@@ -89,6 +90,7 @@ class Daemon:
         self.cache = ArtifactCache(_content_store(options))
         self.scheduler = Scheduler(self._handle, default_concurrency=options.concurrent)
         self.metrics.track_queue_depth(lambda: self.scheduler.depth)
+        self.metrics.track_in_flight(self.scheduler.in_flight, self._reconcile_timeout)
         self.cache.subscribe(self._wake_dependents)
         self.events = EventRecorder(api, component="fluxd")
         self.informers: dict[str, Informer] = {}
@@ -347,6 +349,9 @@ class Daemon:
                 namespace=self.options.leader_election_namespace or _runtime_namespace(),
                 name=self.options.leader_election_id,
                 identity=self.identity,
+                lease_duration=self.options.leader_election_lease_duration,
+                renew_deadline=self.options.leader_election_renew_deadline,
+                retry_period=self.options.leader_election_retry_period,
             )
             await elector.run(self._lead)
         finally:
@@ -417,6 +422,11 @@ class Daemon:
 
     async def _handle(self, key: ObjectKey) -> Outcome:
         return await self._drivers[key.kind](key)
+
+    def _reconcile_timeout(self, key: ObjectKey) -> float:
+        informer = self.informers.get(key.kind)
+        cached = informer.get(key.namespace, key.name) if informer is not None else None
+        return reconcile_timeout(key.kind, cached)
 
 
 def _content_store(options: Options) -> ContentStore:

@@ -22,6 +22,15 @@ class Options:
     leader_elect: bool = False
     leader_election_namespace: str | None = None
     leader_election_id: str = "fluxd-leader-election"
+    #: Flux's ``--leader-election-lease-duration``: how long a standby waits before it
+    #: takes over a Lease its holder stopped renewing (a leader killed without release).
+    leader_election_lease_duration: float = 15.0
+    #: Flux's ``--leader-election-renew-deadline``: how long the leader keeps retrying a
+    #: failing renewal before it steps down (and exits).
+    leader_election_renew_deadline: float = 10.0
+    #: Flux's ``--leader-election-retry-period``: the pause between attempts to acquire
+    #: or renew the Lease.
+    leader_election_retry_period: float = 2.0
     watch_namespace: str | None = None
     watch_label_selector: str | None = None
     concurrent: int = 4

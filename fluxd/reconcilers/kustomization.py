@@ -29,7 +29,8 @@ Steps, in order; each failure carries Flux's reason:
 6. **health**: with ``wait: true`` every applied object (but the Kustomization itself),
    else ``healthChecks``, must become Current within ``timeout`` (Flux's rule: the
    interval minus 30 s when not set, never under 30 s) (``HealthCheckFailed``); a new
-   source revision arriving meanwhile cancels the stale wait. Invalid
+   source revision arriving meanwhile cancels the stale wait, and so does a shutdown
+   (``HealthCheckCanceled`` either way, so no ``Ready=Unknown`` outlives the wait). Invalid
    ``healthCheckExprs`` stall the Kustomization before anything is applied.
 
 Steps 4 to 6, and the deletion below, act as the Kustomization's identity
@@ -477,6 +478,10 @@ class KustomizationReconciler(Reconciler[KustomizationSpec]):
                 await wait_for_health(cluster.api, refs, timeout=timeout, rules=rules)
             except HealthCheckError as error:
                 failure = error
+            except anyio.get_cancelled_exc_class():
+                if not superseded:  # stopped from outside: the driver writes this status
+                    self._mark_health_interrupted(ctx, revision)
+                raise
             tg.cancel_scope.cancel()
         if superseded:
             raise ReconcileError(
@@ -498,6 +503,25 @@ class KustomizationReconciler(Reconciler[KustomizationSpec]):
             "Succeeded",
             f"Health check passed in {time.monotonic() - started:.1f}s",
             generation=ctx.generation,
+        )
+
+    @staticmethod
+    def _mark_health_interrupted(ctx: Context[KustomizationSpec], revision: str) -> None:
+        """The status a health wait leaves when the daemon stops it (SIGTERM past the
+        grace period, leadership lost): objects applied, health unknown, to be retried."""
+        message = (
+            f"health check for revision {revision} canceled: fluxd stopped before the "
+            "applied objects became healthy; the next reconcile checks them again"
+        )
+        generation = ctx.generation
+        conditions.mark_unknown(
+            ctx.status, HEALTHY, HEALTH_CHECK_CANCELED, message, generation=generation
+        )
+        conditions.mark_false(
+            ctx.status, conditions.READY, HEALTH_CHECK_CANCELED, message, generation=generation
+        )
+        conditions.mark_reconciling(
+            ctx.status, "ProgressingWithRetry", message, generation=generation
         )
 
     @staticmethod

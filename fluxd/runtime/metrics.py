@@ -3,7 +3,8 @@
 Dashboards and alerts written for Flux keep working: ``gotk_reconcile_duration_seconds``
 is the same histogram with the same labels. fluxd adds what one process can tell that six
 could not: a per-object info gauge (ready, suspended, revision), the depth of the single
-work queue, and reconcile totals by result.
+work queue, reconcile totals by result, and a watchdog over the reconciles in flight (how
+many run past their object's timeout, and how long the oldest has run).
 
 Each :class:`Metrics` owns its registry, so two daemons in one test process do not collide.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -62,19 +63,61 @@ class Metrics:
             "Objects due for reconciliation that have not started yet.",
             registry=self.registry,
         )
+        self.reconcile_stuck = Gauge(
+            "fluxd_reconcile_stuck",
+            "Reconciles running longer than their object's timeout, by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.reconcile_oldest = Gauge(
+            "fluxd_reconcile_oldest_seconds",
+            "How long the longest-running reconcile of each kind has been running.",
+            ["kind"],
+            registry=self.registry,
+        )
         self._info_labels: dict[ObjectKey, tuple[str, ...]] = {}
         self._last: dict[ObjectKey, LastReconcile] = {}
         self._depth: Callable[[], int] | None = None
+        self._in_flight: Callable[[], Mapping[ObjectKey, float]] | None = None
+        self._timeout_of: Callable[[ObjectKey], float] | None = None
+        self._watched_kinds: set[str] = set()
 
     def track_queue_depth(self, depth: Callable[[], int]) -> None:
         """Read the queue depth from the scheduler at each scrape (see :meth:`sample`)."""
         self._depth = depth
+
+    def track_in_flight(
+        self,
+        in_flight: Callable[[], Mapping[ObjectKey, float]],
+        timeout_of: Callable[[ObjectKey], float],
+    ) -> None:
+        """Read the running reconciles' ages (seconds, by object) at each scrape, and judge
+        each against ``timeout_of(key)`` for ``fluxd_reconcile_stuck``."""
+        self._in_flight = in_flight
+        self._timeout_of = timeout_of
 
     def sample(self) -> None:
         """Update the gauges read from live state; call on the event loop before rendering,
         since :meth:`exposition` may run in a worker thread."""
         if self._depth is not None:
             self.queue_depth.set(self._depth())
+        if self._in_flight is not None and self._timeout_of is not None:
+            self._sample_in_flight(self._in_flight(), self._timeout_of)
+
+    def _sample_in_flight(
+        self, ages: Mapping[ObjectKey, float], timeout_of: Callable[[ObjectKey], float]
+    ) -> None:
+        stuck: dict[str, int] = {}
+        oldest: dict[str, float] = {}
+        for key, age in ages.items():
+            oldest[key.kind] = max(oldest.get(key.kind, 0.0), age)
+            if age > timeout_of(key):
+                stuck[key.kind] = stuck.get(key.kind, 0) + 1
+        # A kind keeps its series at 0 once seen, so that an alert on it resolves.
+        self._watched_kinds.update(oldest)
+        for kind in self._watched_kinds:
+            self.reconcile_stuck.labels(kind).set(stuck.get(kind, 0))
+            self.reconcile_oldest.labels(kind).set(oldest.get(kind, 0.0))
 
     def observe_reconcile(self, key: ObjectKey, seconds: float, result: str) -> None:
         """Record one finished reconcile."""

@@ -14,6 +14,8 @@ scheduler, keyed by :class:`~fluxd.runtime.keys.ObjectKey`, with these guarantee
   next success. An earlier wake-up always wins over a later scheduled one.
 - **Dependents.** A reverse index maps a source to the objects that consume it, so that a
   new artifact revision wakes them at once instead of at their next interval.
+- **Watchdog.** :meth:`Scheduler.in_flight` tells how long each running reconcile has
+  been running, so that one stuck past its timeout shows on ``/metrics``.
 
 The scheduler knows nothing of Kubernetes: it calls one ``handler(key) -> Outcome``. Every
 due time, wait and grace period is measured on one clock, the event loop's unless another
@@ -102,6 +104,7 @@ class Scheduler:
         self._due: dict[ObjectKey, float] = {}
         self._sequence = itertools.count()
         self._running: set[ObjectKey] = set()
+        self._started: dict[ObjectKey, float] = {}
         self._dirty: set[ObjectKey] = set()
         self._forgotten: set[ObjectKey] = set()
         self._failures: dict[ObjectKey, int] = defaultdict(int)
@@ -142,6 +145,14 @@ class Scheduler:
         now = self._clock()
         due_now = sum(1 for due in self._due.values() if due <= now)
         return due_now + self._waiting
+
+    def in_flight(self) -> dict[ObjectKey, float]:
+        """Seconds each running reconcile has run so far, for the stuck-reconcile watchdog.
+
+        Time spent waiting for a concurrency slot is not counted: that is queue depth.
+        """
+        now = self._clock()
+        return {key: now - started for key, started in self._started.items()}
 
     def is_scheduled(self, key: ObjectKey) -> bool:
         """Whether ``key`` has a pending run (used by tests and the suspend logic)."""
@@ -239,11 +250,13 @@ class Scheduler:
                 await limit.acquire()
             finally:
                 self._waiting -= 1
+            self._started[key] = self._clock()
             try:
                 outcome = await self._handler(key)
             except Exception:
                 log.exception("reconcile handler crashed", object=str(key))
             finally:
+                del self._started[key]
                 limit.release()
         finally:
             self._running.discard(key)

@@ -30,7 +30,28 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ContentStore", "StoreStats", "Tree"]
+from fluxd.runtime.errors import ReconcileError
+
+__all__ = ["ContentStore", "SpillFailed", "StoreStats", "Tree"]
+
+#: Flux source-controller's reason when its artifact storage cannot be written.
+STORAGE_OPERATION_FAILED = "StorageOperationFailed"
+
+
+class SpillFailed(ReconcileError):
+    """Contents beyond the memory budget could not be written to the spill directory.
+
+    Raised to the reconcile that stored a tree (or read one back), whose source then says
+    ``Ready=False``/``StorageOperationFailed`` naming the directory; retried, since a disk
+    may get space again. Nothing was lost: the contents stayed in memory.
+    """
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(
+            STORAGE_OPERATION_FAILED,
+            "cannot write artifact contents beyond the memory budget to the spill "
+            f"directory {error.filename!r}: {error.strerror or error}",
+        )
 
 
 @dataclass(frozen=True)
@@ -111,8 +132,9 @@ class ContentStore:
                 size += self._add(content_id, files[path])
             tree = Tree(self, digest, ids, size)
             self._trees[digest] = tree
+            # Before trimming, which may fail: the tree's contents are released either way.
+            weakref.finalize(tree, self._release, tuple(ids.values()))
             self._trim()
-        weakref.finalize(tree, self._release, tuple(ids.values()))
         return tree
 
     def read(self, content_id: str) -> bytes:
@@ -162,15 +184,31 @@ class ContentStore:
         self._memory_bytes += len(content)
 
     def _trim(self) -> None:
-        """Move least recently read contents to disk until memory is within budget."""
+        """Move least recently read contents to disk until memory is within budget.
+
+        A content leaves memory only once it is on disk: when the spill directory cannot
+        be written (full, read-only, not a directory) it stays in memory, over budget, and
+        :class:`SpillFailed` says where writing failed.
+        """
         if self._budget is None:
             return
         while self._memory_bytes > self._budget and len(self._memory) > 1:
-            content_id, content = self._memory.popitem(last=False)
-            self._memory_bytes -= len(content)
+            content_id, content = next(iter(self._memory.items()))
             if content_id not in self._on_disk:
-                (self._spill() / content_id).write_bytes(content)
+                self._write_spilled(content_id, content)
                 self._on_disk.add(content_id)
+            del self._memory[content_id]
+            self._memory_bytes -= len(content)
+
+    def _write_spilled(self, content_id: str, content: bytes) -> None:
+        path: Path | None = None
+        try:
+            path = self._spill() / content_id
+            path.write_bytes(content)
+        except OSError as error:
+            if path is not None:
+                path.unlink(missing_ok=True)  # a partial write must not keep the disk full
+            raise SpillFailed(error) from error
 
     def _spill(self) -> Path:
         if self._spill_dir is None:
