@@ -587,8 +587,17 @@ def _count_calls(api: Any) -> Counter[str]:
 
 
 async def create_pairs(
-    api: Any, base_url: str, names: list[str], wait: bool, *, monorepo: bool
+    api: Any,
+    base_url: str,
+    names: list[str],
+    wait: bool,
+    *,
+    monorepo: bool,
+    interval: str = "10m",
+    spec_timeout: str = "5m",
 ) -> None:
+    """A GitRepository and a Kustomization per name (of ``apps/<name>`` of one monorepo,
+    or of ``deploy`` of a repository per name), ``CREATE_IN_FLIGHT`` creates at a time."""
     limit = asyncio.Semaphore(CREATE_IN_FLIGHT)
 
     async def one(kind: Any, name: str, spec: dict[str, Any]) -> None:
@@ -606,7 +615,7 @@ async def create_pairs(
             GIT_REPOSITORY,
             name,
             {
-                "interval": "10m",
+                "interval": interval,
                 "url": f"{base_url}/{MONOREPO if monorepo else name}.git",
                 "ref": {"branch": "main"},
             },
@@ -615,12 +624,12 @@ async def create_pairs(
             KUSTOMIZATION,
             name,
             {
-                "interval": "10m",
+                "interval": interval,
                 "sourceRef": {"kind": "GitRepository", "name": name},
                 "path": f"./apps/{name}" if monorepo else "./deploy",
                 "prune": True,
                 "wait": wait,
-                "timeout": "5m",
+                "timeout": spec_timeout,
             },
         )
 

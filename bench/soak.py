@@ -37,7 +37,6 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
@@ -50,6 +49,7 @@ from bench.kustomizations_at_scale import (
     Daemon,
     GitLoad,
     ReadyTracker,
+    create_pairs,
     monorepo,
     proc_status,
     run_daemon,
@@ -57,10 +57,9 @@ from bench.kustomizations_at_scale import (
     serve_repositories,
     until_daemon_ready,
 )
-from fluxd.api import GIT_REPOSITORY, KUSTOMIZATION
+from fluxd.api import KUSTOMIZATION
 from fluxd.dev.controlplane import LocalControlPlane, install_crds
 from fluxd.kube import client
-from fluxd.kube.objects import resource_of
 from fluxd.kube.resources import NAMESPACES
 from fluxd.runtime import logs
 
@@ -155,39 +154,6 @@ def print_sample(sample: Sample, n: int) -> None:
     )
 
 
-async def create_pairs(api: Any, base_url: str, names: Iterable[str], interval: str) -> None:
-    """A GitRepository on the monorepo and a Kustomization of ``apps/<name>`` per name."""
-    limit = asyncio.Semaphore(CREATE_IN_FLIGHT)
-
-    async def one(kind: Any, name: str, spec: dict[str, Any]) -> None:
-        body = {
-            "apiVersion": kind.api_version,
-            "kind": kind.kind,
-            "metadata": {"name": name, "namespace": NAMESPACE},
-            "spec": spec,
-        }
-        async with limit:
-            await client.create(api, resource_of(kind), body)
-
-    async def pair(name: str) -> None:
-        source = {"interval": interval, "url": f"{base_url}/{MONOREPO}.git"}
-        await one(GIT_REPOSITORY, name, {**source, "ref": {"branch": "main"}})
-        await one(
-            KUSTOMIZATION,
-            name,
-            {
-                "interval": interval,
-                "sourceRef": {"kind": "GitRepository", "name": name},
-                "path": f"./apps/{name}",
-                "prune": True,
-                "wait": False,
-                "timeout": "1m",
-            },
-        )
-
-    await asyncio.gather(*(pair(name) for name in names))
-
-
 async def soak(
     kubeconfig: Path, daemon: Daemon, base_url: str, args: argparse.Namespace
 ) -> list[Sample]:
@@ -204,7 +170,15 @@ async def soak(
             started = time.perf_counter()
             taken.append(await look(session, daemon, 0.0, 0))
             print_sample(taken[-1], args.n)
-            await create_pairs(api, base_url, names, args.interval)
+            await create_pairs(
+                api,
+                base_url,
+                names,
+                False,
+                monorepo=True,
+                interval=args.interval,
+                spec_timeout="1m",
+            )
             print(f"  created {2 * args.n} objects in {time.perf_counter() - started:.1f}s")
             end = started + args.minutes * 60
             while (now := time.perf_counter()) < end:
