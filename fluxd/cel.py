@@ -132,13 +132,11 @@ def compile_string(
     :class:`ValueError` naming it when it does not parse or names another variable.
     The compiled function raises :class:`ValueError` when evaluating fails (a missing
     key, a function given the wrong type) or gives something else than a string."""
-    program = _program(expression, variables)
-    cel = importlib.import_module("cel")
-    functions = _string_functions(cel)
+    run = compile_expression(expression, variables=variables)
 
     def evaluate(scope: Mapping[str, Any]) -> str:
         try:
-            result = program.execute(cel.Context(variables=dict(scope), functions=functions))
+            result = run(scope)
         except (KeyError, RuntimeError, TypeError, ValueError) as error:
             detail = f"no such key: {error.args[0]}" if isinstance(error, KeyError) else error
             raise ValueError(f"{expression!r} cannot be evaluated: {detail}") from error

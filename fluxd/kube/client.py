@@ -42,6 +42,7 @@ __all__ = [
     "connect_with",
     "create",
     "delete",
+    "environment_proxy",
     "get",
     "impersonating",
     "kubeconfig_available",
@@ -294,7 +295,7 @@ def api_client(config: Configuration) -> ApiClient:
     building the TLS context raises for bad certificate data.
     """
     if config.proxy is None and config.host:
-        config.proxy = _environment_proxy(config.host)
+        config.proxy = environment_proxy(config.host)
     api = ApiClient(configuration=config)
     api.user_agent = f"fluxd/{fluxd.__version__}"
     session = api.rest_client.pool_manager
@@ -303,7 +304,7 @@ def api_client(config: Configuration) -> ApiClient:
     return api
 
 
-def _environment_proxy(url: str) -> str | None:
+def environment_proxy(url: str) -> str | None:
     """``HTTPS_PROXY``/``HTTP_PROXY`` for ``url`` unless ``NO_PROXY`` exempts its host."""
     parts = urllib.parse.urlsplit(url)
     if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):

@@ -38,6 +38,7 @@ from typing import Any
 
 import aiohttp
 
+from fluxd.kube.client import environment_proxy as proxy_for
 from fluxd.notify import jws
 
 __all__ = ["GOOGLE_CERTS_URL", "GOOGLE_ISSUERS", "GoogleKeys", "TokenRefused", "verify"]
@@ -56,10 +57,7 @@ class TokenRefused(Exception):
 def environment_proxy(url: str) -> tuple[str | None, dict[str, str]]:
     """The proxy ``HTTPS_PROXY``/``HTTP_PROXY`` name for ``url`` unless ``NO_PROXY``
     exempts its host, and the ``Proxy-Authorization`` its address's credentials make."""
-    parts = urllib.parse.urlsplit(url)
-    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
-        return None, {}
-    address = urllib.request.getproxies().get(parts.scheme)
+    address = proxy_for(url)
     if not address:
         return None, {}
     if "://" not in address:
