@@ -41,6 +41,7 @@ from fluxd.notify.git_service import (
     encode_body,
     github_api,
     github_headers,
+    gitlab_headers,
     json_list,
     owner_and_repo,
     parse_git_address,
@@ -253,7 +254,7 @@ def _gitlab(settings: ProviderSettings, event: Notification) -> Request:
     sha, description, name = status.sha, status.description, status.context
     state = _success_or_failure(event, "success", "failed")
     base = f"{host}/api/v4/projects/{quote(project, safe='')}"
-    headers = {"PRIVATE-TOKEN": token, "Accept": "application/json"}
+    headers = gitlab_headers(token)
     lookup = Lookup(
         url=f"{base}/repository/commits/{sha}/statuses?{urlencode({'name': name})}",
         headers=headers,

@@ -23,6 +23,7 @@ __all__ = [
     "encode_body",
     "github_api",
     "github_headers",
+    "gitlab_headers",
     "json_list",
     "owner_and_repo",
     "parse_git_address",
@@ -88,6 +89,11 @@ def json_list(body: bytes) -> list[Mapping[str, Any]]:
 def github_api(host: str) -> str:
     """The REST root: api.github.com for github.com, ``/api/v3/`` on GitHub Enterprise."""
     return GITHUB_API if urlsplit(host).netloc == "github.com" else f"{host}/api/v3/"
+
+
+def gitlab_headers(token: str) -> dict[str, str]:
+    """What every GitLab REST call of a git service Provider carries."""
+    return {"PRIVATE-TOKEN": token, "Accept": "application/json"}
 
 
 def github_headers(token: str) -> dict[str, str]:
