@@ -191,8 +191,9 @@ class ImagePolicyReconciler(Reconciler[ImagePolicySpec]):
         reference = f"{latest['name']}:{latest['tag']}"
         try:
             auth = await oci.spec_registry_auth(self.objects, namespace, repository, image.host)
+            proxy = await oci.spec_proxy(self.objects, namespace, repository)
             timeout = parse_duration(repository.timeout or repository.interval)
-            async with oci.RegistryClient(image, auth, timeout=timeout) as client:
+            async with oci.RegistryClient(image, auth, timeout=timeout, proxy=proxy) as client:
                 return await client.resolve(latest["tag"])
         except oci.RegistryError as error:
             raise ReconcileError(

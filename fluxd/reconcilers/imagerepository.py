@@ -2,11 +2,12 @@
 
 Steps, in order:
 
-1. **refuse** what fluxd does not serve: a cloud ``provider`` (aws, azure, gcp) and
-   ``proxySecretRef`` stall the object (``UnsupportedField``, naming the field);
+1. **refuse** what fluxd does not serve: a cloud ``provider`` (aws, azure, gcp) stalls
+   the object (``UnsupportedField``, naming the field);
 2. **image**: a name without scheme or tag (``ImageURLInvalid``, stalled, as Flux);
 3. **credentials**: ``secretRef`` (dockerconfigjson), else the ``imagePullSecrets`` of
-   ``serviceAccountName``; ``certSecretRef`` for TLS; ``insecure`` talks plain HTTP
+   ``serviceAccountName``; ``certSecretRef`` for TLS; ``insecure`` talks plain HTTP;
+   ``proxySecretRef`` sends every registry request through its proxy
    (``AuthenticationFailed`` when a Secret or the service account is missing);
 4. **scan**: every tag, page after page, with the registry's token or basic auth, within
    ``timeout`` (the interval when unset) (``ReadOperationFailed``);
@@ -31,6 +32,7 @@ from fluxd.reconcilers.driver import Context, Reconciler
 from fluxd.runtime.errors import ReconcileError
 from fluxd.runtime.keys import ObjectKey
 from fluxd.sources import oci
+from fluxd.sources.proxy import Proxy
 
 __all__ = ["ImageRepositoryReconciler"]
 
@@ -60,10 +62,10 @@ class ImageRepositoryReconciler(Reconciler[ImageRepositorySpec]):
             repository = oci.parse_image(spec.image, insecure=spec.insecure)
         except oci.RegistryError as error:
             raise ReconcileError(IMAGE_URL_INVALID, str(error), stalled=True) from error
-        auth = await self._auth(ctx.key.namespace, spec, repository.host)
+        auth, proxy = await self._auth(ctx.key.namespace, spec, repository.host)
         timeout = parse_duration(spec.timeout or spec.interval)
         try:
-            async with oci.RegistryClient(repository, auth, timeout=timeout) as client:
+            async with oci.RegistryClient(repository, auth, timeout=timeout, proxy=proxy) as client:
                 tags = await client.tags()
         except oci.RegistryError as error:
             hint = " (spec.secretRef)" if error.status in (401, 403) else ""
@@ -92,9 +94,12 @@ class ImageRepositoryReconciler(Reconciler[ImageRepositorySpec]):
         if changed:
             self.wake(ctx.key)
 
-    async def _auth(self, namespace: str, spec: ImageRepositorySpec, host: str) -> oci.RegistryAuth:
+    async def _auth(
+        self, namespace: str, spec: ImageRepositorySpec, host: str
+    ) -> tuple[oci.RegistryAuth, Proxy | None]:
         try:
-            return await oci.spec_registry_auth(self.objects, namespace, spec, host)
+            auth = await oci.spec_registry_auth(self.objects, namespace, spec, host)
+            return auth, await oci.spec_proxy(self.objects, namespace, spec)
         except oci.RegistryError as error:
             raise ReconcileError(
                 oci.AUTHENTICATION_FAILED,
@@ -107,8 +112,6 @@ def _refuse_unsupported(spec: ImageRepositorySpec) -> None:
     unsupported = []
     if spec.provider != "generic":
         unsupported.append(f"spec.provider '{spec.provider}' (cloud registry login)")
-    if spec.proxy_secret_ref is not None:
-        unsupported.append("spec.proxySecretRef (registry access through a proxy)")
     if unsupported:
         raise ReconcileError(
             "UnsupportedField",

@@ -49,7 +49,7 @@ from fluxd.sources import oci
 from fluxd.sources.artifact import Artifact, artifact_url, make_artifact
 from fluxd.sources.cache import ArtifactCache
 from fluxd.sources.ignore import select_files
-from fluxd.sources.proxy import Proxy, ProxyConfigError, read_proxy
+from fluxd.sources.proxy import Proxy
 
 __all__ = ["OCIRepositoryReconciler"]
 
@@ -162,16 +162,10 @@ class OCIRepositoryReconciler(Reconciler[OCIRepositorySpec]):
 
     async def _proxy(self, namespace: str, spec: OCIRepositorySpec) -> Proxy | None:
         """The proxy of ``spec.proxySecretRef``, if any."""
-        if spec.proxy_secret_ref is None:
-            return None
         try:
-            return await read_proxy(self.objects, namespace, spec.proxy_secret_ref.name)
-        except ProxyConfigError as error:
-            raise ReconcileError(
-                oci.AUTHENTICATION_FAILED,
-                f"failed to get proxy address: {error}",
-                condition=FETCH_FAILED,
-            ) from error
+            return await oci.spec_proxy(self.objects, namespace, spec)
+        except oci.RegistryError as error:
+            raise ReconcileError(error.reason, str(error), condition=FETCH_FAILED) from error
 
     async def _verify(
         self,

@@ -1,7 +1,7 @@
 """The HTTP proxy a source's ``spec.proxySecretRef`` names, read as Flux reads that Secret.
 
-GitRepository, OCIRepository and Bucket share the Secret's format, so they share this
-reader. Keys: ``address`` (required, the proxy URL), ``username`` and ``password``
+GitRepository, OCIRepository, ImageRepository and Bucket share the Secret's format, so
+they share this reader. Keys: ``address`` (required, the proxy URL), ``username`` and ``password``
 (optional, sent as ``Proxy-Authorization: Basic``). Flux also accepts ``socks5://``
 addresses; fluxd has no SOCKS client, so it says so instead of connecting directly.
 Each source decides what its proxy carries (git's rule lives in

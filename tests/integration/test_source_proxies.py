@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from fluxd.api import BUCKET, OCI_REPOSITORY
+from fluxd.api import BUCKET, IMAGE_POLICY, IMAGE_REPOSITORY, OCI_REPOSITORY
 from fluxd.runtime import conditions
 from fluxd.sources import oci
 from tests.integration.conftest import Fluxd
@@ -174,3 +174,41 @@ async def test_bucket_lists_and_downloads_through_the_proxy_and_a_wrong_password
     assert f"the proxy '{http_proxy.address}' rejected the credentials (HTTP 407)" in message
     assert "spec.proxySecretRef" in message
     assert "artifact" not in refused["status"]
+
+
+async def test_image_repository_scans_and_its_policy_reads_digests_through_the_proxy(
+    fluxd: Fluxd, oci_registry: OCIRegistry, http_proxy: HTTPProxy
+) -> None:
+    url = oci_registry.fresh_url("scanned")
+    name = url.rpartition("/")[2]
+    digest = await push(oci_registry, url)
+    await proxy_secret(fluxd, http_proxy)
+    await proxy_secret(fluxd, http_proxy, password="wrong")
+    image = f"{oci_registry.host}/{name}"
+    scan = {"image": image, "interval": "1h", "insecure": True}
+    await fluxd.create(
+        IMAGE_REPOSITORY, "scanned", {**scan, "proxySecretRef": {"name": "proxy-right"}}
+    )
+    await fluxd.wait_ready(IMAGE_REPOSITORY, "scanned")
+    policy = {
+        "imageRepositoryRef": {"name": "scanned"},
+        "policy": {"alphabetical": {}},
+        "digestReflectionPolicy": "Always",
+        "interval": "1h",
+    }
+    await fluxd.create(IMAGE_POLICY, "newest", policy)
+    chosen = await fluxd.wait_ready(IMAGE_POLICY, "newest")
+    assert chosen["status"]["latestRef"]["digest"] == digest
+    base = f"http://{oci_registry.host}/v2/{name}"
+    carried = list(http_proxy.log.forwarded)
+    assert any(target.startswith(f"{base}/tags/list") for target in carried), carried
+    assert f"{base}/manifests/latest" in carried, "the policy's digest came through the proxy"
+
+    await fluxd.create(
+        IMAGE_REPOSITORY, "refused", {**scan, "proxySecretRef": {"name": "proxy-wrong"}}
+    )
+    refused = await fluxd.wait_not_ready(IMAGE_REPOSITORY, "refused", "ReadOperationFailed")
+    assert "rejected the credentials (HTTP 407)" in ready(refused)["message"]
+    await fluxd.create(IMAGE_REPOSITORY, "absent", {**scan, "proxySecretRef": {"name": "absent"}})
+    absent = await fluxd.wait_not_ready(IMAGE_REPOSITORY, "absent", oci.AUTHENTICATION_FAILED)
+    assert "failed to get proxy address" in ready(absent)["message"]

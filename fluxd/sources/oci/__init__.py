@@ -24,6 +24,7 @@ from fluxd.sources.oci.cosign import (
 from fluxd.sources.oci.credentials import (
     RegistryAuth,
     docker_config_auth,
+    spec_proxy,
     spec_registry_auth,
     tls_context,
 )
@@ -103,6 +104,7 @@ __all__ = [
     "select_layer",
     "select_semver_tag",
     "signature_tag",
+    "spec_proxy",
     "spec_registry_auth",
     "tls_context",
     "verify_signatures",

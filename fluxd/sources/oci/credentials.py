@@ -24,6 +24,7 @@ from typing import Protocol
 from fluxd.api import LocalObjectReference
 from fluxd.kube.objects import ObjectApi, SecretNotFound, ServiceAccountNotFound
 from fluxd.sources.oci.errors import AUTHENTICATION_FAILED, RegistryError
+from fluxd.sources.proxy import Proxy, ProxyConfigError, read_proxy
 
 __all__ = [
     "DOCKER_CONFIG_KEY",
@@ -32,6 +33,7 @@ __all__ = [
     "SecretReader",
     "docker_config_auth",
     "registry_auth",
+    "spec_proxy",
     "spec_registry_auth",
     "tls_context",
 ]
@@ -48,6 +50,8 @@ class CredentialsSpec(Protocol):
     def cert_secret_ref(self) -> LocalObjectReference | None: ...
     @property
     def service_account_name(self) -> str | None: ...
+    @property
+    def proxy_secret_ref(self) -> LocalObjectReference | None: ...
 
 
 class SecretReader(Protocol):
@@ -173,6 +177,19 @@ async def spec_registry_auth(
         cert_secret_ref=spec.cert_secret_ref.name if spec.cert_secret_ref else None,
         pull_secrets=pull_secrets,
     )
+
+
+async def spec_proxy(secrets: SecretReader, namespace: str, spec: CredentialsSpec) -> Proxy | None:
+    """The proxy ``spec.proxySecretRef`` names, if any; ``AuthenticationFailed`` with
+    Flux's "failed to get proxy address" when its Secret is missing or unusable."""
+    if spec.proxy_secret_ref is None:
+        return None
+    try:
+        return await read_proxy(secrets, namespace, spec.proxy_secret_ref.name)
+    except ProxyConfigError as error:
+        raise RegistryError(
+            f"failed to get proxy address: {error}", reason=AUTHENTICATION_FAILED
+        ) from error
 
 
 async def _secret(secrets: SecretReader, namespace: str, name: str, field: str) -> dict[str, bytes]:
