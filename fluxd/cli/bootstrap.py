@@ -44,6 +44,7 @@ __all__ = [
     "read_flag_file",
     "say",
     "sync_url",
+    "sync_with_flags",
 ]
 
 PASSWORD_VARIABLE = "GIT_PASSWORD"
@@ -229,9 +230,46 @@ def _validate(args: argparse.Namespace) -> tuple[str, str, float]:
     return url, repository_path(args.path), parse_duration(args.timeout)
 
 
-def _bootstrap_git(args: argparse.Namespace) -> int:
+async def sync_with_flags(
+    api: ApiClient,
+    args: argparse.Namespace,
+    *,
+    url: str,
+    auth: GitAuth,
+    path: str,
+    timeout: float,  # noqa: ASYNC109 - the command's --timeout, spread over every step
+    secret_data: Mapping[str, bytes] | None,
+    sync_url: str | None = None,
+) -> None:
+    """:func:`~fluxd.cli.bootstrap_repo.bootstrap_repository` with what the flags every
+    ``bootstrap`` target shares say (:func:`add_repository_flags`); fluxd is bound to
+    cluster-admin, as the module text explains."""
     from fluxd.api.install import IMAGE, InstallOptions
+    from fluxd.cli.bootstrap_repo import bootstrap_repository
     from fluxd.sources.git.push import Author
+
+    options = InstallOptions(
+        namespace=args.namespace, image=args.components_image or IMAGE, cluster_admin=True
+    )
+    await bootstrap_repository(
+        api,
+        url=url,
+        sync_url=sync_url,
+        auth=auth,
+        branch=args.branch,
+        path=path,
+        options=options,
+        interval=args.interval,
+        author=Author(args.author_name, args.author_email),
+        say=say,
+        timeout=timeout,
+        secret_data=secret_data,
+        secret_name=args.secret_name or args.namespace,
+        commit_message_appendix=args.commit_message_appendix,
+    )
+
+
+def _bootstrap_git(args: argparse.Namespace) -> int:
     from fluxd.sources.git.transport import redact_url
 
     try:
@@ -240,33 +278,22 @@ def _bootstrap_git(args: argparse.Namespace) -> int:
         say(f"✗ {error}")
         return 1
     password = _password(args)
-    options = InstallOptions(
-        namespace=args.namespace, image=args.components_image or IMAGE, cluster_admin=True
-    )
 
     async def work(api: ApiClient) -> int:
-        from fluxd.cli.bootstrap_repo import bootstrap_repository
-
         if urlsplit(url).scheme == "ssh":
             credentials = await _ssh_credentials(api, args, url, password, timeout)
         else:
             assert password is not None
             credentials = _https_credentials(args, password)
         try:
-            await bootstrap_repository(
+            await sync_with_flags(
                 api,
+                args,
                 url=url,
                 auth=credentials.auth,
-                branch=args.branch,
                 path=path,
-                options=options,
-                interval=args.interval,
-                author=Author(args.author_name, args.author_email),
-                say=say,
                 timeout=timeout,
                 secret_data=credentials.secret_data,
-                secret_name=args.secret_name or args.namespace,
-                commit_message_appendix=args.commit_message_appendix,
             )
         except CommandError as error:
             if credentials.generated:

@@ -20,7 +20,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from fluxd.cli.bootstrap import add_repository_flags, decoded_secret, read_flag_file, say
+from fluxd.cli.bootstrap import (
+    add_repository_flags,
+    decoded_secret,
+    read_flag_file,
+    say,
+    sync_with_flags,
+)
 from fluxd.cli.session import CommandError, run_session
 
 if TYPE_CHECKING:
@@ -53,7 +59,6 @@ def deploy_key_title(namespace: str, branch: str, secret: str, path: str) -> str
 
 def _bootstrap(args: argparse.Namespace) -> int:
     from fluxd.api import parse_duration
-    from fluxd.api.install import IMAGE, InstallOptions
     from fluxd.cli.bootstrap_repo import repository_path
 
     host: _Host = args.host
@@ -70,14 +75,9 @@ def _bootstrap(args: argparse.Namespace) -> int:
     except ValueError as error:
         say(f"✗ {error}")
         return 1
-    options = InstallOptions(
-        namespace=args.namespace, image=args.components_image or IMAGE, cluster_admin=True
-    )
 
     async def work(api: ApiClient) -> int:
-        from fluxd.cli.bootstrap_repo import bootstrap_repository
         from fluxd.cli.gitprovider import ProviderError, ensure_repository
-        from fluxd.sources.git.push import Author
         from fluxd.sources.git.transport import GitAuth
 
         ca = read_flag_file(args.ca_file, "--ca-file") if args.ca_file else None
@@ -97,7 +97,6 @@ def _bootstrap(args: argparse.Namespace) -> int:
             raise CommandError(str(error)) from None
         found = "created" if repository.created else "cloned"
         say(f'✔ repository "{repository.https_url}" {found}')
-        push_auth = GitAuth(username="git", password=token, ca_file=ca)
         secret = args.secret_name or args.namespace
         if args.token_auth:
             sync_url = repository.https_url
@@ -107,21 +106,15 @@ def _bootstrap(args: argparse.Namespace) -> int:
         else:
             sync_url = repository.ssh_url
             data = await _deploy_key(api, args, host, repository, token, secret, path)
-        await bootstrap_repository(
+        await sync_with_flags(
             api,
+            args,
             url=repository.https_url,
             sync_url=sync_url,
-            auth=push_auth,
-            branch=args.branch,
+            auth=GitAuth(username="git", password=token, ca_file=ca),
             path=path,
-            options=options,
-            interval=args.interval,
-            author=Author(args.author_name, args.author_email),
-            say=say,
             timeout=timeout,
             secret_data=data,
-            secret_name=secret,
-            commit_message_appendix=args.commit_message_appendix,
         )
         say("✔ bootstrap finished")
         return 0
