@@ -20,7 +20,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fluxd.cli.session import CommandError, run_session
 
@@ -119,10 +119,11 @@ async def uninstall_components(
             say(f"✔ {obj['kind']}/{meta.get('namespace', '')}/{meta['name']} deleted{suffix}")
     say("► deleting toolkit.fluxcd.io finalizers in all namespaces")
     for kind in KINDS:
-        for name, ns in await _with_finalizer(api, resource_of(kind)):
+        for listed in await _with_finalizer(api, resource_of(kind)):
+            meta = listed["metadata"]
             if not dry_run:
-                await _drop_finalizer(api, resource_of(kind), ns, name)
-            say(f"✔ {kind.kind}/{ns}/{name} finalizers deleted{suffix}")
+                await _drop_finalizer(api, resource_of(kind), listed)
+            say(f"✔ {kind.kind}/{meta['namespace']}/{meta['name']} finalizers deleted{suffix}")
     say("► deleting toolkit.fluxcd.io custom resource definitions")
     crds = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
     for kind in KINDS:
@@ -136,11 +137,11 @@ async def uninstall_components(
     say("✔ uninstall finished")
 
 
-async def _with_finalizer(api: ApiClient, resource: Resource) -> list[tuple[str, str]]:
-    """``(name, namespace)`` of every object of ``resource`` that carries fluxd's finalizer."""
+async def _with_finalizer(api: ApiClient, resource: Resource) -> list[dict[str, Any]]:
+    """Every object of ``resource`` that carries fluxd's finalizer, as listed."""
     from fluxd.kube.client import ApiError, list_page
 
-    found: list[tuple[str, str]] = []
+    found: list[dict[str, Any]] = []
     token: str | None = None
     while True:
         try:
@@ -150,21 +151,20 @@ async def _with_finalizer(api: ApiClient, resource: Resource) -> list[tuple[str,
                 return found
             raise
         for item in page.get("items") or []:
-            meta = item.get("metadata") or {}
-            if FINALIZER in (meta.get("finalizers") or []):
-                found.append((meta["name"], meta["namespace"]))
+            if FINALIZER in ((item.get("metadata") or {}).get("finalizers") or []):
+                found.append(item)
         token = (page.get("metadata") or {}).get("continue")
         if not token:
             return found
 
 
-async def _drop_finalizer(api: ApiClient, resource: Resource, namespace: str, name: str) -> None:
+async def _drop_finalizer(api: ApiClient, resource: Resource, listed: dict[str, Any]) -> None:
+    """Write ``listed`` back without fluxd's finalizer; read it again only when it
+    changed since it was listed."""
     from fluxd.kube.client import ApiError, get, replace
 
-    while True:
-        live = await get(api, resource, namespace, name, missing_ok=True)
-        if live is None:
-            return
+    live: dict[str, Any] | None = listed
+    while live is not None:
         finalizers = live["metadata"].get("finalizers") or []
         live["metadata"]["finalizers"] = [f for f in finalizers if f != FINALIZER]
         try:
@@ -173,6 +173,8 @@ async def _drop_finalizer(api: ApiClient, resource: Resource, namespace: str, na
         except ApiError as error:
             if not error.conflict:  # a conflict: changed since read, read again
                 raise
+        meta = listed["metadata"]
+        live = await get(api, resource, meta["namespace"], meta["name"], missing_ok=True)
 
 
 def _export(options: InstallOptions) -> int:
