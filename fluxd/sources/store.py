@@ -10,7 +10,9 @@ two sources with the same files share one tree object.
 Memory is bounded: with a ``memory_budget``, the least recently read contents beyond
 it are written to a directory of the store's own under ``spill_root`` (once: content
 ids never change meaning) and read back when a consumer asks for them; :meth:`close`
-removes that directory. A content leaves
+removes that directory. When the disk cannot take them (full, read-only), they stay in
+memory over budget: storing a tree then raises :class:`SpillFailed` for its source to
+report, while reading a stored one back still succeeds. A content leaves
 memory and disk when no live tree refers to it: trees release their contents when they
 are garbage collected, so the store never holds what no artifact serves.
 
@@ -30,9 +32,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
+
 from fluxd.runtime.errors import ReconcileError
 
 __all__ = ["ContentStore", "SpillFailed", "StoreStats", "Tree"]
+
+log = structlog.get_logger(__name__)
 
 #: Flux source-controller's reason when its artifact storage cannot be written.
 STORAGE_OPERATION_FAILED = "StorageOperationFailed"
@@ -46,11 +52,13 @@ class SpillFailed(ReconcileError):
     may get space again. Nothing was lost: the contents stayed in memory.
     """
 
-    def __init__(self, error: OSError) -> None:
+    def __init__(self, directory: Path, error: OSError) -> None:
+        # The directory, not ``error.filename``: a write that fails for want of space
+        # (ENOSPC) carries no file name.
         super().__init__(
             STORAGE_OPERATION_FAILED,
             "cannot write artifact contents beyond the memory budget to the spill "
-            f"directory {error.filename!r}: {error.strerror or error}",
+            f"directory '{directory}': {error.strerror or error}",
         )
 
 
@@ -134,7 +142,13 @@ class ContentStore:
             self._trees[digest] = tree
             # Before trimming, which may fail: the tree's contents are released either way.
             weakref.finalize(tree, self._release, tuple(ids.values()))
-            self._trim()
+            try:
+                self._trim()
+            except SpillFailed:
+                # Not interned: the tree may outlive the failure (a traceback holds it), and
+                # storing the same files again must try the disk again, not find it stored.
+                del self._trees[digest]
+                raise
         return tree
 
     def read(self, content_id: str) -> bytes:
@@ -148,7 +162,12 @@ class ContentStore:
             assert self._spill_dir is not None
             content = (self._spill_dir / content_id).read_bytes()
             self._keep(content_id, content)
-            self._trim()
+            try:
+                self._trim()
+            except SpillFailed as error:
+                # The read succeeded: an artifact already served must stay readable when the
+                # disk fills; the source storing the next tree reports the failure itself.
+                log.warning("artifact contents kept in memory over budget", error=error.message)
             return content
 
     def close(self) -> None:
@@ -207,8 +226,9 @@ class ContentStore:
             path.write_bytes(content)
         except OSError as error:
             if path is not None:
-                path.unlink(missing_ok=True)  # a partial write must not keep the disk full
-            raise SpillFailed(error) from error
+                _remove_partial(path)
+            where = self._spill_dir or self._spill_root or Path(tempfile.gettempdir())
+            raise SpillFailed(where, error) from error
 
     def _spill(self) -> Path:
         if self._spill_dir is None:
@@ -232,3 +252,12 @@ class ContentStore:
                     self._on_disk.discard(content_id)
                     assert self._spill_dir is not None
                     (self._spill_dir / content_id).unlink(missing_ok=True)
+
+
+def _remove_partial(path: Path) -> None:
+    """Remove what a failed write left: a partial file must not keep the disk full. When
+    that fails too, the write's failure is still the one to report."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as error:
+        log.warning("cannot remove a partly written spill file", path=str(path), error=str(error))

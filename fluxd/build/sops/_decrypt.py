@@ -185,9 +185,13 @@ def _pgp_decrypt(
     if gpg is None:
         failures.append("gpg is not installed, so PGP recipients cannot be used")
         return None
-    with tempfile.TemporaryDirectory(prefix="fluxd-gnupg-") as home:
+    try:
+        scratch = tempfile.TemporaryDirectory(prefix="fluxd-gnupg-")
+    except OSError as error:
+        raise _no_room_for_keys(error) from None
+    with scratch as home:
         try:
-            return _gpg_open(gpg, home, recipients, armored_keys, failures)
+            return _gpg_open(gpg, home, recipients, _write_keys(home, armored_keys), failures)
         finally:
             # gpg starts an agent for the secret keys: stop it before its home goes away.
             gpgconf = shutil.which("gpgconf")
@@ -200,19 +204,45 @@ def _pgp_decrypt(
                 )
 
 
+def _write_keys(home: str, armored_keys: Sequence[bytes]) -> list[str]:
+    """The keys as files of the private GNUPGHOME, for gpg to import.
+
+    Written by fluxd rather than piped to gpg, so a temporary directory without room is
+    reported as that (gpg's own message would end in "no matching secret key").
+    """
+    os.chmod(home, 0o700)
+    paths = []
+    try:
+        for number, armored in enumerate(armored_keys):
+            path = os.path.join(home, f"key-{number}.asc")
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as out:
+                out.write(armored)
+            paths.append(path)
+    except OSError as error:
+        raise _no_room_for_keys(error) from None
+    return paths
+
+
+def _no_room_for_keys(error: OSError) -> DecryptionError:
+    return DecryptionError(
+        "cannot write the PGP keys to a private GNUPGHOME in the temporary directory "
+        f"'{tempfile.gettempdir()}': {error.strerror or error}; free space there or point "
+        "TMPDIR at a writable directory"
+    )
+
+
 def _gpg_open(
     gpg: str,
     home: str,
     recipients: Sequence[_Recipient],
-    armored_keys: Sequence[bytes],
+    key_files: Sequence[str],
     failures: list[str],
 ) -> bytes | None:
-    os.chmod(home, 0o700)
     base = [gpg, "--homedir", home, "--batch", "--quiet", "--no-tty"]
     base += ["--pinentry-mode", "loopback"]
-    for armored in armored_keys:
+    for key_file in key_files:
         imported = subprocess.run(
-            [*base, "--import"], input=armored, capture_output=True, check=False, timeout=60
+            [*base, "--import", key_file], capture_output=True, check=False, timeout=60
         )
         if imported.returncode != 0:
             reason = imported.stderr.decode(errors="replace").strip()

@@ -13,7 +13,8 @@
   :mod:`fluxd.sources.proxy`, as for the other sources).
 
 Failures raise :class:`BucketConfigError` with Flux's ``AuthenticationFailed`` reason,
-except a malformed endpoint, which no retry can fix.
+except a malformed endpoint, which no retry can fix, and a client certificate that
+cannot be written to the temporary directory (``StorageOperationFailed``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from __future__ import annotations
 import functools
 import os
 import ssl
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -31,6 +31,11 @@ from fluxd.api import BucketSpec
 from fluxd.kube.objects import SecretNotFound
 from fluxd.sources.bucket.aws_chain import AwsChainError, aws_credentials
 from fluxd.sources.bucket.sigv4 import Credentials
+from fluxd.sources.client_certificate import (
+    STORAGE_OPERATION_FAILED,
+    CertificateFilesFailed,
+    load_client_certificate,
+)
 from fluxd.sources.proxy import Proxy, ProxyConfigError, read_proxy
 
 __all__ = ["DEFAULT_REGION", "BucketConfigError", "StoreSettings", "store_settings"]
@@ -153,6 +158,8 @@ def _tls_context(data: Mapping[str, bytes], secret: str) -> ssl.SSLContext:
         )
     try:
         return _context(ca, cert, key)
+    except CertificateFilesFailed as error:
+        raise BucketConfigError(str(error), reason=STORAGE_OPERATION_FAILED) from error
     except (ssl.SSLError, ValueError, UnicodeDecodeError) as error:
         raise BucketConfigError(
             f"the TLS data in secret '{secret}' is not valid PEM: {error}"
@@ -166,11 +173,5 @@ def _context(ca: bytes | None, cert: bytes | None, key: bytes | None) -> ssl.SSL
     if ca:
         context.load_verify_locations(cadata=ca.decode("ascii"))
     if cert and key:
-        # The ssl module reads a client certificate from files only.
-        with tempfile.TemporaryDirectory(prefix="fluxd-tls-") as directory:
-            paths = (os.path.join(directory, "tls.crt"), os.path.join(directory, "tls.key"))
-            for path, content in zip(paths, (cert, key), strict=True):
-                with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as out:
-                    out.write(content)
-            context.load_cert_chain(*paths)
+        load_client_certificate(context, cert, key)
     return context

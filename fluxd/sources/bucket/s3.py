@@ -34,6 +34,7 @@ from fluxd.sources.bucket.sigv4 import (
     sign,
 )
 from fluxd.sources.proxy import Proxy
+from fluxd.sources.transfer import describe_client_error
 
 __all__ = ["S3Client", "S3Error", "S3Object"]
 
@@ -186,7 +187,7 @@ class S3Client:
         except aiohttp.ClientProxyConnectionError as error:
             raise self._proxy_error(request, f"cannot be reached ({error})") from error
         except aiohttp.ClientError as error:
-            raise S3Error(f"{request}: {error}") from error
+            raise S3Error(f"{request}: {describe_client_error(error)}") from error
 
     def _proxy_error(self, request: str, what: str) -> S3Error:
         assert self.proxy is not None

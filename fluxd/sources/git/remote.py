@@ -35,6 +35,7 @@ that an abandoned thread ends on its own.
 from __future__ import annotations
 
 import functools
+import http.client
 import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -575,6 +576,12 @@ def _explain_http(exc: GitProtocolError) -> tuple[str, str]:
     if seen(urllib3.exceptions.TimeoutError):
         return "the server did not answer in time", "GitOperationFailed"
     text = str(causes[-1])
+    if seen(http.client.IncompleteRead) or "ended prematurely" in text:
+        return (
+            f"the connection broke mid-transfer, the response was truncated ({text}):"
+            " the server or a proxy in between closed it early",
+            "GitOperationFailed",
+        )
     if seen(urllib3.exceptions.SSLError) or "certificate verify failed" in text:
         return (
             f"TLS certificate verification failed ({text}); set ca.crt in the Secret"

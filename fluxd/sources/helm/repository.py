@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import base64
 import functools
-import os
 import ssl
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -23,7 +21,13 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import aiohttp
 
 from fluxd.kube.objects import SecretNotFound
+from fluxd.sources.client_certificate import (
+    STORAGE_OPERATION_FAILED,
+    CertificateFilesFailed,
+    load_client_certificate,
+)
 from fluxd.sources.helm.index import MAX_INDEX_BYTES, ChartVersion
+from fluxd.sources.transfer import describe_client_error
 
 __all__ = [
     "MAX_CHART_BYTES",
@@ -198,7 +202,9 @@ async def _get(
             f"failed to fetch {what} from {url}: timed out after {time_limit:g}s"
         ) from error
     except aiohttp.ClientError as error:
-        raise RepositoryError(f"failed to fetch {what} from {url}: {error}") from error
+        raise RepositoryError(
+            f"failed to fetch {what} from {url}: {describe_client_error(error)}"
+        ) from error
 
 
 def _too_large(what: str, url: str, limit: int) -> RepositoryError:
@@ -238,14 +244,9 @@ def _tls_context(ca: bytes | None, cert: bytes | None, key: bytes | None) -> ssl
         if ca:
             context.load_verify_locations(cadata=ca.decode("ascii"))
         if cert and key:
-            # The ssl module reads a client certificate from files only.
-            with tempfile.TemporaryDirectory(prefix="fluxd-tls-") as directory:
-                cert_path = os.path.join(directory, "tls.crt")
-                key_path = os.path.join(directory, "tls.key")
-                for path, content in ((cert_path, cert), (key_path, key)):
-                    with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as out:
-                        out.write(content)
-                context.load_cert_chain(cert_path, key_path)
+            load_client_certificate(context, cert, key)
+    except CertificateFilesFailed as error:
+        raise RepositoryError(str(error), reason=STORAGE_OPERATION_FAILED) from error
     except (ssl.SSLError, ValueError, UnicodeDecodeError) as error:
         raise RepositoryError(
             f"the TLS data in the Secret is not valid PEM: {error}", reason=AUTHENTICATION_FAILED

@@ -34,6 +34,7 @@ from fluxd.sources.oci.credentials import RegistryAuth
 from fluxd.sources.oci.errors import PULL_FAILED, RegistryError
 from fluxd.sources.oci.reference import Repository
 from fluxd.sources.proxy import Proxy
+from fluxd.sources.transfer import describe_client_error
 
 __all__ = [
     "DOCKER_MANIFEST",
@@ -273,7 +274,7 @@ class RegistryClient:
         except aiohttp.ClientProxyConnectionError as error:
             raise self._proxy_unreachable(f"{method} {url}", error) from error
         except aiohttp.ClientError as error:
-            raise RegistryError(f"{method} {url}: {error}") from error
+            raise RegistryError(f"{method} {url}: {describe_client_error(error)}") from error
 
     def _proxy_options(self) -> dict[str, Any]:
         """The ``proxy``/``proxy_headers`` arguments of every request, when there is one."""
@@ -339,7 +340,9 @@ class RegistryClient:
         except aiohttp.ClientProxyConnectionError as error:
             raise self._proxy_unreachable(f"token request to {realm}", error) from error
         except aiohttp.ClientError as error:
-            raise RegistryError(f"token request to {realm}: {error}") from error
+            raise RegistryError(
+                f"token request to {realm}: {describe_client_error(error)}"
+            ) from error
         if status == 407:
             raise self._proxy_rejected(f"token request to {realm}")
         if status != 200:

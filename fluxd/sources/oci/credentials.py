@@ -14,15 +14,18 @@ import base64
 import binascii
 import functools
 import json
-import os
 import ssl
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 from fluxd.api import LocalObjectReference
 from fluxd.kube.objects import ObjectApi, SecretNotFound, ServiceAccountNotFound
+from fluxd.sources.client_certificate import (
+    STORAGE_OPERATION_FAILED,
+    CertificateFilesFailed,
+    load_client_certificate,
+)
 from fluxd.sources.oci.errors import AUTHENTICATION_FAILED, RegistryError
 from fluxd.sources.proxy import Proxy, ProxyConfigError, read_proxy
 
@@ -219,13 +222,9 @@ def tls_context(ca: bytes | None, cert: bytes | None, key: bytes | None) -> ssl.
         if ca:
             context.load_verify_locations(cadata=ca.decode("ascii"))
         if cert and key:
-            # The ssl module loads a client certificate from files only.
-            with tempfile.TemporaryDirectory(prefix="fluxd-oci-tls-") as directory:
-                paths = (os.path.join(directory, "tls.crt"), os.path.join(directory, "tls.key"))
-                for path, content in zip(paths, (cert, key), strict=True):
-                    with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as out:
-                        out.write(content)
-                context.load_cert_chain(*paths)
+            load_client_certificate(context, cert, key)
+    except CertificateFilesFailed as error:
+        raise RegistryError(str(error), reason=STORAGE_OPERATION_FAILED) from error
     except (ssl.SSLError, ValueError, UnicodeDecodeError) as error:
         raise RegistryError(
             f"the TLS data in the Secret is not valid PEM: {error}", reason=AUTHENTICATION_FAILED
