@@ -318,9 +318,16 @@ class ReconcileDriver(Generic[SpecT]):
                 key, ready=ready_label(status), suspended=False, revision=revision(status)
             )
             with anyio.CancelScope(shield=True), anyio.move_on_after(self.status_timeout):
-                await self._patch_status(obj, original, status)
-                for type_, reason, message, annotations in ctx.events if ctx else []:
-                    await self.objects.record_event(obj, type_, reason, message, annotations)
+                try:
+                    await self._patch_status(obj, original, status)
+                except (aiohttp.ClientError, ConnectionError) as error:
+                    # The API server went away (e.g. it is restarting): not a crash. Retry
+                    # soon, even after a success, so the next attempt writes this status.
+                    bound.warning("status not written: a connection failed", error=str(error))
+                    outcome = Outcome.failure()
+                else:
+                    for type_, reason, message, annotations in ctx.events if ctx else []:
+                        await self.objects.record_event(obj, type_, reason, message, annotations)
             if self.reconciler.depended_on and readiness(status) != readiness_before:
                 # Objects that depend on this one (dependsOn) wait for it to be Ready at
                 # its latest revision: tell them now rather than at their next retry.
