@@ -6,9 +6,10 @@ and on loopback: the local control plane of :mod:`fluxd.dev.controlplane`, one c
 repository served over HTTP from memory (a chart of a Deployment with one replica, a
 Service and a ConfigMap, as in Flux's benchmark), and fluxd in its own process (the
 launcher of ``kustomizations_at_scale.py``, so its peak RSS and CPU are its own and its
-API requests are counted). One HelmRepository, N HelmReleases in namespace ``bench``,
-created as fast as the API server takes them; the run ends when every HelmRelease is
-``Ready=True`` for its generation.
+API requests are counted), with the Go memory limit the install YAML and chart give it
+(``GOMEMLIMIT``, for the Helm SDK's heap). One HelmRepository, N HelmReleases in
+namespace ``bench``, created as fast as the API server takes them; the run ends when every
+HelmRelease is ``Ready=True`` for its generation.
 
 Two request counts are printed: fluxd's own (its Python client, counted in the daemon),
 and the API server's ``apiserver_request_total`` over the run, by verb and resource. The
@@ -17,10 +18,16 @@ storage, discovery, OpenAPI, the waits' watches) and the control plane's own con
 (ReplicaSets, Pods, Endpoints, their Events). ``--profile DIR`` writes a cProfile of the
 daemon's event loop over the run to ``DIR/n<N>-c<concurrent>.prof``.
 
+``--unthrottled-controllers`` swaps the control plane's kube-controller-manager for one
+whose client may send 1000 requests per second instead of its default 20: the Deployment
+controller writes about four requests per Deployment rolled out, so at 20 per second it
+alone caps any GitOps tool at about four Deployments a second, whatever the tool does
+(500 releases: over two minutes).
+
 Usage::
 
     python bench/helmreleases_at_scale.py --n 100 --n 500 [--runs 3] [--concurrent 16]
-        [--profile DIR]
+        [--profile DIR] [--unthrottled-controllers]
 """
 
 from __future__ import annotations
@@ -31,9 +38,11 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -41,7 +50,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -61,6 +70,7 @@ from bench.kustomizations_at_scale import (
     until_daemon_ready,
 )
 from fluxd.api import HELM_RELEASE, HELM_REPOSITORY
+from fluxd.api.install import GO_MEMORY_LIMIT
 from fluxd.dev.controlplane import LocalControlPlane, install_crds
 from fluxd.kube import client
 from fluxd.kube.objects import resource_of
@@ -152,6 +162,48 @@ def serve_chart() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _argv(pid: int) -> list[str]:
+    try:
+        return [part.decode() for part in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
+    except OSError:
+        return []
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return 0
+
+
+@contextmanager
+def unthrottled_controllers(kubeconfig: Path) -> Iterator[None]:
+    """Run the control plane's kube-controller-manager with 1000 requests per second: the
+    plane's own one is stopped (SIGSTOP: its ``up`` ends the plane if a child exits) and
+    a copy with the same arguments and higher client limits runs until it is resumed."""
+    data_dir = str(kubeconfig.resolve().parent)
+    pids = [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+    ups = {pid for pid in pids if _argv(pid)[1:2] == ["up"] and data_dir in _argv(pid)}
+    (manager,) = [
+        pid
+        for pid in pids
+        if _argv(pid)[1:2] == ["kube-controller-manager"] and _parent(pid) in ups
+    ]
+    arguments = [arg for arg in _argv(manager) if arg]
+    os.kill(manager, signal.SIGSTOP)
+    replacement = subprocess.Popen(
+        [*arguments, "--kube-api-qps=1000", "--kube-api-burst=2000"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        replacement.terminate()
+        replacement.wait(timeout=30)
+        os.kill(manager, signal.SIGCONT)
 
 
 async def server_requests(api: Any) -> Counter[str]:
@@ -247,7 +299,9 @@ async def measure(
         await api.close()
 
 
-def one_run(n: int, concurrent: int, profile_dir: Path | None) -> dict[str, float]:
+def one_run(
+    n: int, concurrent: int, profile_dir: Path | None, *, unthrottled: bool
+) -> dict[str, float]:
     print(f"N={n} concurrent={concurrent}: preparing", flush=True)
     with (
         tempfile.TemporaryDirectory(prefix="fluxd-helm-bench-") as tmp,
@@ -255,7 +309,10 @@ def one_run(n: int, concurrent: int, profile_dir: Path | None) -> dict[str, floa
         serve_chart() as url,
     ):
         install_crds(plane.kubeconfig)
-        with run_daemon(plane.kubeconfig, Path(tmp), concurrent) as daemon:
+        with (
+            unthrottled_controllers(plane.kubeconfig) if unthrottled else nullcontext(),
+            run_daemon(plane.kubeconfig, Path(tmp), concurrent) as daemon,
+        ):
             figures, server = asyncio.run(
                 measure(plane.kubeconfig, daemon, url, n, profile=profile_dir is not None)
             )
@@ -285,10 +342,19 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--concurrent", type=int, default=16)
     parser.add_argument("--profile", type=Path, help="write the daemon's cProfile here")
+    parser.add_argument(
+        "--unthrottled-controllers",
+        action="store_true",
+        help="kube-controller-manager at 1000 requests/s instead of its default 20",
+    )
     args = parser.parse_args()
     logs.configure("warning", json=False)
+    os.environ.setdefault("GOMEMLIMIT", GO_MEMORY_LIMIT)  # inherited by the daemon
     for n in args.n or [100]:
-        runs = [one_run(n, args.concurrent, args.profile) for _ in range(args.runs)]
+        runs = [
+            one_run(n, args.concurrent, args.profile, unthrottled=args.unthrottled_controllers)
+            for _ in range(args.runs)
+        ]
         print(
             f"N={n}: median all Ready {statistics.median(r['seconds'] for r in runs):.1f}s, "
             f"peak RSS {statistics.median(r['peak_rss_mib'] for r in runs):.1f} MiB, "

@@ -35,7 +35,8 @@ Clients are cached per identity (cluster and user), not made per reconcile: an
 discovery cache, and paying a TLS handshake and discovery every interval for every
 Kustomization would be wasted work. An identity no Kustomization uses any more (its
 kubeconfig rotated, its Kustomization deleted) is closed at the next lookup, and every
-client when the daemon stops (:meth:`ClusterAccess.close`).
+client when the daemon stops (:meth:`ClusterAccess.close`), with the watches health waits
+on those clusters share (:mod:`~fluxd.apply.health_watch`).
 
 A HelmRelease names its identity with the same two fields; its drift detection and
 correction go through a :class:`ClusterAccess` of its own, writing as ``helm-controller``.
@@ -53,6 +54,7 @@ from typing import Any, Protocol
 import yaml
 
 from fluxd.api import KubeConfigReference
+from fluxd.apply.health_watch import HealthWatches
 from fluxd.apply.manager import FIELD_MANAGER, ApplyManager
 from fluxd.apply.mapper import RESTMapper
 from fluxd.kube import client
@@ -262,6 +264,8 @@ class ClusterAccess:
         #: looking for unused ones costs a pass over every Kustomization, so only then.
         self._maybe_unused = False
         self._lock = asyncio.Lock()
+        #: Health waits on any of these clusters, sharing watches of their workloads.
+        self.health = HealthWatches()
 
     def service_account(self, spec: ActingSpec) -> str | None:
         """The account a Kustomization impersonates: its own, else the default."""
@@ -318,6 +322,7 @@ class ClusterAccess:
         async with self._lock:
             self._users.clear()
             await self._close_unused()
+        await self.health.close()
 
     # -- helpers ---------------------------------------------------------------------------
 

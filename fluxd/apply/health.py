@@ -68,6 +68,7 @@ __all__ = [
     "compute_status",
     "custom_rules",
     "expression_rule",
+    "read_status",
     "wait_for_health",
 ]
 
@@ -570,9 +571,10 @@ def custom_rules(
 # -- waiting ------------------------------------------------------------------------------
 
 
-async def _read(
+async def read_status(
     api: ApiClient, ref: HealthRef, rules: Mapping[tuple[str, str], StatusRule] | None
 ) -> ObjectStatus:
+    """The object's verdict as the API server has it now (``Unknown`` when unreadable)."""
     try:
         obj = await client.get(api, ref.resource, ref.namespace, ref.name, missing_ok=True)
     except client.ApiError as error:
@@ -612,7 +614,7 @@ async def wait_for_health(
         # keeps what the previous one saw.
         try:
             async with asyncio.timeout_at(deadline):
-                statuses = await asyncio.gather(*(_read(api, ref, rules) for ref in targets))
+                statuses = await asyncio.gather(*(read_status(api, ref, rules) for ref in targets))
         except TimeoutError:
             pass
         pending = [

@@ -158,6 +158,7 @@ class Daemon:
                 access=self.helm_access,
                 default_service_account=options.default_service_account,
                 tenancy=tenancy,
+                concurrent=options.concurrent,
             ),
             KustomizationReconciler(
                 objects=self.objects,

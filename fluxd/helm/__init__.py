@@ -11,11 +11,12 @@
 Importing this package does not load the SDK.
 """
 
-from fluxd.helm.charts import LoadedChart, load_chart
+from fluxd.helm.charts import LoadedChart, load_chart, mentions_late_hooks
 from fluxd.helm.digest_version import DigestVersionError, stamp_digest
 from fluxd.helm.errors import HelmActionError
 from fluxd.helm.manifest import inventory_entries, release_refs
 from fluxd.helm.releases import ActionOptions, Release, Releases, TestHook
+from fluxd.helm.storage import record_failed_wait
 from fluxd.helm.values import (
     ValuesError,
     merge_document,
@@ -35,7 +36,9 @@ __all__ = [
     "ValuesError",
     "inventory_entries",
     "load_chart",
+    "mentions_late_hooks",
     "merge_document",
+    "record_failed_wait",
     "release_refs",
     "release_values",
     "set_path",

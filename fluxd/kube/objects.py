@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
+import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -65,6 +67,9 @@ class ObjectApi:
         self.api = api
         self._informers = informers
         self._events = events
+        #: What :meth:`apply` last wrote to each object, and the object (uid, generation)
+        #: that made.
+        self._applied: dict[tuple[str, str, str], tuple[bytes, str, int]] = {}
 
     def cached(self, kind: KindInfo[Any], namespace: str, name: str) -> dict[str, Any] | None:
         """The informer's copy of a Flux object, or ``None`` when it does not exist."""
@@ -176,9 +181,23 @@ class ObjectApi:
         self, kind: KindInfo[Any], body: Mapping[str, Any], *, field_manager: str
     ) -> bool:
         """Server-side apply a Flux object fluxd generates (a HelmRelease's HelmChart),
-        taking over its fields; True when the API server changed it."""
+        taking over its fields; True when the API server changed it.
+
+        The same body applied again to an object nobody changed since (the same
+        generation, and the labels and annotations still there) is not sent: the apply
+        would change nothing, and a HelmRelease applies its HelmChart at every reconcile.
+        """
         metadata = body["metadata"]
+        key = (kind.kind, metadata["namespace"], metadata["name"])
+        intent = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).digest()
         before = self.cached(kind, metadata["namespace"], metadata["name"])
+        if before is not None and self._applied.get(key) == (intent, *_version(before)):
+            kept = before.get("metadata") or {}
+            if all(
+                _contains(kept.get(field) or {}, metadata.get(field) or {})
+                for field in ("labels", "annotations")
+            ):
+                return False
         updated = await client.patch(
             self.api,
             resource_of(kind),
@@ -190,11 +209,13 @@ class ObjectApi:
             force=True,
         )
         self._informers[kind.kind].observe(updated)
+        self._applied[key] = (intent, *_version(updated))
         old_version = (before or {}).get("metadata", {}).get("resourceVersion")
         return bool(old_version != updated["metadata"].get("resourceVersion"))
 
     async def delete(self, kind: KindInfo[Any], namespace: str, name: str) -> bool:
         """Delete a Flux object; False when it was already gone."""
+        self._applied.pop((kind.kind, namespace, name), None)
         try:
             await client.delete(self.api, resource_of(kind), namespace, name)
         except client.ApiError as error:
@@ -224,3 +245,13 @@ class ObjectApi:
             annotations=annotations,
             component=component,
         )
+
+
+def _version(obj: Mapping[str, Any]) -> tuple[str, int]:
+    """Which object, at which generation of its spec."""
+    meta = obj.get("metadata") or {}
+    return str(meta.get("uid") or ""), int(meta.get("generation") or 0)
+
+
+def _contains(found: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    return all(found.get(key) == value for key, value in wanted.items())

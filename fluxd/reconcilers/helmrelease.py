@@ -19,11 +19,18 @@ Steps, in order (each failure carries Flux's reason):
 4. **release state**, from the release's latest record in Helm storage (never cached):
    absent -> install; failed, pending, not made by this object, or chart/values changed
    -> upgrade; otherwise nothing to do, and no new Helm revision;
-5. **action** with the per-action options, waiting with Helm's kstatus ``watcher``
-   (Flux's ``poller``) or, with ``waitStrategy: legacy``, Helm 3's waiter; then, with
-   ``healthCheckExprs``, fluxd's own wait on the release's objects of the kinds they
-   name (Helm's waiter knows no custom status), a failure there failing the action as a
-   failed wait does; then ``test`` when ``spec.test.enable``. With the action's
+5. **action** with the per-action options. The wait for the release's objects is
+   kstatus' (Flux's ``poller``, Helm's ``watcher``), and fluxd's own when nothing Helm
+   does depends on its end (no ``post-install``/``post-upgrade`` hook, no upgrade
+   ``cleanupOnFail``): the action then runs without Helm's waiter, fluxd waits on the
+   watches every release shares (:mod:`fluxd.apply.health_watch`; Helm's waiter lists
+   and watches the namespace's Deployments, ReplicaSets and Pods for each release), and a
+   failed wait is stored in Helm's history as Helm stores one (:mod:`fluxd.helm.storage`).
+   Otherwise Helm waits, and with ``healthCheckExprs`` fluxd then waits on the objects of
+   the kinds they name (Helm's waiter knows no custom status), a failure there failing
+   the action as a failed wait does; with ``waitStrategy: legacy`` Helm 3's waiter
+   waits. Jobs are waited for unless ``disableWaitForJobs``. Then ``test`` when
+   ``spec.test.enable``. With the action's
    ``strategy`` ``RetryOnFailure`` a failure is left as Helm stored it and tried again
    (as an upgrade) after ``retryInterval``, never stalling; with ``RemediateOnFailure``
    (the default) a failure counts against ``remediation.retries``: an install failure is
@@ -70,13 +77,7 @@ from fluxd.api import (
 )
 from fluxd.apply import ApplyError, drift
 from fluxd.apply.access import Cluster, ClusterAccess, ClusterAccessError
-from fluxd.apply.health import (
-    HealthCheckError,
-    HealthRef,
-    StatusRule,
-    custom_rules,
-    wait_for_health,
-)
+from fluxd.apply.health import HealthCheckError, HealthRef, StatusRule, custom_rules
 from fluxd.apply.ignore import DriftIgnore
 from fluxd.apply.inventory import ObjectRef
 from fluxd.build.postrender import PostRendering
@@ -90,12 +91,14 @@ from fluxd.helm import (
     ValuesError,
     inventory_entries,
     load_chart,
+    mentions_late_hooks,
+    record_failed_wait,
     release_refs,
     release_values,
     stamp_digest,
     values_digest,
 )
-from fluxd.kube.client import kubeconfig_of
+from fluxd.kube.client import ApiError, kubeconfig_of
 from fluxd.kube.objects import ObjectApi, SecretNotFound
 from fluxd.reconcilers.driver import REQUESTED_AT_ANNOTATION, Context, Reconciler
 from fluxd.runtime import conditions
@@ -119,6 +122,7 @@ FORCE_AT = "reconcile.fluxcd.io/forceAt"
 RESET_AT = "reconcile.fluxcd.io/resetAt"
 OWNER_NAME = "helm.toolkit.fluxcd.io/name"
 OWNER_NAMESPACE = "helm.toolkit.fluxcd.io/namespace"
+_JOB = ("batch", "Job")
 
 
 def release_name(namespace: str, name: str, spec: HelmReleaseSpec) -> str:
@@ -147,8 +151,10 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
         access: ClusterAccess,
         default_service_account: str | None = None,
         tenancy: Tenancy = UNRESTRICTED,
+        concurrent: int = 1,
     ) -> None:
         self.objects = objects
+        self.concurrent = concurrent
         self.cache = cache
         self.track_sources = track_sources
         self.access = access
@@ -165,7 +171,7 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
         """Release actions, set up when the first HelmRelease needs them (the SDK loads
         then, not when the daemon starts)."""
         if self._releases is None:
-            self._releases = Releases(kubeconfig_of(self.objects.api))
+            self._releases = Releases(kubeconfig_of(self.objects.api), concurrent=self.concurrent)
         return self._releases
 
     def forget(self, key: ObjectKey) -> None:
@@ -191,7 +197,7 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
         digest = hashlib.sha256(text.encode()).hexdigest()
         releases = self._remote.get(digest)
         if releases is None:
-            releases = self._remote[digest] = Releases(text)
+            releases = self._remote[digest] = Releases(text, concurrent=self.concurrent)
         if self._remote_of.get(key) != digest:
             self._remote_of[key] = digest
             self._close_unused_remotes()
@@ -455,7 +461,11 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
                 ).encode(),
                 post_render_strategy=spec.post_render_strategy,
             )
+            # Without hooks that must follow Helm's wait, fluxd waits itself, on watches
+            # every release shares, rather than Helm listing the namespace per release.
+            own_wait = _fluxd_waits(options, chart, values, action)
             deploy = releases.install if action == "install" else releases.upgrade
+            started = anyio.current_time()
             try:
                 release = await deploy(
                     chart,
@@ -464,7 +474,7 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
                     namespace=namespace,
                     storage=storage,
                     user=user,
-                    options=options,
+                    options=dataclasses.replace(options, wait=False) if own_wait else options,
                 )
             except HelmActionError as error:
                 reason = str(error)
@@ -478,10 +488,20 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
         refs = await release_refs(
             release.manifest, namespace=namespace, crds=chart.crds, mapper=cluster.mapper
         )
-        if rules and options.wait and options.wait_strategy == "watcher":
+        if own_wait or (rules and options.wait and options.wait_strategy == "watcher"):
+            if own_wait:
+                remaining = options.timeout - (anyio.current_time() - started)
+                chosen = [r for r in refs if options.wait_for_jobs or (r.group, r.kind) != _JOB]
+            else:  # Helm waited; the kinds healthCheckExprs name are fluxd's to judge
+                remaining = options.timeout
+                chosen = [r for r in refs if (r.group, r.kind) in rules or (r.group, "") in rules]
             try:
-                await _wait_healthy(cluster, refs, rules, timeout=options.timeout)
+                await self._wait_healthy(cluster, chosen, rules, timeout=remaining)
             except (HealthCheckError, ApplyError) as error:
+                if own_wait:
+                    await self._record_failed_wait(
+                        cluster, action, storage, name, release, current, str(error)
+                    )
                 failure = await self._failed(
                     ctx,
                     releases,
@@ -491,7 +511,7 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
                     user,
                     chart_ref,
                     str(error),
-                    unhealthy=True,
+                    unhealthy=not own_wait,
                 )
                 raise failure from error
         _record(status, release, digest, action)
@@ -510,6 +530,54 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
             status.pop(counter, None)
         if spec.test is not None and spec.test.enable:
             await self._test(ctx, releases, name, storage, user, release, chart_ref)
+
+    async def _wait_healthy(
+        self,
+        cluster: Cluster,
+        refs: list[ObjectRef],
+        rules: Mapping[tuple[str, str], StatusRule],
+        *,
+        timeout: float,  # noqa: ASYNC109 - the action's timeout, as Helm's own wait has it
+    ) -> None:
+        """Wait for ``refs`` to be healthy (kstatus, or ``healthCheckExprs`` for the kinds
+        they name). Raises :class:`HealthCheckError` as the wait does, :class:`ApplyError`
+        for a kind the cluster does not serve."""
+        targets = []
+        for ref in refs:
+            resource = await cluster.mapper.resource_for(ref.api_version, ref.kind)
+            targets.append(HealthRef(resource, ref.namespace or None, ref.name, ref.kind))
+        await self.access.health.wait(cluster.api, targets, timeout=max(timeout, 0.0), rules=rules)
+
+    async def _record_failed_wait(
+        self,
+        cluster: Cluster,
+        action: str,
+        storage: str,
+        name: str,
+        release: Release,
+        previous: Release | None,
+        error: str,
+    ) -> None:
+        """Store the release as Helm's failed wait would have (the upgrade's previous
+        revision deployed again), so remediation and ``helm history`` see a failure."""
+        replaced = None
+        if action == "upgrade" and previous is not None and previous.status == "deployed":
+            replaced = previous.revision
+        try:
+            await record_failed_wait(
+                cluster.api,
+                namespace=storage,
+                name=name,
+                action=action,
+                revision=release.revision,
+                error=error,
+                replaced=replaced,
+            )
+        except ApiError as failure:
+            raise ReconcileError(
+                f"{action.capitalize()}Failed",
+                f"recording the failed release {storage}/{name}.v{release.revision}: {failure}",
+            ) from failure
 
     async def _test(
         self,
@@ -732,26 +800,6 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
         return f"system:serviceaccount:{namespace}:{account}" if account else None
 
 
-async def _wait_healthy(
-    cluster: Cluster,
-    refs: list[ObjectRef],
-    rules: Mapping[tuple[str, str], StatusRule],
-    *,
-    timeout: float,  # noqa: ASYNC109 - the action's timeout, as Helm's own wait has it
-) -> None:
-    """Wait for the release's objects of the kinds ``healthCheckExprs`` name to be healthy
-    by those expressions (Helm's own wait saw them as kstatus does, which knows no custom
-    status). Raises :class:`HealthCheckError` as the wait does, :class:`ApplyError` for a
-    kind the cluster does not serve."""
-    targets = []
-    for ref in refs:
-        if (ref.group, ref.kind) not in rules and (ref.group, "") not in rules:
-            continue
-        resource = await cluster.mapper.resource_for(ref.api_version, ref.kind)
-        targets.append(HealthRef(resource, ref.namespace or None, ref.name, ref.kind))
-    await wait_for_health(cluster.api, targets, timeout=timeout, rules=rules)
-
-
 def _handle_request(ctx: Context[HelmReleaseSpec], annotation: str, handled: str) -> bool:
     """Whether the request ``annotation`` is new: set to the same value as the object's
     ``requestedAt`` (so a stale one does not act again) and not yet recorded in the
@@ -829,7 +877,6 @@ def _options(spec: HelmReleaseSpec, action: str) -> ActionOptions:
             wait_strategy=_waiter(spec),
             wait_for_jobs=not (install and install.disable_wait_for_jobs),
             disable_hooks=bool(install and install.disable_hooks),
-            disable_openapi_validation=bool(install and install.disable_open_api_validation),
             disable_schema_validation=bool(install and install.disable_schema_validation),
             skip_crds=crds == "Skip" or bool(install and install.skip_crds),
             create_namespace=bool(install and install.create_namespace),
@@ -844,7 +891,6 @@ def _options(spec: HelmReleaseSpec, action: str) -> ActionOptions:
         wait_strategy=_waiter(spec),
         wait_for_jobs=not (upgrade and upgrade.disable_wait_for_jobs),
         disable_hooks=bool(upgrade and upgrade.disable_hooks),
-        disable_openapi_validation=bool(upgrade and upgrade.disable_open_api_validation),
         disable_schema_validation=bool(upgrade and upgrade.disable_schema_validation),
         skip_crds=crds == "Skip",
         force=bool(upgrade and upgrade.force),
@@ -898,6 +944,20 @@ def _post_rendering_digests(spec: HelmReleaseSpec) -> dict[str, str]:
         if spec.common_metadata is not None
         else "",
     }
+
+
+def _fluxd_waits(
+    options: ActionOptions, chart: LoadedChart, values: Mapping[str, Any], action: str
+) -> bool:
+    """Whether fluxd, not Helm, waits for the action's objects: Helm's kstatus waiter was
+    asked for, no hook has to run after it (``post-install``/``post-upgrade``, in the
+    chart or in the values), and no failed upgrade has to be cleaned up by Helm."""
+    if not options.wait or options.wait_strategy != "watcher":
+        return False
+    if action == "upgrade" and options.cleanup_on_fail:
+        return False
+    late_hooks = chart.hooks_after_wait or mentions_late_hooks(json.dumps(values).encode())
+    return options.disable_hooks or not late_hooks
 
 
 def _waiter(spec: HelmReleaseSpec) -> str:

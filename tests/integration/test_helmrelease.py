@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -331,3 +332,22 @@ async def test_a_template_error_fails_with_helms_message_and_stores_nothing(
     )
     assert "templates/cm.yaml" in message(failed), "the template that failed is named"
     assert helm_cli(kubeconfig, "list", "-n", fluxd.namespace) == []
+
+
+async def test_the_helm_chart_follows_the_template_and_is_restored_after_a_hand_edit(
+    fluxd: Fluxd, chart_repo: ChartRepository
+) -> None:
+    await publish_and_point(fluxd, chart_repo, "1.0.0", "2.0.0")
+    await fluxd.create(HELM_RELEASE, "web", release_spec("1.x"))
+    await fluxd.wait_ready(HELM_RELEASE, "web")
+    name = f"{fluxd.namespace}-web"
+
+    def asks_for(version: str) -> Callable[[dict[str, Any]], bool]:
+        return lambda chart: bool(chart["spec"]["version"] == version)
+
+    await fluxd.patch(HELM_CHART, name, {"spec": {"version": "2.x"}})
+    await reconcile_now(fluxd, "web")
+    await fluxd.wait_for(HELM_CHART, name, asks_for("1.x"), "the template restored")
+
+    await fluxd.patch(HELM_RELEASE, "web", {"spec": {"chart": {"spec": {"version": "2.x"}}}})
+    await fluxd.wait_for(HELM_CHART, name, asks_for("2.x"), "the new template applied")
