@@ -311,7 +311,12 @@ def one_run(
         install_crds(plane.kubeconfig)
         with (
             unthrottled_controllers(plane.kubeconfig) if unthrottled else nullcontext(),
-            run_daemon(plane.kubeconfig, Path(tmp), concurrent) as daemon,
+            run_daemon(
+                plane.kubeconfig,
+                Path(tmp),
+                concurrent,
+                environment={"GOMEMLIMIT": os.environ.get("GOMEMLIMIT", GO_MEMORY_LIMIT)},
+            ) as daemon,
         ):
             figures, server = asyncio.run(
                 measure(plane.kubeconfig, daemon, url, n, profile=profile_dir is not None)
@@ -349,7 +354,6 @@ def main() -> None:
     )
     args = parser.parse_args()
     logs.configure("warning", json=False)
-    os.environ.setdefault("GOMEMLIMIT", GO_MEMORY_LIMIT)  # inherited by the daemon
     for n in args.n or [100]:
         runs = [
             one_run(n, args.concurrent, args.profile, unthrottled=args.unthrottled_controllers)

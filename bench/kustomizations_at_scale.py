@@ -57,7 +57,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -403,8 +403,15 @@ class Daemon:
 
 
 @contextmanager
-def run_daemon(kubeconfig: Path, workdir: Path, concurrent: int) -> Iterator[Daemon]:
-    """Start fluxd in its own process; SIGTERM it (then SIGKILL after 30 s) on exit."""
+def run_daemon(
+    kubeconfig: Path,
+    workdir: Path,
+    concurrent: int,
+    *,
+    environment: Mapping[str, str] | None = None,
+) -> Iterator[Daemon]:
+    """Start fluxd in its own process (``environment`` added to this one's); SIGTERM it
+    (then SIGKILL after 30 s) on exit."""
     metrics_port, artifact_port = free_port(), free_port()
     counts_file = workdir / "daemon-requests.json"
     log_file = workdir / "daemon.log"
@@ -426,6 +433,7 @@ def run_daemon(kubeconfig: Path, workdir: Path, concurrent: int) -> Iterator[Dae
     with log_file.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-c", _DAEMON, str(counts_file), *args],
+            env={**os.environ, **(environment or {})},
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
