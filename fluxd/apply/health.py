@@ -69,6 +69,7 @@ __all__ = [
     "custom_rules",
     "expression_rule",
     "read_status",
+    "settled",
     "wait_for_health",
 ]
 
@@ -586,6 +587,19 @@ async def read_status(
     return compute_status(obj, rules)
 
 
+def settled(pending: Sequence[ObjectHealth], remaining: float) -> bool:
+    """A wait's verdict after one look: True when nothing is ``pending``; raises
+    :class:`HealthCheckError` when an object ``Failed`` or no time is ``remaining``;
+    False to look again."""
+    if not pending:
+        return True
+    if any(item.status.status == Status.FAILED for item in pending):
+        raise HealthCheckError(pending, failed=True)
+    if remaining <= 0:
+        raise HealthCheckError(pending, failed=False)
+    return False
+
+
 async def wait_for_health(
     api: ApiClient,
     refs: Sequence[tuple[Resource, str | None, str, str]],
@@ -622,11 +636,7 @@ async def wait_for_health(
             for ref, found in zip(targets, statuses, strict=True)
             if found.status != Status.CURRENT
         ]
-        if not pending:
-            return
-        if any(item.status.status == Status.FAILED for item in pending):
-            raise HealthCheckError(pending, failed=True)
         remaining = deadline - loop.time()
-        if remaining <= 0:
-            raise HealthCheckError(pending, failed=False)
+        if settled(pending, remaining):
+            return
         await asyncio.sleep(min(poll, remaining))

@@ -24,8 +24,8 @@ identity may not list (RBAC, an unknown resource) is not retried: its objects ar
 GETs as other kinds are.
 
 Verdicts come from :func:`~fluxd.apply.health.compute_status` and failures raise the same
-:class:`~fluxd.apply.health.HealthCheckError`, so a wait here decides exactly what
-``wait_for_health`` would.
+:class:`~fluxd.apply.health.HealthCheckError` (through :func:`~fluxd.apply.health.settled`),
+so a wait here decides exactly what ``wait_for_health`` would.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ from typing import Any
 import aiohttp
 
 from fluxd.apply.health import (
-    HealthCheckError,
     HealthRef,
     ObjectHealth,
     ObjectStatus,
@@ -46,6 +45,7 @@ from fluxd.apply.health import (
     StatusRule,
     compute_status,
     read_status,
+    settled,
 )
 from fluxd.kube import client
 from fluxd.kube.client import ApiClient
@@ -153,13 +153,9 @@ class HealthWatches:
                             current.add(ref)  # nothing moves it back: not read again
                         continue
                     pending.append(ObjectHealth(ref, found))
-                if not pending:
-                    return
-                if any(item.status.status == Status.FAILED for item in pending):
-                    raise HealthCheckError(pending, failed=True)
                 remaining = deadline - loop.time()
-                if remaining <= 0:
-                    raise HealthCheckError(pending, failed=False)
+                if settled(pending, remaining):
+                    return
                 wake.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(min(ROUND, remaining)):

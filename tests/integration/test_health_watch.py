@@ -81,6 +81,7 @@ async def test_an_identity_that_may_only_read_deployments_still_gets_an_answer(
         await watches.wait(reader, [web], timeout=ROLLOUT_TIMEOUT)
     finally:
         await watches.close()
+        await reader.close()
 
 
 async def test_a_deployment_just_changed_is_not_healthy_from_an_older_copy(
