@@ -141,9 +141,12 @@ async def select_chart_version(client: TagLister, request: str) -> str:
     return best[1]
 
 
-async def pull_chart(client: oci.RegistryClient, version: str) -> bytes:
-    """The packaged chart of ``version``: its manifest's Helm chart layer."""
-    manifest = (await client.manifest(chart_tag(version))).json()
+async def pull_chart(
+    client: oci.RegistryClient, version: str, *, digest: str | None = None
+) -> bytes:
+    """The packaged chart of ``version``: its manifest's Helm chart layer, the manifest
+    read by ``digest`` when one is given (a verified one, so a moved tag cannot swap it)."""
+    manifest = (await client.manifest(digest or chart_tag(version))).json()
     layer = oci.select_layer(manifest, oci.HELM_CHART_LAYER)
     return await client.blob(layer.digest, limit=MAX_CHART_BYTES)
 
