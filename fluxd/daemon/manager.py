@@ -156,6 +156,7 @@ class Daemon:
                 cache=self.cache,
                 track_sources=self.scheduler.track_sources,
                 access=self.helm_access,
+                external=ExternalArtifacts(self.cache.store, packed=True),
                 default_service_account=options.default_service_account,
                 tenancy=tenancy,
                 concurrent=options.concurrent,
@@ -403,7 +404,7 @@ class Daemon:
                 log.info(
                     f"{what}: waking its readers",
                     source=str(key),
-                    event=event_type,
+                    change=event_type,
                     dependents=[str(dependent) for dependent in woken],
                 )
 

@@ -12,7 +12,7 @@ Importing this package does not load the SDK.
 """
 
 from fluxd.helm.charts import LoadedChart, load_chart, mentions_late_hooks
-from fluxd.helm.digest_version import DigestVersionError, stamp_digest
+from fluxd.helm.digest_version import DigestVersionError, NotAChartError, stamp_digest
 from fluxd.helm.errors import HelmActionError
 from fluxd.helm.manifest import inventory_entries, release_refs
 from fluxd.helm.releases import ActionOptions, Release, Releases, TestHook
@@ -30,6 +30,7 @@ __all__ = [
     "DigestVersionError",
     "HelmActionError",
     "LoadedChart",
+    "NotAChartError",
     "Release",
     "Releases",
     "TestHook",

@@ -18,7 +18,7 @@ import tarfile
 from fluxd.semver import Version
 from fluxd.yaml import YamlError, load_values
 
-__all__ = ["DigestVersionError", "digest_version", "stamp_digest"]
+__all__ = ["DigestVersionError", "NotAChartError", "digest_version", "stamp_digest"]
 
 _VERSION_LINE = re.compile(rb"^version:[^\n]*$", re.MULTILINE)
 
@@ -27,14 +27,21 @@ class DigestVersionError(ValueError):
     """The artifact revision cannot be put into the chart's version (Flux's message)."""
 
 
+class NotAChartError(DigestVersionError):
+    """The archive holds no readable chart: a load failure rather than a version one."""
+
+
 def digest_version(chart_version: str, revision: str) -> tuple[str, str]:
     """The chart version for ``revision`` (``<tag>@sha256:<hex>`` or ``sha256:<hex>``) and
-    the digest it carries; a semver tag must be the chart's own version."""
+    the digest it carries; a semver tag must be the chart's own version. As Flux, the
+    digest of a revision whose tag is not semver (``latest@sha256:<hex>``) is the whole
+    revision."""
     try:
         version = Version.parse(chart_version)
     except ValueError as error:
         raise DigestVersionError(f"invalid chart version {chart_version}") from error
     tag, at, digest = revision.rpartition("@")
+    tagged: Version | None = None
     if at:
         try:
             tagged = Version.parse(tag.replace("_", "+"))
@@ -44,38 +51,36 @@ def digest_version(chart_version: str, revision: str) -> tuple[str, str]:
             raise DigestVersionError(
                 f"artifact revision {tag} does not match chart version {chart_version}"
             )
-    else:
-        digest = revision
     _, colon, hex_digest = digest.partition(":")
     if not colon or ":" in hex_digest or len(hex_digest) < 12:
         raise DigestVersionError(f"invalid artifact revision {revision}")
     stamped = Version(version.major, version.minor, version.patch, version.prerelease)
-    return f"{stamped}+{hex_digest[:12]}", digest
+    return f"{stamped}+{hex_digest[:12]}", digest if tagged is not None else revision
 
 
 def stamp_digest(archive: bytes, revision: str) -> tuple[bytes, str, str]:
     """``archive`` (a packaged chart) with its ``Chart.yaml`` version carrying the digest
     of ``revision``, every other member unchanged; also that version and the digest.
-    :class:`DigestVersionError` when the archive holds no chart or the revision does not
-    fit the chart."""
+    :class:`NotAChartError` when the archive holds no readable chart,
+    :class:`DigestVersionError` when the revision does not fit the chart."""
     try:
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as source:
             members = [(m, _read(source, m)) for m in source.getmembers()]
     except (tarfile.TarError, OSError, EOFError) as error:
-        raise DigestVersionError(f"the chart archive cannot be read: {error}") from error
+        raise NotAChartError(f"the chart archive cannot be read: {error}") from error
     charts = [
         i
         for i, (member, content) in enumerate(members)
         if content is not None and _is_chart_yaml(member.name)
     ]
     if not charts:
-        raise DigestVersionError("the chart archive has no Chart.yaml")
+        raise NotAChartError("the chart archive has no Chart.yaml")
     member, content = members[charts[0]]
     assert content is not None
     try:
         metadata = load_values(content, source=member.name)
     except YamlError as error:
-        raise DigestVersionError(str(error)) from error
+        raise NotAChartError(str(error)) from error
     current = metadata[0].get("version") if metadata and isinstance(metadata[0], dict) else None
     version, digest = digest_version(str(current or ""), revision)
     members[charts[0]] = (member, _set_version(content, version))

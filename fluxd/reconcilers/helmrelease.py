@@ -5,10 +5,13 @@ Steps, in order (each failure carries Flux's reason):
 1. **chart**: with ``spec.chart`` fluxd applies the HelmChart ``<namespace>-<name>`` (in
    the source's namespace) from the template, as helm-controller does (field manager
    ``helm-controller``, its owner labels) and records it in ``status.helmChart``; with
-   ``spec.chartRef`` the named HelmChart, or OCIRepository whose artifact is a packaged
-   chart (``layerSelector`` operation ``copy``), is used as is; an OCI chart is released
-   under its version plus the artifact digest's first 12 hex digits as build metadata
-   (``6.5.4+0123456789ab``), as Flux does, so a re-pushed tag upgrades. The scheduler is
+   ``spec.chartRef`` the named HelmChart, OCIRepository whose artifact is a packaged
+   chart (``layerSelector`` operation ``copy``), or ExternalArtifact whose producer
+   published a packaged chart (downloaded and verified by its digest, see
+   :mod:`~fluxd.sources.external`), is used as is; an OCI chart, and an external one
+   whose revision is a digest, is released under its version plus the digest's first 12
+   hex digits as build metadata (``6.5.4+0123456789ab``), as Flux does, so a re-pushed
+   tag upgrades. The scheduler is
    told, so a new chart artifact, a dependency turning Ready or a watched values source
    wakes it;
 2. **dependencies** (``dependsOn``): each must exist and be Ready at its current
@@ -65,6 +68,7 @@ from typing import Any, ClassVar
 import anyio.to_thread
 
 from fluxd.api import (
+    EXTERNAL_ARTIFACT,
     HELM_CHART,
     HELM_RELEASE,
     OCI_REPOSITORY,
@@ -86,6 +90,7 @@ from fluxd.helm import (
     DigestVersionError,
     HelmActionError,
     LoadedChart,
+    NotAChartError,
     Release,
     Releases,
     ValuesError,
@@ -102,12 +107,13 @@ from fluxd.kube.client import ApiError, kubeconfig_of
 from fluxd.kube.objects import ObjectApi, SecretNotFound
 from fluxd.reconcilers.driver import REQUESTED_AT_ANNOTATION, Context, Reconciler
 from fluxd.runtime import conditions
-from fluxd.runtime.dependencies import TERMINAL, check_dependency
+from fluxd.runtime.dependencies import DEPENDENCY_RETRY, TERMINAL, check_dependency
 from fluxd.runtime.errors import ReconcileError
 from fluxd.runtime.keys import ObjectKey
 from fluxd.runtime.tenancy import UNRESTRICTED, Tenancy
 from fluxd.sources.artifact import Artifact
 from fluxd.sources.cache import ArtifactCache
+from fluxd.sources.external import ExternalArtifactError, ExternalArtifacts
 
 __all__ = ["HelmReleaseReconciler", "post_rendering", "release_name"]
 
@@ -149,11 +155,14 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
         cache: ArtifactCache,
         track_sources: Callable[[ObjectKey, Iterable[ObjectKey]], None],
         access: ClusterAccess,
+        external: ExternalArtifacts,
         default_service_account: str | None = None,
         tenancy: Tenancy = UNRESTRICTED,
         concurrent: int = 1,
     ) -> None:
         self.objects = objects
+        #: Verified downloads of ExternalArtifact charts, which no fluxd reconciler makes.
+        self.external = external
         self.concurrent = concurrent
         self.cache = cache
         self.track_sources = track_sources
@@ -177,6 +186,7 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
     def forget(self, key: ObjectKey) -> None:
         self.track_sources(key, ())
         self.access.forget(key)
+        self.external.forget(key)
         if self._remote_of.pop(key, None) is not None:
             self._close_unused_remotes()
 
@@ -224,12 +234,17 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
         configs = [ObjectKey(ref.kind, ctx.key.namespace, ref.name) for ref in spec.values_from]
         self.track_sources(ctx.key, [chart_key, *dependencies, *configs])
         await self._check_dependencies(ctx, dependencies)
-        artifact = self._chart_artifact(chart_key)
+        artifact = await self._chart_artifact(ctx.key, chart_key)
         values = await self._values(ctx)
         archive, archive_digest = artifact.content(), artifact.digest
-        if chart_key.kind == OCI_REPOSITORY.kind:
+        if chart_key.kind == OCI_REPOSITORY.kind or (
+            # An external producer's revision may be a chart version rather than a digest.
+            chart_key.kind == EXTERNAL_ARTIFACT.kind and ":" in artifact.revision
+        ):
             try:
                 archive, _, oci_digest = stamp_digest(archive, artifact.revision)
+            except NotAChartError as error:
+                raise ReconcileError("ArtifactFailed", f"Could not load chart: {error}") from error
             except DigestVersionError as error:
                 raise ReconcileError("ChartMutateError", str(error)) from error
             archive_digest = "sha256:" + hashlib.sha256(archive).hexdigest()
@@ -294,11 +309,11 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
         spec = ctx.spec
         if spec.chart_ref is not None:
             ref = spec.chart_ref
-            if ref.kind not in (HELM_CHART.kind, OCI_REPOSITORY.kind):
+            if ref.kind not in (HELM_CHART.kind, OCI_REPOSITORY.kind, EXTERNAL_ARTIFACT.kind):
                 raise ReconcileError(
                     "UnsupportedField",
-                    f"spec.chartRef.kind '{ref.kind}' is not supported by fluxd yet; "
-                    "use a HelmChart, an OCIRepository or spec.chart",
+                    f"spec.chartRef.kind '{ref.kind}' is not supported by fluxd; "
+                    "use a HelmChart, an OCIRepository, an ExternalArtifact or spec.chart",
                     stalled=True,
                 )
             key = ObjectKey(ref.kind, ref.namespace or ctx.key.namespace, ref.name)
@@ -363,7 +378,9 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
             obj = await self.objects.read(self.kind, dependency.namespace, dependency.name)
             check_dependency(ctx.obj, obj, ref.ready_expr, where)
 
-    def _chart_artifact(self, key: ObjectKey) -> Artifact:
+    async def _chart_artifact(self, consumer: ObjectKey, key: ObjectKey) -> Artifact:
+        if key.kind == EXTERNAL_ARTIFACT.kind:
+            return await self._external_chart(consumer, key)
         artifact = self.cache.get(key)
         if artifact is not None:
             return artifact
@@ -375,6 +392,34 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
             "SourceNotReady",
             f"{key.kind} '{key.namespace}/{key.name}' is not ready: {detail}",
         )
+
+    async def _external_chart(self, consumer: ObjectKey, key: ObjectKey) -> Artifact:
+        """The packaged chart an ExternalArtifact's producer published, verified; the
+        reasons and messages are helm-controller's."""
+        where = f"ExternalArtifact '{key.namespace}/{key.name}'"
+        found = await self.objects.read(EXTERNAL_ARTIFACT, key.namespace, key.name)
+        if found is None:
+            self.external.forget(consumer)
+            raise ReconcileError(
+                "ArtifactFailed", f"could not get Source object: {where} not found"
+            )
+        published = (found.get("status") or {}).get("artifact")
+        if not published:
+            raise ReconcileError(
+                "SourceNotReady", f"{where} is not ready: does not have an artifact"
+            )
+        try:
+            fetched = await self.external.fetch(consumer, key, published)
+        except ExternalArtifactError as error:
+            if error.missing:
+                raise ReconcileError(
+                    "ArtifactFailed",
+                    "Source not ready: artifact not found. Retrying in "
+                    f"{format_duration(DEPENDENCY_RETRY)}",
+                    retry_after=DEPENDENCY_RETRY,
+                ) from error
+            raise ReconcileError("ArtifactFailed", f"Could not load chart: {error}") from error
+        return fetched.artifact
 
     async def _values(self, ctx: Context[HelmReleaseSpec]) -> dict[str, Any]:
         try:

@@ -147,6 +147,7 @@ class KustomizationReconciler(Reconciler[KustomizationSpec]):
         self.track_sources(key, ())
         self.builds.forget((key.namespace, key.name))
         self.access.forget(key)
+        self.external.forget(key)
 
     async def reconcile(self, ctx: Context[KustomizationSpec]) -> None:
         started = time.monotonic()
@@ -170,7 +171,7 @@ class KustomizationReconciler(Reconciler[KustomizationSpec]):
         ]
         self.track_sources(ctx.key, [source_key, *dependencies, *configs])
 
-        artifact, origin_revision = await self._source_artifact(source_key)
+        artifact, origin_revision = await self._source_artifact(ctx.key, source_key)
         revision = artifact.revision
         ctx.failure_annotations.update(self._revision_note(revision))
         await self._check_dependencies(ctx, dependencies, source_key, revision)
@@ -341,7 +342,7 @@ class KustomizationReconciler(Reconciler[KustomizationSpec]):
                 "PruneFailed", f"finalizing: looking up the service account: {error}"
             ) from error
 
-    async def _source_artifact(self, source_key: ObjectKey) -> tuple[Artifact, str]:
+    async def _source_artifact(self, key: ObjectKey, source_key: ObjectKey) -> tuple[Artifact, str]:
         """The artifact to build from and its origin revision (``""`` when it has none)."""
         where = f"'{source_key.kind}/{source_key.namespace}/{source_key.name}' (spec.sourceRef)"
         if source_key.kind != EXTERNAL_ARTIFACT.kind:
@@ -356,7 +357,7 @@ class KustomizationReconciler(Reconciler[KustomizationSpec]):
             return artifact, ""
         found = await self.objects.read(EXTERNAL_ARTIFACT, source_key.namespace, source_key.name)
         if found is None:
-            self.external.forget(source_key)
+            self.external.forget(key)
             raise ReconcileError(
                 "ArtifactFailed",
                 f"Source {where} not found; waiting for its producer to create it",
@@ -371,7 +372,7 @@ class KustomizationReconciler(Reconciler[KustomizationSpec]):
                 retry_after=DEPENDENCY_RETRY,
             )
         try:
-            fetched = await self.external.fetch(source_key, published)
+            fetched = await self.external.fetch(key, source_key, published)
         except ExternalArtifactError as error:
             raise ReconcileError(
                 "ArtifactFailed",

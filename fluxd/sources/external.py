@@ -6,11 +6,16 @@ tarball at ``url`` is downloaded, its bytes must hash to ``digest`` (``sha256:<h
 and it is unpacked as Flux artifacts are packed (a ``.tar.gz`` of regular files and
 directories). Nothing unverified is ever built from.
 
+A packed instance (``packed=True``, what HelmReleases use: their ExternalArtifact is a
+packaged chart, which the Helm SDK loads whole) keeps the verified tarball as it came, a
+one-file artifact whose content is those exact bytes; the chart loader judges it.
+
 Fetched artifacts are kept by digest, their files in the shared content store, so
-reconciling again, or several Kustomizations sharing one ExternalArtifact, costs no
-download; an entry is dropped once no source serves its digest any more. ``metadata``
-of the artifact is passed on, since it carries the ``org.opencontainers.image.revision``
-Flux records as the origin revision.
+reconciling again, or several consumers sharing one ExternalArtifact, costs no
+download; an entry is dropped once no consumer uses its digest any more (its consumer
+moved to another artifact or was forgotten). ``metadata`` of the artifact is passed on,
+since it carries the ``org.opencontainers.image.revision`` Flux records as the origin
+revision.
 """
 
 from __future__ import annotations
@@ -68,16 +73,20 @@ class FetchedArtifact:
 
 
 class ExternalArtifacts:
-    """Downloads of ExternalArtifacts' tarballs, kept by digest while a source serves them."""
+    """Downloads of ExternalArtifacts' tarballs, kept by digest while a consumer uses them."""
 
-    def __init__(self, store: ContentStore | None = None) -> None:
+    def __init__(self, store: ContentStore | None = None, *, packed: bool = False) -> None:
         self.store = store or ContentStore()
+        self.packed = packed
         self._by_digest: dict[str, Artifact] = {}
         self._digest_of: dict[ObjectKey, str] = {}
 
-    async def fetch(self, source: ObjectKey, status_artifact: Mapping[str, Any]) -> FetchedArtifact:
-        """The artifact described by ``status_artifact`` (an ExternalArtifact's
-        ``status.artifact``), downloaded and verified unless its digest is known."""
+    async def fetch(
+        self, consumer: ObjectKey, source: ObjectKey, status_artifact: Mapping[str, Any]
+    ) -> FetchedArtifact:
+        """The artifact described by ``status_artifact`` (the ``status.artifact`` of the
+        ExternalArtifact ``source``), downloaded and verified unless its digest is known;
+        kept while ``consumer`` uses it."""
         url = str(status_artifact.get("url") or "")
         digest = str(status_artifact.get("digest") or "")
         revision = str(status_artifact.get("revision") or "")
@@ -97,26 +106,29 @@ class ExternalArtifacts:
                     f"{where}: the tarball at {url} has digest {computed}, but "
                     f"status.artifact.digest is {digest}: refusing to build from it"
                 )
+            path = str(status_artifact.get("path") or "")
+            blob = posixpath.basename(path) or "artifact.tar.gz"
             artifact = Artifact(
                 revision=revision,
                 digest=digest,
                 size=len(tarball),
-                path=str(status_artifact.get("path") or ""),
+                path=path,
                 url=url,
                 last_update_time=datetime.now(UTC).replace(microsecond=0),
-                files=self.store.tree(_unpack(tarball, where)),
+                files=self.store.tree({blob: tarball} if self.packed else _unpack(tarball, where)),
+                blob=blob if self.packed else None,
             )
-        self._remember(source, artifact)
+        self._remember(consumer, artifact)
         return FetchedArtifact(artifact, MappingProxyType(metadata))
 
-    def forget(self, source: ObjectKey) -> None:
-        """``source`` no longer uses its artifact (its consumer went away)."""
-        self._remember(source, None)
+    def forget(self, consumer: ObjectKey) -> None:
+        """``consumer`` no longer uses an artifact (it went away, or its source did)."""
+        self._remember(consumer, None)
 
-    def _remember(self, source: ObjectKey, artifact: Artifact | None) -> None:
-        previous = self._digest_of.pop(source, None)
+    def _remember(self, consumer: ObjectKey, artifact: Artifact | None) -> None:
+        previous = self._digest_of.pop(consumer, None)
         if artifact is not None:
-            self._digest_of[source] = artifact.digest
+            self._digest_of[consumer] = artifact.digest
             self._by_digest[artifact.digest] = artifact
         if previous is not None and previous not in self._digest_of.values():
             self._by_digest.pop(previous, None)

@@ -9,81 +9,34 @@ not match the published digest refused with nothing applied.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from fluxd.api import EXTERNAL_ARTIFACT, KUSTOMIZATION
-from fluxd.kube import client
-from fluxd.kube.objects import resource_of
 from fluxd.runtime import conditions
 from fluxd.sources.artifact import build_tarball
+from tests.artifactproducer import ORIGIN, ArtifactServer, serve_artifacts
 from tests.integration.conftest import Fluxd
 from tests.integration.kustomizations import CONFIGMAPS, applied, configmap, live
 
 pytestmark = pytest.mark.integration
 
-ORIGIN = "main@sha1:0123456789abcdef0123456789abcdef01234567"
-
-
-class ArtifactServer:
-    """Tarballs by file name over HTTP on 127.0.0.1."""
-
-    def __init__(self) -> None:
-        self.tarballs: dict[str, bytes] = {}
-        self.base = ""
-
-    async def serve(self, request: web.Request) -> web.Response:
-        body = self.tarballs.get(request.match_info["name"])
-        return web.Response(status=404) if body is None else web.Response(body=body)
-
 
 @pytest.fixture
 async def artifact_server() -> AsyncIterator[ArtifactServer]:
-    server = ArtifactServer()
-    app = web.Application()
-    app.router.add_get("/{name}", server.serve)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    server.base = f"http://{host}:{port}"
-    try:
+    async with serve_artifacts() as server:
         yield server
-    finally:
-        await runner.cleanup()
 
 
 async def publish(
     fluxd: Fluxd, server: ArtifactServer, name: str, files: dict[str, str], *, digest: str = ""
 ) -> str:
-    """Serve ``files`` as ``name`` and publish it in the ExternalArtifact ``producer``;
-    the revision published (``digest`` overrides the true digest)."""
+    """Serve ``files`` as the tarball ``name`` and publish it in the ExternalArtifact
+    ``producer``; the revision published."""
     tarball = build_tarball({path: text.encode() for path, text in files.items()})
-    server.tarballs[name] = tarball
-    true_digest = "sha256:" + hashlib.sha256(tarball).hexdigest()
-    revision = f"latest@{true_digest}"
-    artifact = {
-        "path": f"producer/{name}",
-        "url": f"{server.base}/{name}",
-        "revision": revision,
-        "digest": digest or true_digest,
-        "size": len(tarball),
-        "lastUpdateTime": "2026-01-01T00:00:00Z",
-        "metadata": {"org.opencontainers.image.revision": ORIGIN},
-    }
-    await client.patch_status(
-        fluxd.api,
-        resource_of(EXTERNAL_ARTIFACT),
-        fluxd.namespace,
-        "producer",
-        {"artifact": artifact},
-    )
-    return revision
+    return await server.publish(fluxd.api, fluxd.namespace, name, tarball, digest=digest)
 
 
 async def value_of_a(fluxd: Fluxd) -> str | None:

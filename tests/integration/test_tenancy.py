@@ -86,6 +86,12 @@ async def test_references_to_another_namespace_are_refused(locked: Fluxd) -> Non
     assert await stalled_message(locked, HELM_RELEASE, "by-ref") == (
         f"cross-namespace references are not allowed: cannot access OCIRepository {ELSEWHERE}/chart"
     )
+    external = {"kind": "ExternalArtifact", "name": "chart", "namespace": ELSEWHERE}
+    await locked.create(HELM_RELEASE, "by-external", {"interval": "1h", "chartRef": external})
+    assert await stalled_message(locked, HELM_RELEASE, "by-external") == (
+        "cross-namespace references are not allowed: cannot access ExternalArtifact "
+        f"{ELSEWHERE}/chart"
+    )
 
     repository = {"name": "app", "namespace": ELSEWHERE}
     policy = {"imageRepositoryRef": repository, "policy": {"semver": {"range": "1.x"}}}

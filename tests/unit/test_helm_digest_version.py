@@ -7,7 +7,12 @@ import tarfile
 
 import pytest
 
-from fluxd.helm.digest_version import DigestVersionError, digest_version, stamp_digest
+from fluxd.helm.digest_version import (
+    DigestVersionError,
+    NotAChartError,
+    digest_version,
+    stamp_digest,
+)
 from tests.chartservers import package_chart
 
 DIGEST = "sha256:0123456789abcdef" + "0" * 48
@@ -24,7 +29,10 @@ def test_semver_tag_and_digest_becomes_build_metadata() -> None:
 
 
 def test_other_tags_and_bare_digests_use_the_digest() -> None:
-    assert digest_version("2.0.0-rc.1", f"latest@{DIGEST}")[0] == "2.0.0-rc.1+0123456789ab"
+    assert digest_version("2.0.0-rc.1", f"latest@{DIGEST}") == (
+        "2.0.0-rc.1+0123456789ab",
+        f"latest@{DIGEST}",
+    )
     assert digest_version("2.0.0", DIGEST) == ("2.0.0+0123456789ab", DIGEST)
 
 
@@ -51,9 +59,9 @@ def test_archive_is_rewritten_with_only_the_version_changed() -> None:
 
 
 def test_an_archive_without_a_chart_is_refused() -> None:
-    with pytest.raises(DigestVersionError, match="cannot be read"):
+    with pytest.raises(NotAChartError, match="cannot be read"):
         stamp_digest(b"not a tarball", DIGEST)
-    with pytest.raises(DigestVersionError, match=r"no Chart\.yaml"):
+    with pytest.raises(NotAChartError, match=r"no Chart\.yaml"):
         stamp_digest(_without_chart_yaml(), DIGEST)
 
 

@@ -1,4 +1,5 @@
-"""ExternalArtifact downloads: verified by digest, unpacked safely, kept by digest.
+"""ExternalArtifact downloads: verified by digest, unpacked safely (or kept packed), kept
+by digest while a consumer uses them.
 
 A real HTTP server on loopback serves the tarballs; nothing is faked.
 """
@@ -19,6 +20,8 @@ from fluxd.sources.artifact import build_tarball
 from fluxd.sources.external import ExternalArtifactError, ExternalArtifacts
 
 SOURCE = ObjectKey("ExternalArtifact", "apps", "producer")
+CONSUMER = ObjectKey("Kustomization", "apps", "app")
+OTHER = ObjectKey("Kustomization", "apps", "other")
 
 
 @pytest.fixture
@@ -62,8 +65,8 @@ async def test_files_are_unpacked_and_a_known_digest_is_not_downloaded_again(
     tarballs, requested, base = served
     tarballs["a.tgz"] = build_tarball({"deploy/a.yaml": b"a: 1\n", ".hidden": b"h"})
     external = ExternalArtifacts()
-    first = await external.fetch(SOURCE, published(base, "a.tgz", tarballs["a.tgz"]))
-    again = await external.fetch(SOURCE, published(base, "a.tgz", tarballs["a.tgz"]))
+    first = await external.fetch(CONSUMER, SOURCE, published(base, "a.tgz", tarballs["a.tgz"]))
+    again = await external.fetch(CONSUMER, SOURCE, published(base, "a.tgz", tarballs["a.tgz"]))
     assert dict(first.artifact.files) == {".hidden": b"h", "deploy/a.yaml": b"a: 1\n"}
     assert again.artifact is first.artifact
     assert requested == ["a.tgz"]
@@ -87,7 +90,9 @@ async def test_unsafe_entries_fail_the_artifact(
     member.linkname = "/etc/passwd" if kind == tarfile.SYMTYPE else ""
     tarballs["bad.tgz"] = tarball_with(member)
     with pytest.raises(ExternalArtifactError, match=complaint):
-        await ExternalArtifacts().fetch(SOURCE, published(base, "bad.tgz", tarballs["bad.tgz"]))
+        await ExternalArtifacts().fetch(
+            CONSUMER, SOURCE, published(base, "bad.tgz", tarballs["bad.tgz"])
+        )
 
 
 async def test_not_a_tarball_fails_with_the_source_named(
@@ -96,9 +101,37 @@ async def test_not_a_tarball_fails_with_the_source_named(
     tarballs, _, base = served
     tarballs["junk.tgz"] = b"not gzip"
     with pytest.raises(ExternalArtifactError, match=r"'apps/producer'.*not a valid \.tar\.gz"):
-        await ExternalArtifacts().fetch(SOURCE, published(base, "junk.tgz", b"not gzip"))
+        await ExternalArtifacts().fetch(CONSUMER, SOURCE, published(base, "junk.tgz", b"not gzip"))
 
 
 async def test_a_status_without_digest_is_refused() -> None:
     with pytest.raises(ExternalArtifactError, match="digest 'sha256:<hex>'"):
-        await ExternalArtifacts().fetch(SOURCE, {"url": "http://127.0.0.1:1/a.tgz"})
+        await ExternalArtifacts().fetch(CONSUMER, SOURCE, {"url": "http://127.0.0.1:1/a.tgz"})
+
+
+async def test_a_packed_artifact_is_the_tarball_as_published(
+    served: tuple[dict[str, bytes], list[str], str],
+) -> None:
+    tarballs, _, base = served
+    tarballs["chart.tgz"] = build_tarball({"podinfo/Chart.yaml": b"name: podinfo\n"})
+    status = {**published(base, "chart.tgz", tarballs["chart.tgz"]), "path": "x/chart.tgz"}
+    fetched = await ExternalArtifacts(packed=True).fetch(CONSUMER, SOURCE, status)
+    assert fetched.artifact.content() == tarballs["chart.tgz"]
+    assert list(fetched.artifact.files) == ["chart.tgz"]
+
+
+async def test_an_artifact_is_downloaded_again_once_no_consumer_holds_it(
+    served: tuple[dict[str, bytes], list[str], str],
+) -> None:
+    tarballs, requested, base = served
+    tarballs["a.tgz"] = build_tarball({"a.yaml": b"a: 1\n"})
+    status = published(base, "a.tgz", tarballs["a.tgz"])
+    external = ExternalArtifacts()
+    await external.fetch(CONSUMER, SOURCE, status)
+    await external.fetch(OTHER, SOURCE, status)
+    external.forget(CONSUMER)
+    await external.fetch(OTHER, SOURCE, status)
+    assert requested == ["a.tgz"]
+    external.forget(OTHER)
+    await external.fetch(OTHER, SOURCE, status)
+    assert requested == ["a.tgz", "a.tgz"]
