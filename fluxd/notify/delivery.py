@@ -11,9 +11,7 @@ under the same bound instead.
 from __future__ import annotations
 
 import functools
-import os
 import ssl
-import tempfile
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ import anyio
 
 from fluxd.notify.providers import Request
 from fluxd.notify.request import Lookup, PublishFailed
+from fluxd.sources.client_certificate import CertificateFilesFailed, load_client_certificate
 
 __all__ = ["DeliveryError", "Transport", "send", "tls_context"]
 
@@ -49,23 +48,18 @@ class Transport:
 @functools.lru_cache(maxsize=32)
 def tls_context(ca: bytes | None, cert: bytes | None, key: bytes | None) -> ssl.SSLContext:
     """A client context trusting the system store plus ``ca``, presenting ``cert``;
-    ValueError when the PEM data is not valid."""
+    ValueError when the PEM data is not valid or the certificate cannot be written to
+    the temporary files TLS loads it from (the message names the directory)."""
     context = ssl.create_default_context()
     try:
         if ca:
             context.load_verify_locations(cadata=ca.decode("ascii"))
         if cert and key:
-            # The ssl module reads a client certificate from files only.
-            with tempfile.TemporaryDirectory(prefix="fluxd-notify-tls-") as directory:
-                paths = []
-                for name, content in (("tls.crt", cert), ("tls.key", key)):
-                    path = os.path.join(directory, name)
-                    with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as out:
-                        out.write(content)
-                    paths.append(path)
-                context.load_cert_chain(paths[0], paths[1])
+            load_client_certificate(context, cert, key)
     except (ssl.SSLError, UnicodeDecodeError) as error:
         raise ValueError(f"the TLS data is not valid PEM: {error}") from error
+    except CertificateFilesFailed as error:
+        raise ValueError(str(error)) from error
     return context
 
 

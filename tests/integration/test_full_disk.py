@@ -14,8 +14,9 @@ file until only a few KiB are free, then points fluxd at it:
 
 And as the general temporary directory (``TMPDIR``): a HelmRepository, an
 OCIRepository and a Bucket whose client certificate fluxd must hand to the TLS library
-as a file say ``StorageOperationFailed`` naming that directory, leave no file there, and
-recover once there is space; a GitRepository and the Kustomization applying it, which
+as a file say ``StorageOperationFailed`` naming that directory (a notification Provider
+says ``InvalidConfig`` with the same words), leave no file there, and recover once there
+is space; a GitRepository and the Kustomization applying it, which
 need no temporary files, go on working meanwhile. A Kustomization whose SOPS file needs
 a PGP key (imported by gpg in a private GNUPGHOME there) fails its build naming the
 directory, applies nothing, and applies everything once there is space.
@@ -44,6 +45,7 @@ from fluxd.api import (
     HELM_REPOSITORY,
     KUSTOMIZATION,
     OCI_REPOSITORY,
+    PROVIDER,
     KindInfo,
 )
 from fluxd.kube.resources import SECRETS
@@ -318,6 +320,13 @@ async def test_a_full_temporary_directory_fails_client_certificates_by_name_unti
         "certSecretRef": {"name": "s3-tls"},
     }
 
+    await fluxd.secret("hook-tls", {"ca.crt": chart_repo_https.ca_pem, **client_tls})
+    provider = {
+        "type": "generic",
+        "address": "https://127.0.0.1:9/hook",
+        "certSecretRef": {"name": "hook-tls"},
+    }
+
     git_remote.commit({"deploy/cm.yaml": configmap(fluxd.namespace, "app")})
 
     small_disk.fill(leave=0)  # a certificate is smaller than the space a spill test leaves
@@ -332,10 +341,11 @@ async def test_a_full_temporary_directory_fails_client_certificates_by_name_unti
         (OCI_REPOSITORY, "oci", artifact),
         (BUCKET, "bucket", bucket),
     ]
-    for kind, name, spec in sources:
+    for kind, name, spec in [*sources, (PROVIDER, "hook", provider)]:
         await fluxd.create(kind, name, spec)
-    for kind, name, _ in sources:
-        failed = await fluxd.wait_not_ready(kind, name, "StorageOperationFailed")
+    failures = [(kind, name, "StorageOperationFailed") for kind, name, _ in sources]
+    for kind, name, reason in [*failures, (PROVIDER, "hook", "InvalidConfig")]:
+        failed = await fluxd.wait_not_ready(kind, name, reason)
         message = ready_condition(failed)["message"]
         print(f"{kind.kind}:", message)
         assert "client certificate" in message, message
@@ -346,9 +356,10 @@ async def test_a_full_temporary_directory_fails_client_certificates_by_name_unti
     assert await healthz(fluxd) == 200
 
     small_disk.free()
-    for kind, name, _ in sources:
+    for kind, name, _ in [*sources, (PROVIDER, "hook", provider)]:
         annotations = {"metadata": {"annotations": {REQUESTED_AT: "space-freed"}}}
         await fluxd.patch(kind, name, annotations)
+    assert (await fluxd.wait_ready(PROVIDER, "hook"))["status"]["observedGeneration"] == 1
     for kind, name, _ in sources:
         stored = await fluxd.wait_ready(kind, name)
         assert stored["status"]["artifact"]["revision"], stored["status"]
