@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from fluxd.api import EXTERNAL_ARTIFACT, HELM_RELEASE
 from fluxd.sources.artifact import build_tarball
@@ -54,8 +55,13 @@ async def test_external_chart_is_waited_for_released_and_upgraded(
     assert message(obj) == (
         f"could not get Source object: ExternalArtifact '{ns}/producer' not found"
     )
-    await fluxd.create(EXTERNAL_ARTIFACT, "producer", {})
-    obj = await fluxd.wait_not_ready(HELM_RELEASE, "web", "SourceNotReady")
+    with structlog.testing.capture_logs() as daemon_log:
+        await fluxd.create(EXTERNAL_ARTIFACT, "producer", {})
+        obj = await fluxd.wait_not_ready(HELM_RELEASE, "web", "SourceNotReady")
+    woken = [e for e in daemon_log if e["event"] == "external artifact changed: waking its readers"]
+    assert [(e["change"], e["dependents"]) for e in woken][:1] == [
+        ("ADDED", [f"HelmRelease/{ns}/web"])
+    ], daemon_log
     assert (
         message(obj) == f"ExternalArtifact '{ns}/producer' is not ready: does not have an artifact"
     )
