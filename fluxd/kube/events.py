@@ -19,7 +19,7 @@ import socket
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -91,13 +91,13 @@ class RecordedEvent:
 
 EventListener = Callable[[RecordedEvent], Awaitable[None]]
 _Key = tuple[Any, ...]
+_LOCK_STRIPES = 64
 
 
-@dataclass
+@dataclass(slots=True)
 class _Series:
     """The Event object that repeats of one (object, type, reason, message) bump."""
 
-    lock: anyio.Lock = field(default_factory=anyio.Lock)
     name: str = ""
     namespace: str = ""
     count: int = 0
@@ -140,6 +140,9 @@ class EventRecorder:
         self._window = window
         self._cache_size = cache_size
         self._series: OrderedDict[_Key, _Series] = OrderedDict()
+        # Writes of one series are serialised by the stripe its key hashes to: a lock per
+        # series would cost more than the rest of the series cache together.
+        self._locks = tuple(anyio.Lock() for _ in range(_LOCK_STRIPES))
         self._listeners: list[EventListener] = []
 
     def add_listener(self, listener: EventListener) -> None:
@@ -168,8 +171,9 @@ class EventRecorder:
         now = datetime.now(UTC)
         # client-go's aggregation key: everything but the object's resourceVersion.
         identity = tuple(sorted((k, v) for k, v in ref.items() if k != "resourceVersion"))
-        series = self._series_for((identity, type, reason, message))
-        async with series.lock:
+        key = (identity, type, reason, message)
+        series = self._series_for(key)
+        async with self._locks[hash(key) % _LOCK_STRIPES]:
             try:
                 await self._write(
                     series, ref, type, reason, message, annotations or {}, now, component
