@@ -21,6 +21,8 @@ from aiohttp import web
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
+from tests.loopback import serve_on_loopback
+
 __all__ = ["Issuer", "b64url", "oidc_issuer"]
 
 
@@ -112,13 +114,6 @@ async def oidc_issuer() -> AsyncIterator[Issuer]:
     app = web.Application()
     app.router.add_get("/.well-known/openid-configuration", issuer._discovery)
     app.router.add_get("/jwks", issuer._keys)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    issuer.url = f"http://{host}:{port}"
-    try:
+    async with serve_on_loopback(app) as address:
+        issuer.url = f"http://{address}"
         yield issuer
-    finally:
-        await runner.cleanup()

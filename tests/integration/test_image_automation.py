@@ -48,6 +48,7 @@ from tests.gitservers import (
 )
 from tests.integration.conftest import Fluxd, create_labelled, labelled_fluxd
 from tests.integration.kustomizations import CONFIGMAPS, live
+from tests.loopback import serve_on_loopback
 from tests.ociregistry import OCIRegistry, docker_config
 
 pytestmark = pytest.mark.integration
@@ -415,14 +416,8 @@ async def stub_registry() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/v2/{name}/tags/list", tags)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serve_on_loopback(app) as address:
+        yield address
 
 
 async def test_registry_pages_failures_and_bad_images(fluxd: Fluxd, stub_registry: str) -> None:

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from fluxd.notify.google_idtoken import GoogleKeys, TokenRefused, environment_proxy, verify
+from tests.loopback import serve_on_loopback
 from tests.oidc_issuer import b64url
 
 GOOGLE = "https://www.googleapis.com/oauth2/v3/certs"
@@ -75,16 +76,9 @@ async def key_server(body: bytes, cache_control: str | None) -> AsyncIterator[Ke
 
     app = web.Application()
     app.router.add_get("/oauth2/v3/certs", certs)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    server.url = f"http://{host}:{port}/oauth2/v3/certs"
-    try:
+    async with serve_on_loopback(app) as address:
+        server.url = f"http://{address}/oauth2/v3/certs"
         yield server
-    finally:
-        await runner.cleanup()
 
 
 class Clock:

@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 
 from fluxd.sources import oci
+from tests.loopback import serve_on_loopback
 
 USER, PASSWORD = "me", "secret"
 BASIC = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
@@ -94,16 +95,9 @@ def _app(server: Server) -> web.Application:
 
 async def _serve(auth: str) -> AsyncIterator[Server]:
     server = Server(host="", auth=auth)
-    runner = web.AppRunner(_app(server))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    server.host = f"127.0.0.1:{port}"
-    try:
+    async with serve_on_loopback(_app(server)) as address:
+        server.host = address
         yield server
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture
