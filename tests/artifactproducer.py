@@ -17,6 +17,7 @@ from kubernetes_asyncio.client import ApiClient
 from fluxd.api import EXTERNAL_ARTIFACT
 from fluxd.kube import client
 from fluxd.kube.objects import resource_of
+from tests.loopback import serve_on_loopback
 
 __all__ = ["ORIGIN", "ArtifactServer", "serve_artifacts"]
 
@@ -25,15 +26,40 @@ ORIGIN = "main@sha1:0123456789abcdef0123456789abcdef01234567"
 
 
 class ArtifactServer:
-    """Tarballs by file name over HTTP (404 for any other name)."""
+    """Tarballs by file name over HTTP (404 for any other name), and the names asked."""
 
     def __init__(self) -> None:
         self.tarballs: dict[str, bytes] = {}
+        self.requested: list[str] = []
         self.base = ""
 
     async def serve(self, request: web.Request) -> web.Response:
+        self.requested.append(request.match_info["name"])
         body = self.tarballs.get(request.match_info["name"])
         return web.Response(status=404) if body is None else web.Response(body=body)
+
+    def status_artifact(
+        self,
+        name: str,
+        tarball: bytes,
+        *,
+        producer: str = "producer",
+        digest: str = "",
+        revision: str = "",
+    ) -> dict[str, object]:
+        """Serve ``tarball`` as ``name``; the ``status.artifact`` that publishes it
+        (revision ``latest@<digest>`` unless given; ``digest`` overrides the true one)."""
+        self.tarballs[name] = tarball
+        true_digest = "sha256:" + hashlib.sha256(tarball).hexdigest()
+        return {
+            "path": f"{producer}/{name}",
+            "url": f"{self.base}/{name}",
+            "revision": revision or f"latest@{true_digest}",
+            "digest": digest or true_digest,
+            "size": len(tarball),
+            "lastUpdateTime": "2026-01-01T00:00:00Z",
+            "metadata": {"org.opencontainers.image.revision": ORIGIN},
+        }
 
     async def publish(
         self,
@@ -47,24 +73,14 @@ class ArtifactServer:
         revision: str = "",
     ) -> str:
         """Serve ``tarball`` as ``name`` and publish it in the ExternalArtifact
-        ``producer``; the revision published (``latest@<digest>`` unless given;
-        ``digest`` overrides the true digest)."""
-        self.tarballs[name] = tarball
-        true_digest = "sha256:" + hashlib.sha256(tarball).hexdigest()
-        revision = revision or f"latest@{true_digest}"
-        artifact = {
-            "path": f"{producer}/{name}",
-            "url": f"{self.base}/{name}",
-            "revision": revision,
-            "digest": digest or true_digest,
-            "size": len(tarball),
-            "lastUpdateTime": "2026-01-01T00:00:00Z",
-            "metadata": {"org.opencontainers.image.revision": ORIGIN},
-        }
+        ``producer`` (as :meth:`status_artifact`); the revision published."""
+        artifact = self.status_artifact(
+            name, tarball, producer=producer, digest=digest, revision=revision
+        )
         await client.patch_status(
             api, resource_of(EXTERNAL_ARTIFACT), namespace, producer, {"artifact": artifact}
         )
-        return revision
+        return str(artifact["revision"])
 
 
 @asynccontextmanager
@@ -72,12 +88,6 @@ async def serve_artifacts() -> AsyncIterator[ArtifactServer]:
     server = ArtifactServer()
     app = web.Application()
     app.router.add_get("/{name}", server.serve)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    server.base = f"http://{host}:{port}"
-    try:
+    async with serve_on_loopback(app) as address:
+        server.base = f"http://{address}"
         yield server
-    finally:
-        await runner.cleanup()

@@ -396,22 +396,21 @@ class HelmReleaseReconciler(Reconciler[HelmReleaseSpec]):
     async def _external_chart(self, consumer: ObjectKey, key: ObjectKey) -> Artifact:
         """The packaged chart an ExternalArtifact's producer published, verified; the
         reasons and messages are helm-controller's."""
-        where = f"ExternalArtifact '{key.namespace}/{key.name}'"
         found = await self.objects.read(EXTERNAL_ARTIFACT, key.namespace, key.name)
-        if found is None:
-            self.external.forget(consumer)
-            raise ReconcileError(
-                "ArtifactFailed", f"could not get Source object: {where} not found"
-            )
-        published = (found.get("status") or {}).get("artifact")
-        if not published:
-            raise ReconcileError(
-                "SourceNotReady", f"{where} is not ready: does not have an artifact"
-            )
         try:
-            fetched = await self.external.fetch(consumer, key, published)
+            fetched = await self.external.fetch(consumer, key, found)
         except ExternalArtifactError as error:
-            if error.missing:
+            if error.problem == "absent":
+                raise ReconcileError(
+                    "ArtifactFailed", f"could not get Source object: {error}"
+                ) from error
+            if error.problem == "unpublished":
+                raise ReconcileError(
+                    "SourceNotReady",
+                    f"ExternalArtifact '{key.namespace}/{key.name}' is not ready: "
+                    "does not have an artifact",
+                ) from error
+            if error.problem == "missing":
                 raise ReconcileError(
                     "ArtifactFailed",
                     "Source not ready: artifact not found. Retrying in "

@@ -356,28 +356,22 @@ class KustomizationReconciler(Reconciler[KustomizationSpec]):
                 )
             return artifact, ""
         found = await self.objects.read(EXTERNAL_ARTIFACT, source_key.namespace, source_key.name)
-        if found is None:
-            self.external.forget(key)
-            raise ReconcileError(
-                "ArtifactFailed",
-                f"Source {where} not found; waiting for its producer to create it",
-                retry_after=DEPENDENCY_RETRY,
-            )
-        published = (found.get("status") or {}).get("artifact")
-        if not published:
-            raise ReconcileError(
-                "ArtifactFailed",
-                f"Source artifact of {where} not found: its producer has not published "
-                f"status.artifact yet, retrying in {format_duration(DEPENDENCY_RETRY)}",
-                retry_after=DEPENDENCY_RETRY,
-            )
         try:
-            fetched = await self.external.fetch(key, source_key, published)
+            fetched = await self.external.fetch(key, source_key, found)
         except ExternalArtifactError as error:
+            if error.problem == "absent":
+                message = f"Source {where} not found; waiting for its producer to create it"
+            elif error.problem == "unpublished":
+                message = (
+                    f"Source artifact of {where} not found: its producer has not published "
+                    f"status.artifact yet, retrying in {format_duration(DEPENDENCY_RETRY)}"
+                )
+            else:
+                message = str(error)
             raise ReconcileError(
                 "ArtifactFailed",
-                str(error),
-                retry_after=DEPENDENCY_RETRY if error.missing else None,
+                message,
+                retry_after=None if error.problem == "invalid" else DEPENDENCY_RETRY,
             ) from error
         return fetched.artifact, fetched.origin_revision
 

@@ -20,6 +20,7 @@ revision.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -29,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 
@@ -42,6 +43,7 @@ __all__ = [
     "ExternalArtifactError",
     "ExternalArtifacts",
     "FetchedArtifact",
+    "Problem",
 ]
 
 #: The artifact metadata key holding the revision the artifact was built from.
@@ -49,15 +51,19 @@ ORIGIN_REVISION_KEY = "org.opencontainers.image.revision"
 _FETCH_TIMEOUT = aiohttp.ClientTimeout(total=300)
 
 
+#: How far the producer got when its artifact cannot be used: no ExternalArtifact
+#: (``absent``), no ``status.artifact`` yet (``unpublished``), the tarball not (yet) at
+#: its URL (``missing``, which a retry may fix), or an artifact that is wrong (``invalid``).
+Problem = Literal["absent", "unpublished", "missing", "invalid"]
+
+
 class ExternalArtifactError(Exception):
-    """The artifact cannot be used; the message says what and where.
+    """The artifact cannot be used; the message says what and where, ``problem`` how far
+    the producer got (each consumer words that as its Flux controller does)."""
 
-    ``missing`` is True when the tarball is not (yet) at its URL, which a retry may fix.
-    """
-
-    def __init__(self, message: str, *, missing: bool = False) -> None:
+    def __init__(self, message: str, *, problem: Problem = "invalid") -> None:
         super().__init__(message)
-        self.missing = missing
+        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -82,15 +88,24 @@ class ExternalArtifacts:
         self._digest_of: dict[ObjectKey, str] = {}
 
     async def fetch(
-        self, consumer: ObjectKey, source: ObjectKey, status_artifact: Mapping[str, Any]
+        self, consumer: ObjectKey, source: ObjectKey, found: Mapping[str, Any] | None
     ) -> FetchedArtifact:
-        """The artifact described by ``status_artifact`` (the ``status.artifact`` of the
-        ExternalArtifact ``source``), downloaded and verified unless its digest is known;
-        kept while ``consumer`` uses it."""
+        """The artifact the ExternalArtifact ``source`` (``found`` as read, ``None`` when
+        it does not exist) publishes in ``status.artifact``, downloaded and verified unless
+        its digest is known; kept while ``consumer`` uses it."""
+        where = f"ExternalArtifact '{source.namespace}/{source.name}'"
+        if found is None:
+            self.forget(consumer)
+            raise ExternalArtifactError(f"{where} not found", problem="absent")
+        status_artifact = (found.get("status") or {}).get("artifact")
+        if not status_artifact:
+            raise ExternalArtifactError(
+                f"{where} has not published status.artifact yet", problem="unpublished"
+            )
         url = str(status_artifact.get("url") or "")
         digest = str(status_artifact.get("digest") or "")
         revision = str(status_artifact.get("revision") or "")
-        where = f"ExternalArtifact '{source.namespace}/{source.name}'"
+        path = str(status_artifact.get("path") or "")
         if not url or not digest.startswith("sha256:"):
             raise ExternalArtifactError(
                 f"{where}: status.artifact needs a url and a digest 'sha256:<hex>' "
@@ -98,6 +113,13 @@ class ExternalArtifacts:
             )
         metadata = {str(k): str(v) for k, v in (status_artifact.get("metadata") or {}).items()}
         artifact = self._by_digest.get(digest)
+        if artifact is not None and (artifact.revision, artifact.url, artifact.path) != (
+            revision,
+            url,
+            path,
+        ):
+            # The same bytes published again under another name: no download.
+            artifact = dataclasses.replace(artifact, revision=revision, url=url, path=path)
         if artifact is None:
             tarball = await _download(url, where)
             computed = "sha256:" + hashlib.sha256(tarball).hexdigest()
@@ -106,7 +128,6 @@ class ExternalArtifacts:
                     f"{where}: the tarball at {url} has digest {computed}, but "
                     f"status.artifact.digest is {digest}: refusing to build from it"
                 )
-            path = str(status_artifact.get("path") or "")
             blob = posixpath.basename(path) or "artifact.tar.gz"
             artifact = Artifact(
                 revision=revision,
@@ -142,7 +163,7 @@ async def _download(url: str, where: str) -> bytes:
         ):
             if response.status == 404:
                 raise ExternalArtifactError(
-                    f"{where}: artifact not found at {url} (HTTP 404)", missing=True
+                    f"{where}: artifact not found at {url} (HTTP 404)", problem="missing"
                 )
             if response.status != 200:
                 raise ExternalArtifactError(
